@@ -1,0 +1,1 @@
+"""Serving: the Litestar scoring API and its durable prediction log."""

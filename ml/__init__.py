@@ -1,0 +1,1 @@
+"""Model lifecycle: training, registry, (later) thresholds, evaluation, export, gate and approval."""
