@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import shutil
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,11 +87,14 @@ def new_snapshot_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
-def write_snapshot(root: Path, dataset: str, parts: Iterable[pa.Table], sidecar: dict[str, str]) -> str:
+def write_snapshot(
+    root: Path, dataset: str, write_parts: Callable[[Path], None], sidecar: dict[str, str]
+) -> str:
     """Land a whole dataset version as one directory, renamed into place when complete.
 
-    ``sidecar`` maps file names to text written beside the parts (the loan-book contract). If
-    anything fails, the temporary directory is removed and nothing becomes visible.
+    ``write_parts`` writes the Parquet files into the (hidden) directory it is given; ``sidecar``
+    maps file names to text written beside them (the loan-book contract). If anything fails, the
+    temporary directory is removed and nothing becomes visible.
     """
     snapshot_id = new_snapshot_id()
     base = root / dataset
@@ -98,21 +102,29 @@ def write_snapshot(root: Path, dataset: str, parts: Iterable[pa.Table], sidecar:
     tmp = base / f".snapshot_id={snapshot_id}{TMP_SUFFIX}"
     tmp.mkdir()
     try:
-        for index, part in enumerate(parts):
-            atomic_write_parquet(part, tmp / f"part-{index:05d}.parquet")
+        write_parts(tmp)
         for name, text in sidecar.items():
             (tmp / name).write_text(text)
+        for part in tmp.iterdir():
+            with part.open("rb") as handle:
+                os.fsync(handle.fileno())
         fsync_dir(tmp)
         tmp.rename(base / f"snapshot_id={snapshot_id}")
         fsync_dir(base)
     except BaseException:
-        for child in tmp.glob("*"):
-            child.unlink()
-        for child in tmp.glob(".*"):
-            child.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return snapshot_id
+
+
+def write_table_parts(parts: Iterable[pa.Table]) -> Callable[[Path], None]:
+    """A ``write_parts`` for :func:`write_snapshot` from a stream of tables (bounded memory)."""
+
+    def write(directory: Path) -> None:
+        for index, part in enumerate(parts):
+            atomic_write_parquet(part, directory / f"part-{index:05d}.parquet", durable=False)
+
+    return write
 
 
 def latest_snapshot(root: Path, dataset: str) -> Path | None:

@@ -1,0 +1,126 @@
+"""The MLflow registry: where every model version, its artifacts and its aliases live.
+
+A version is a *bundle*: the fitted scikit-learn pipeline, the compiled feature SQL it expects its
+inputs from, the loan-book contract and the decision policy. The API loads a bundle by alias
+(``champion``), so what it serves is exactly what was registered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warehouse.loan_book import LoanBookSchema
+from warehouse.paths import Paths
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "lendguard"
+EXPERIMENT = "lendguard"
+BUNDLE_DIR = "bundle"
+FEATURE_SQL_FILE = "feature.sql"
+LOAN_BOOK_FILE = "loan_book.yml"
+POLICY_FILE = "policy.json"
+FEATURE_RELATION = "application_rows"
+"""The relation name the compiled feature SQL selects from."""
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+class ModelNotFoundError(LookupError):
+    """No version carries the requested alias (or the registry is unreachable)."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Everything needed to score an application the way the registered version was trained."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str
+    pipeline: Any
+    feature_sql: str
+    loan_book: LoanBookSchema
+    policy: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.policy["threshold"])
+
+
+def configure(paths: Paths) -> None:
+    """Point MLflow at this deployment's tracking store and make sure the experiment exists."""
+    import mlflow  # noqa: PLC0415 - importing mlflow costs about a second; only pay it when used
+
+    if paths.tracking_uri.startswith("sqlite:///"):
+        paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(paths.tracking_uri)
+    mlflow.set_registry_uri(paths.tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifacts = (paths.mlflow_dir / "artifacts").as_uri() if paths.tracking_uri.startswith("sqlite") else None
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    mlflow.set_experiment(EXPERIMENT)
+
+
+def log_bundle_files(feature_sql: str, loan_book: LoanBookSchema, policy: dict[str, Any]) -> None:
+    """Log the bundle's files as artifacts of the active run."""
+    import mlflow  # noqa: PLC0415
+    import yaml  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / FEATURE_SQL_FILE).write_text(feature_sql)
+        (folder / LOAN_BOOK_FILE).write_text(yaml.safe_dump(loan_book.to_dict(), sort_keys=False))
+        (folder / POLICY_FILE).write_text(json.dumps(policy, indent=2, sort_keys=True))
+        mlflow.log_artifacts(str(folder), artifact_path=BUNDLE_DIR)
+
+
+def set_alias(paths: Paths, alias: str, version: str) -> None:
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    configure(paths)
+    MlflowClient().set_registered_model_alias(MODEL_NAME, alias, version)
+
+
+def alias_version(paths: Paths, alias: str) -> str | None:
+    """The version an alias points at, or None when unset."""
+    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    configure(paths)
+    try:
+        return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
+    """Load the version ``alias`` points at, with its feature SQL, contract and policy."""
+    import mlflow  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    configure(paths)
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(MODEL_NAME, alias)
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"no model version has alias {alias!r} in {paths.tracking_uri}") from exc
+    pipeline = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version.version}")
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=BUNDLE_DIR))
+    return ModelBundle(
+        name=MODEL_NAME,
+        version=str(version.version),
+        run_id=str(version.run_id),
+        alias=alias,
+        pipeline=pipeline,
+        feature_sql=(folder / FEATURE_SQL_FILE).read_text(),
+        loan_book=LoanBookSchema.from_yaml(folder / LOAN_BOOK_FILE),
+        policy=json.loads((folder / POLICY_FILE).read_text()),
+    )

@@ -1,0 +1,54 @@
+"""Shared fixtures: isolated deployments (own data dir, warehouse, landing zone, MLflow store)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from warehouse.paths import Paths
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+SMALL_BOOK = 6_000
+"""Loans in the test deployments: enough for every group to appear in both splits, quick to build."""
+
+
+def deployment_env(data_dir: Path) -> dict[str, str]:
+    """Environment variables that point every lendguard path into ``data_dir``."""
+    return {"LENDGUARD_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"}
+
+
+def paths_for(data_dir: Path) -> Paths:
+    return Paths.from_env({**os.environ, **deployment_env(data_dir)})
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    """An empty deployment of its own."""
+    return paths_for(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def built_deployment(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """A simulated loan book, landed and built (shared, read-only for tests)."""
+    from warehouse.build import build
+    from warehouse.importer import land_simulated
+
+    deployment = paths_for(tmp_path_factory.mktemp("built") / "data")
+    land_simulated(deployment, SMALL_BOOK, seed=11)
+    result = build(deployment)
+    assert result.ok, result.run.output
+    return deployment
+
+
+@pytest.fixture(scope="session")
+def trained_deployment(built_deployment: Paths) -> Iterator[Paths]:
+    """The built deployment with a trained champion registered in its own MLflow store."""
+    from ml.train import train
+
+    train(built_deployment)
+    yield built_deployment

@@ -1,0 +1,87 @@
+"""``lendguard build``: land what dbt needs, run ``dbt build``, publish the snapshot.
+
+One build at a time (a file lock), so a scheduled monitor and a person can both call it safely.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse import landing
+from warehouse.dbt import DbtError, DbtRun, run_dbt
+from warehouse.loan_book import LoanBookSchema
+from warehouse.paths import Paths
+from warehouse.prediction_log import prediction_log_schema
+from warehouse.publish import publish
+
+log = logging.getLogger(__name__)
+
+
+class NoLoanBookError(RuntimeError):
+    """Nothing to build from yet."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build: dbt's run and where the snapshot was published (None if not published)."""
+
+    run: DbtRun
+    snapshot: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return self.run.returncode == 0
+
+
+def current_loan_book(paths: Paths) -> LoanBookSchema:
+    """The contract landed with the newest loan-book snapshot."""
+    snapshot = landing.latest_snapshot(paths.landing, landing.LOANS)
+    if snapshot is None:
+        raise NoLoanBookError(
+            f"no loan book in {paths.landing / landing.LOANS}: run `lendguard simulate` or `lendguard import`"
+        )
+    return LoanBookSchema.from_yaml(snapshot / landing.SNAPSHOT_SCHEMA_FILE)
+
+
+def dbt_vars(loan_book: LoanBookSchema) -> dict[str, object]:
+    return {"loan_book": loan_book.dbt_var()}
+
+
+@contextmanager
+def build_lock(paths: Paths) -> Iterator[None]:
+    """Serialise builds of one warehouse (waits for a build in progress)."""
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    with (paths.state_dir / "build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(paths: Paths, select: list[str] | None = None) -> BuildResult:
+    """Run ``dbt build`` on the landed data and publish the snapshot.
+
+    Tests that fail still leave their models built, so the snapshot is published whenever dbt
+    ran (exit 0 or 1) and the failures are reported; when dbt could not run (exit 2) nothing is
+    published and :class:`DbtError` is raised.
+    """
+    loan_book = current_loan_book(paths)
+    landing.ensure_seed(paths.landing, landing.PREDICTION_LOG, prediction_log_schema(loan_book))
+    args = ["build"] + (["--select", *select] if select else [])
+    with build_lock(paths):
+        run = run_dbt(paths, args, dbt_vars(loan_book))
+        if run.returncode >= 2 or (run.returncode == 1 and not run.results):
+            raise DbtError(f"dbt build could not run (exit {run.returncode}):\n{_tail(run.output)}")
+        snapshot = publish(paths)
+    log.info("published %s", snapshot)
+    return BuildResult(run, snapshot)
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
