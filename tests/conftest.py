@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ SMALL_BOOK = 6_000
 
 def deployment_env(data_dir: Path) -> dict[str, str]:
     """Environment variables that point every lendguard path into ``data_dir``."""
-    return {"LENDGUARD_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"}
+    tracking = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    return {"LENDGUARD_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": tracking}
 
 
 def paths_for(data_dir: Path) -> Paths:
@@ -46,9 +46,9 @@ def built_deployment(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 
 
 @pytest.fixture(scope="session")
-def trained_deployment(built_deployment: Paths) -> Iterator[Paths]:
+def trained_deployment(built_deployment: Paths) -> Paths:
     """The built deployment with a trained champion registered in its own MLflow store."""
     from ml.train import train
 
     train(built_deployment)
-    yield built_deployment
+    return built_deployment
