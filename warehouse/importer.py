@@ -160,7 +160,7 @@ def import_loan_book(paths: Paths, file: Path, schema_file: Path) -> ImportResul
     """Validate ``file`` against ``schema_file`` and land it as the current loan book."""
     schema = LoanBookSchema.from_yaml(schema_file)
     if not file.exists():
-        raise ImportRejectedError(file, ["file not found"])
+        raise FileNotFoundError(f"{file}: no such file; nothing was landed")
     with duckdb.connect() as con:
         rows = validate(con, file, schema)
 

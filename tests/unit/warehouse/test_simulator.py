@@ -398,3 +398,21 @@ def test_start_offset_is_respected() -> None:
     table = simulate_traffic("stable", 50, start=start)
     assert table.column("occurred_at")[0].as_py() > start
     assert table.column("occurred_at")[0].as_py() < start + timedelta(minutes=10)
+
+
+def test_arrival_times_stay_strictly_increasing_below_clock_resolution() -> None:
+    """Microsecond timestamps: gaps far below 1 us must not produce ties."""
+    micros = simulate_traffic("stable", 2_000, mean_interval_seconds=1e-7).column("occurred_at")
+    assert (np.diff(micros.cast(pa.int64()).to_numpy()) >= 1).all()
+
+
+def test_onset_inside_a_later_block_changes_only_what_the_scenario_changes() -> None:
+    n, onset = BLOCK_ROWS + 500, BLOCK_ROWS - 100
+    stable = simulate_traffic("stable", n, seed=5)
+    buggy = simulate_traffic("income_in_thousands", n, seed=5, onset=onset)
+    others = [c for c in TRAFFIC_COLUMNS if c not in {"annual_income", "affected"}]
+    assert buggy.select(others).equals(stable.select(others))
+    income, truth = _np(buggy, "annual_income"), _np(stable, "annual_income")
+    np.testing.assert_array_equal(income[:onset], truth[:onset])
+    np.testing.assert_allclose(income[onset:] * 1000, truth[onset:])
+    assert _np(buggy, "affected").sum() == n - onset

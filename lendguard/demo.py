@@ -1,0 +1,147 @@
+"""``lendguard demo``: the whole path once, end to end, on the embedded simulated data.
+
+simulate → build → train → serve (a real uvicorn process) → replay a drift scenario → build,
+then a short summary of what happened and where to look. Ends by itself unless asked to keep
+the API up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lendguard.replay import ReplayResult, application_bodies, replay
+from warehouse.paths import Paths, get_paths
+
+READY_TIMEOUT_SECONDS = 120.0
+
+
+class ServerStartError(RuntimeError):
+    """The API process did not become ready."""
+
+
+def replay_scenario(
+    url: str, scenario: str, requests: int, *, seed: int = 7, onset: int | None = None,
+    concurrency: int = 16, console: Console,
+) -> ReplayResult:
+    """Simulate ``requests`` applications of ``scenario`` and send them to the API at ``url``."""
+    from warehouse.build import current_loan_book  # noqa: PLC0415
+    from warehouse.simulator import SCENARIOS, simulate_traffic  # noqa: PLC0415
+
+    traffic = simulate_traffic(scenario, requests, seed, onset=onset)
+    bodies = application_bodies(traffic, current_loan_book(get_paths()))
+    progress = Progress(TextColumn(f"replaying {scenario}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("replay", total=len(bodies))
+        result = replay(url, scenario, bodies, concurrency=concurrency, on_done=lambda: progress.advance(task))
+    effective_onset = SCENARIOS[scenario].onset if onset is None else onset
+    drift = "no drift" if effective_onset is None else f"drift from request {effective_onset:,}"
+    console.print(
+        f"replayed {result.sent:,} '{scenario}' applications in {result.seconds:.1f} s "
+        f"({result.sent / max(result.seconds, 1e-9):,.0f}/s, p50 {result.latency_ms_p50:.1f} ms, "
+        f"p99 {result.latency_ms_p99:.1f} ms); {drift}"
+        f"; responses {result.status_counts}, decisions {result.decisions}"
+    )
+    return result
+
+
+def start_server(port: int, paths: Paths, console: Console) -> subprocess.Popen[bytes]:
+    """Start ``lendguard serve`` as its own process and wait until /readyz answers 200."""
+    log_file = paths.data_dir / "api.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
+            stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    with console.status(f"starting the API on port {port}"):
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerStartError(f"the API exited with code {process.returncode}; see {log_file}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    process.terminate()
+    raise ServerStartError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s; see {log_file}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Ask the server to shut down (it flushes its log) and wait for it."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def hourly_summary(paths: Paths) -> dict[str, Any]:
+    from warehouse.publish import connect_snapshot  # noqa: PLC0415
+
+    with connect_snapshot(paths) as con:
+        row = con.execute(
+            "select count(*), sum(requests), sum(errors), sum(positive_predictions), min(hour_start), max(hour_start)"
+            " from mon_ops_hourly"
+        ).fetchone()
+    assert row is not None
+    keys = ("hours", "requests", "errors", "positive_predictions", "first_hour", "last_hour")
+    return dict(zip(keys, row, strict=True))
+
+
+def run_demo(
+    *, loans: int, scenario: str, requests: int, port: int, keep_serving: bool, console: Console
+) -> None:
+    from ml.train import train  # noqa: PLC0415
+    from warehouse.build import build  # noqa: PLC0415
+    from warehouse.importer import land_simulated  # noqa: PLC0415
+
+    paths = get_paths()
+    console.rule("lendguard demo")
+    with console.status(f"1/6 simulating {loans:,} loans"):
+        landed = land_simulated(paths, loans, seed=42)
+    console.print(f"1/6 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
+    with console.status("2/6 dbt build"):
+        built = build(paths)
+    console.print(f"2/6 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
+                  f"published {paths.snapshot}")
+    with console.status("3/6 training and registering"):
+        trained = train(paths)
+    console.print(f"3/6 registered model version {trained.version} as champion "
+                  f"(test AUC {trained.metrics['auc']:.3f}, FPR {trained.metrics['fpr']:.3f})")
+    server = start_server(port, paths, console)
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"4/6 API ready at {url} (pid {server.pid})")
+    try:
+        result = replay_scenario(url, scenario, requests, console=console)
+    finally:
+        if not keep_serving:
+            stop_server(server)
+    console.print(f"5/6 replay: {result.ok:,} of {result.sent:,} scored")
+    with console.status("6/6 dbt build"):
+        build(paths)
+    summary = hourly_summary(paths)
+    console.print(f"6/6 mon_ops_hourly: {summary['requests']:,} requests over {summary['hours']} hours "
+                  f"({summary['first_hour']} to {summary['last_hour']}), {summary['positive_predictions']:,} "
+                  "sent to manual review")
+    console.rule("where to look")
+    console.print(f"warehouse snapshot (read-only): duckdb -readonly {paths.snapshot}")
+    console.print("  e.g. select * from mon_ops_hourly order by hour_start;")
+    console.print(f"landing zone: {paths.landing}")
+    console.print(f"MLflow: mlflow ui --backend-store-uri {paths.tracking_uri}")
+    console.print("state of everything: lendguard status")
+    if keep_serving:
+        console.print(f"the API keeps serving at {url} (pid {server.pid}); stop it with: kill {server.pid}")
+    if result.ok != result.sent:
+        raise RuntimeError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")

@@ -1,0 +1,130 @@
+"""``lendguard status``: where everything is and what state it is in.
+
+The JSON form (``--json``) is a stable contract for scripts and CI: keys are only ever added.
+Sections whose capability has not been deployed yet (failover, alerts) are ``null``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from warehouse import landing
+from warehouse.paths import Paths
+from warehouse.publish import snapshot_age_seconds
+
+STATUS_SCHEMA_VERSION = 1
+ALIASES = ("champion", "candidate")
+
+
+def _file_state(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"path": str(path), "exists": False, "bytes": None, "modified_at": None}
+    stat = path.stat()
+    return {
+        "path": str(path),
+        "exists": True,
+        "bytes": stat.st_size,
+        "modified_at": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+    }
+
+
+def _loan_book(paths: Paths) -> dict[str, Any] | None:
+    snapshot = landing.latest_snapshot(paths.landing, landing.LOANS)
+    if snapshot is None:
+        return None
+    from warehouse.loan_book import LoanBookSchema  # noqa: PLC0415
+
+    contract = LoanBookSchema.from_yaml(snapshot / landing.SNAPSHOT_SCHEMA_FILE)
+    return {
+        "snapshot_id": snapshot.name.split("=", 1)[1],
+        "name": contract.name,
+        "contract_fingerprint": contract.fingerprint(),
+        "features": list(contract.feature_names),
+    }
+
+
+def _landing(paths: Paths) -> dict[str, Any]:
+    if not paths.landing.exists():
+        return {}
+    counts = (landing.dataset_counts(paths.landing, d.name) for d in sorted(paths.landing.iterdir()) if d.is_dir())
+    return {c.dataset: {"files": c.files, "rows": c.rows, "bytes": c.bytes} for c in counts}
+
+
+def _models(paths: Paths) -> dict[str, Any]:
+    """Versions behind each alias, with their tags (gate and approval state arrive as tags)."""
+    try:
+        from mlflow import MlflowClient  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        from ml import registry  # noqa: PLC0415
+
+        registry.configure(paths)
+        client = MlflowClient()
+        aliases: dict[str, Any] = {}
+        for alias in ALIASES:
+            try:
+                version = client.get_model_version_by_alias(registry.MODEL_NAME, alias)
+            except MlflowException:
+                aliases[alias] = None
+                continue
+            run = client.get_run(version.run_id)
+            aliases[alias] = {
+                "version": str(version.version),
+                "run_id": version.run_id,
+                "registered_at": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(),
+                "metrics": dict(run.data.metrics),
+                "gate": version.tags.get("gate_result"),
+                "approval": version.tags.get("approval"),
+            }
+    except Exception as exc:
+        return {"reachable": False, "error": f"{type(exc).__name__}: {exc}", "aliases": {}}
+    return {"reachable": True, "error": None, "aliases": aliases}
+
+
+def collect_status(paths: Paths) -> dict[str, Any]:
+    age = snapshot_age_seconds(paths)
+    from ml.registry import MODEL_NAME  # noqa: PLC0415
+
+    return {
+        "status_schema_version": STATUS_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "data_dir": str(paths.data_dir),
+        "warehouse": _file_state(paths.warehouse),
+        "snapshot": {**_file_state(paths.snapshot), "age_seconds": None if age is None else round(age, 1)},
+        "loan_book": _loan_book(paths),
+        "landing": {"path": str(paths.landing), "datasets": _landing(paths)},
+        "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": MODEL_NAME, **_models(paths)},
+        "failover": None,
+        "alerts": None,
+    }
+
+
+def print_status(state: dict[str, Any], console: Console) -> None:
+    """The human form of ``lendguard status``."""
+    table = Table("what", "state", show_header=False)
+    snapshot = state["snapshot"]
+    present = "present" if state["warehouse"]["exists"] else "missing"
+    table.add_row("warehouse", f"{state['warehouse']['path']} ({present})")
+    age = "never published" if snapshot["age_seconds"] is None else f"published {snapshot['age_seconds']:.0f} s ago"
+    table.add_row("snapshot", f"{snapshot['path']} ({age})")
+    book = state["loan_book"]
+    table.add_row("loan book", "none landed" if book is None else f"{book['name']} (snapshot {book['snapshot_id']})")
+    for name, counts in state["landing"]["datasets"].items():
+        table.add_row(f"landing/{name}", f"{counts['files']:,} files, {counts['rows']:,} rows")
+    mlflow_state = state["mlflow"]
+    reachable = "" if mlflow_state["reachable"] else f" (unreachable: {mlflow_state['error']})"
+    table.add_row("MLflow", mlflow_state["tracking_uri"] + reachable)
+    for alias, info in mlflow_state["aliases"].items():
+        if info is None:
+            table.add_row(alias, "none")
+        else:
+            detail = f"version {info['version']} (gate {info['gate'] or 'n/a'}, approval {info['approval'] or 'n/a'})"
+            table.add_row(alias, detail)
+    table.add_row("failover", "not deployed yet" if state["failover"] is None else str(state["failover"]))
+    table.add_row("alerts", "not monitored yet" if state["alerts"] is None else str(state["alerts"]))
+    console.print(table)
