@@ -1,0 +1,145 @@
+"""dbt builds into a real DuckDB file; readers use the published snapshot; writers keep landing."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from tests.conftest import SMALL_BOOK
+from warehouse import landing
+from warehouse.build import NoLoanBookError, build, current_loan_book
+from warehouse.paths import Paths
+from warehouse.prediction_log import prediction_log_schema
+from warehouse.project import project_vars
+from warehouse.publish import connect_snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_without_a_loan_book_says_what_to_do(paths: Paths) -> None:
+    with pytest.raises(NoLoanBookError, match="lendguard simulate"):
+        build(paths)
+
+
+def test_the_build_publishes_features_and_split(built_deployment: Paths) -> None:
+    loan_book = current_loan_book(built_deployment)
+    with connect_snapshot(built_deployment) as con:
+        train = con.execute("select * from train_loans").df()
+        columns = {row[0] for row in con.execute("describe feat_loans").fetchall()}
+    assert len(train) == SMALL_BOOK
+    assert set(loan_book.feature_names) <= columns
+    assert loan_book.group_column not in columns, "the group column is renamed, never a feature"
+    # The split is the MD5 bucket of the loan id, reproducible outside SQL.
+    expected = train["loan_id"].map(lambda key: int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % 100)  # noqa: S324
+    test_share = project_vars()["test_split_percent"]
+    assert (train["split"] == "test").equals(expected < test_share)
+    assert abs((train["split"] == "test").mean() - test_share / 100) < 0.02
+    # Derived features come from the contract's SQL.
+    ratio = train["loan_amount"] / train["annual_income"]
+    assert train["loan_to_income"].to_numpy() == pytest.approx(ratio.to_numpy())
+
+
+def _log_rows(paths: Paths, start: datetime, count: int, writer: str) -> pa.Table:
+    schema = prediction_log_schema(current_loan_book(paths))
+    rows = [
+        {
+            "request_id": f"{writer}-{i}",
+            "received_at": datetime(2026, 1, 1),
+            "occurred_at": start + timedelta(minutes=7 * i),
+            "status_code": 200 if i % 10 else 422,
+            "model_version": "1",
+            "probability": (i % 7) / 10,
+            "decision": "manual_review" if i % 3 == 0 else "auto_approve",
+            "mode": "normal",
+            "latency_ms": float(i % 13),
+        }
+        for i in range(count)
+    ]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def test_prediction_log_becomes_the_hourly_table(tmp_path, built_deployment: Paths) -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    deployment = replace(
+        built_deployment,
+        landing=tmp_path / "landing",
+        warehouse=tmp_path / "w.duckdb",
+        snapshot=tmp_path / "published" / "w.duckdb",
+        state_dir=tmp_path / "state",
+    )
+    # Re-use the built loan book: link its snapshot into this deployment's landing zone.
+    source = landing.latest_snapshot(built_deployment.landing, landing.LOANS)
+    (deployment.landing / landing.LOANS).mkdir(parents=True)
+    (deployment.landing / landing.LOANS / source.name).symlink_to(source)
+    table = _log_rows(deployment, datetime(2026, 3, 2, 9, 0), 200, "api-a")
+    landing.LandingWriter(deployment.landing, landing.PREDICTION_LOG, "api-a").write(table)
+    result = build(deployment)
+    assert result.ok, result.run.output
+    with connect_snapshot(deployment) as con:
+        hourly = con.execute("select * from mon_ops_hourly order by hour_start").df()
+    frame = table.to_pandas()
+    frame["hour"] = frame["occurred_at"].dt.floor("h")
+    expected = frame.groupby("hour").agg(
+        requests=("request_id", "size"),
+        errors=("status_code", lambda s: int((s >= 400).sum())),
+        positives=("decision", lambda s: int((s == "manual_review").sum())),
+        p50=("latency_ms", "median"),
+    )
+    assert list(pd.to_datetime(hourly["hour_start"])) == list(expected.index)
+    assert hourly["requests"].tolist() == expected["requests"].tolist()
+    assert hourly["errors"].tolist() == expected["errors"].tolist()
+    assert hourly["positive_predictions"].tolist() == expected["positives"].tolist()
+    assert hourly["latency_p50_ms"].to_numpy() == pytest.approx(expected["p50"].to_numpy())
+
+
+def test_readers_and_writers_keep_working_during_a_build(built_deployment: Paths) -> None:
+    """A reader on the snapshot and a writer landing files, while dbt rebuilds: no errors anywhere."""
+    stop = threading.Event()
+    reader_errors: list[BaseException] = []
+    writer_errors: list[BaseException] = []
+    reads = writes = 0
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            try:
+                with connect_snapshot(built_deployment) as con:
+                    con.execute("select count(*), avg(annual_income) from feat_loans").fetchone()
+                reads += 1
+            except (duckdb.Error, OSError) as exc:
+                reader_errors.append(exc)
+
+    def write() -> None:
+        nonlocal writes
+        writer = landing.LandingWriter(built_deployment.landing, landing.PREDICTION_LOG, "concurrent-writer")
+        while not stop.is_set():
+            try:
+                writer.write(_log_rows(built_deployment, datetime(2026, 2, 1), 5, f"w{writes}"))
+                writes += 1
+            except OSError as exc:
+                writer_errors.append(exc)
+
+    threads = [threading.Thread(target=read), threading.Thread(target=write)]
+    for thread in threads:
+        thread.start()
+    try:
+        results = [build(built_deployment) for _ in range(2)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert all(r.ok for r in results), results[-1].run.output
+    assert reader_errors == []
+    assert writer_errors == []
+    assert reads > 10
+    assert writes > 10
+    with connect_snapshot(built_deployment) as con:
+        logged = con.execute("select count(*) from stg_landing__prediction_log").fetchone()[0]
+    assert logged >= 5 * 2, "rows landed during the first build are in the second"
