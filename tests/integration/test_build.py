@@ -65,7 +65,7 @@ def _log_rows(paths: Paths, start: datetime, count: int, writer: str) -> pa.Tabl
 
 
 def test_prediction_log_becomes_the_hourly_table(tmp_path, built_deployment: Paths) -> None:
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
     deployment = replace(
         built_deployment,

@@ -1,0 +1,120 @@
+"""The real CLI and the real server process, end to end, in a deployment of their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from tests.conftest import deployment_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lendguard(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lendguard.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    completed = lendguard(env, *args)
+    assert completed.returncode == 0, f"lendguard {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, **deployment_env(tmp_path / "data"), "COLUMNS": "200"}
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    pytest.fail("the server did not become ready")
+
+
+def test_simulate_build_train_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:
+    assert "landed 4,000 simulated loans" in ok(env, "simulate", "--loans", "4000", "--seed", "5")
+    assert "failures" in ok(env, "build")
+    assert "registered version 1 as champion" in ok(env, "train")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
+    )
+    try:
+        wait_ready(url, server)
+        out = ok(env, "replay", "--url", url, "--scenario", "economic_shock", "--requests", "300", "--onset", "100")
+        assert "replayed 300 'economic_shock' applications" in out
+        bad = httpx.post(f"{url}/v1/score", json={"annual_income": -1})
+        assert bad.status_code in {400, 422}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode == 0, (tmp_path / "server.log").read_text()[-2000:]
+
+    ok(env, "build")
+    snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        requests, errors, hours = con.execute(
+            "select sum(requests), sum(errors), count(*) from mon_ops_hourly"
+        ).fetchone()
+        distinct = con.execute("select count(distinct request_id) from stg_landing__prediction_log").fetchone()[0]
+    assert requests == 301, "every request, the refused one included, reached the hourly table"
+    assert errors == 1
+    assert distinct == 301
+    assert hours > 1, "the replay's own timestamps spread over hours"
+
+    state = json.loads(ok(env, "status", "--json"))
+    assert state["mlflow"]["aliases"]["champion"]["version"] == "1"
+    assert state["landing"]["datasets"]["prediction_log"]["rows"] == 301
+    assert state["snapshot"]["exists"] is True
+    assert state["loan_book"]["name"] == "simulated_loans"
+
+
+def test_cli_failures_are_one_line_and_non_zero(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "book.csv"
+    bad.write_text("loan_id,application_date\nx,2024-01-01\n")
+    schema = Path(__file__).parents[2] / "warehouse" / "schemas" / "simulated_loans.yml"
+    refused = lendguard(env, "import", str(bad), "--schema", str(schema))
+    assert refused.returncode == 1
+    assert "column 'ethnicity' is missing" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    no_book = lendguard(env, "build")
+    assert no_book.returncode == 1
+    assert "no loan book" in no_book.stderr
+    unknown = lendguard(env, "replay", "--scenario", "meteor", "--url", "http://127.0.0.1:9")
+    assert unknown.returncode == 1
+    assert "unknown scenario 'meteor'" in unknown.stderr
+
+
+def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> None:
+    out = ok(env, "demo", "--loans", "3000", "--requests", "200", "--port", str(free_port()))
+    assert "registered model version 1 as champion" in out
+    assert "200 of 200 scored" in out
+    assert "mon_ops_hourly: 200 requests" in out
