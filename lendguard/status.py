@@ -6,6 +6,7 @@ Sections whose capability has not been deployed yet (failover, alerts) are ``nul
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,22 @@ def _landing(paths: Paths) -> dict[str, Any]:
 
 
 def _models(paths: Paths) -> dict[str, Any]:
-    """Versions behind each alias, with their tags (gate and approval state arrive as tags)."""
+    """Versions behind each alias, with their tags (gate and approval state arrive as tags).
+
+    A status check must answer quickly when the registry is down: at most one retry, 5 s timeout
+    (MLflow's defaults retry for minutes). Set the variables yourself to override.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     try:
         from mlflow import MlflowClient  # noqa: PLC0415
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         from ml import registry  # noqa: PLC0415
 
-        registry.configure(paths)
+        registry.connect(paths)
         client = MlflowClient()
+        client.search_registered_models(max_results=1)  # raises when the registry is unreachable
         aliases: dict[str, Any] = {}
         for alias in ALIASES:
             try:

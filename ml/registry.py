@@ -54,14 +54,21 @@ class ModelBundle:
         return float(self.policy["threshold"])
 
 
-def configure(paths: Paths) -> None:
-    """Point MLflow at this deployment's tracking store and make sure the experiment exists."""
+def connect(paths: Paths) -> None:
+    """Point MLflow at this deployment's tracking store (no writes)."""
     import mlflow  # noqa: PLC0415 - importing mlflow costs about a second; only pay it when used
 
     if paths.tracking_uri.startswith("sqlite:///"):
         paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(paths.tracking_uri)
     mlflow.set_registry_uri(paths.tracking_uri)
+
+
+def configure(paths: Paths) -> None:
+    """Connect, and make sure the experiment runs are logged to exists."""
+    import mlflow  # noqa: PLC0415
+
+    connect(paths)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         artifacts = (paths.mlflow_dir / "artifacts").as_uri() if paths.tracking_uri.startswith("sqlite") else None
         mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
@@ -93,7 +100,7 @@ def alias_version(paths: Paths, alias: str) -> str | None:
     from mlflow import MlflowClient  # noqa: PLC0415
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
-    configure(paths)
+    connect(paths)
     try:
         return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, alias).version)
     except MlflowException:
@@ -106,7 +113,7 @@ def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
     from mlflow import MlflowClient  # noqa: PLC0415
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
-    configure(paths)
+    connect(paths)
     client = MlflowClient()
     try:
         version = client.get_model_version_by_alias(MODEL_NAME, alias)
