@@ -12,6 +12,8 @@ Environment variables (all optional):
 ``LENDGUARD_WRITER_ID``            (derived)    prediction-log file prefix, unique per replica
 ``LENDGUARD_LOG_MAX_BATCH``        512          most rows one prediction-log file holds
 ``LENDGUARD_LOG_MAX_WAIT_MS``      2            longest a row waits for others to share a file
+``LENDGUARD_SCORE_MAX_BATCH``      64           most applications scored in one model call
+``LENDGUARD_SCORE_MAX_WAIT_MS``    0            longest an application waits for others (0: none)
 =================================  ===========  ===============================================
 """
 
@@ -21,6 +23,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
+
+_Number = TypeVar("_Number", int, float)
 
 ENV_HOST = "LENDGUARD_API_HOST"
 ENV_PORT = "LENDGUARD_API_PORT"
@@ -28,6 +33,8 @@ ENV_ALIAS = "LENDGUARD_MODEL_ALIAS"
 ENV_WRITER_ID = "LENDGUARD_WRITER_ID"
 ENV_LOG_MAX_BATCH = "LENDGUARD_LOG_MAX_BATCH"
 ENV_LOG_MAX_WAIT_MS = "LENDGUARD_LOG_MAX_WAIT_MS"
+ENV_SCORE_MAX_BATCH = "LENDGUARD_SCORE_MAX_BATCH"
+ENV_SCORE_MAX_WAIT_MS = "LENDGUARD_SCORE_MAX_WAIT_MS"
 
 
 class SettingsError(ValueError):
@@ -36,7 +43,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """How this API process serves: where it listens, which alias, how it batches its log."""
+    """How this API process serves: where it listens, which alias, how it batches scoring and its log."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -45,16 +52,20 @@ class Settings:
     """None: ``warehouse.landing.default_writer_id()`` (host, pid, start time)."""
     log_max_batch: int = 512
     log_max_wait_ms: float = 2.0
+    score_max_batch: int = 64
+    score_max_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1..65535, got {self.port}")
         if not self.model_alias:
             raise SettingsError("model alias must not be empty")
-        if self.log_max_batch < 1:
-            raise SettingsError(f"log max batch must be at least 1, got {self.log_max_batch}")
-        if self.log_max_wait_ms < 0:
-            raise SettingsError(f"log max wait must be >= 0 ms, got {self.log_max_wait_ms}")
+        for name in ("log_max_batch", "score_max_batch"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("log_max_wait_ms", "score_max_wait_ms"):
+            if not 0 <= getattr(self, name) < 10_000:
+                raise SettingsError(f"{name} must be 0..10000 ms, got {getattr(self, name)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,10 +78,12 @@ class Settings:
             writer_id=env.get(ENV_WRITER_ID) or None,
             log_max_batch=_number(env, ENV_LOG_MAX_BATCH, defaults.log_max_batch, int),
             log_max_wait_ms=_number(env, ENV_LOG_MAX_WAIT_MS, defaults.log_max_wait_ms, float),
+            score_max_batch=_number(env, ENV_SCORE_MAX_BATCH, defaults.score_max_batch, int),
+            score_max_wait_ms=_number(env, ENV_SCORE_MAX_WAIT_MS, defaults.score_max_wait_ms, float),
         )
 
 
-def _number[T: (int, float)](env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
+def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default

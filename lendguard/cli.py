@@ -120,7 +120,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lendguard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lendguard", description="Fair loan-risk scoring, delivered and monitored inside the data warehouse."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
