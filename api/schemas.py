@@ -1,0 +1,146 @@
+"""Request and response bodies.
+
+The request body is not written by hand: it is built from the loaded model's loan-book contract,
+so a lender's own book (other columns, other bounds) is served without touching this code, and
+the API validates exactly what the model was trained on. Field names are the loan-book names,
+which are also the prediction log's column names.
+
+Validation follows the contract: bounded numbers, integers where declared, allowed values as an
+enumeration, nullable inputs optional. Categorical values outside the declared categories are
+*accepted* (the model one-hot encodes them to all zeros) and left for monitoring to flag; the
+group column, which picks a threshold, must be one of its declared values.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeature
+from warehouse.prediction_log import META_FIELDS
+
+REQUEST_STRUCT_NAME = "ScoreRequest"
+ENVELOPE_FIELDS = ("application_id", "occurred_at")
+"""Optional fields every request may carry besides the application's inputs."""
+TEXT_MAX_LENGTH = 200
+"""Longest accepted string (identifiers, categories): keeps oversized values out of the log."""
+
+Decision = Literal["auto_approve", "manual_review"]
+Mode = Literal["normal", "failover"]
+"""Spelled as ``warehouse.prediction_log.DECISIONS`` and ``MODES`` (a unit test holds them equal)."""
+
+
+class ContractNotServableError(ValueError):
+    """The loan-book contract cannot be turned into a request body (a name clash)."""
+
+
+class ScoreResponse(msgspec.Struct, kw_only=True):
+    """The decision for one application (field names match the prediction log's columns)."""
+
+    request_id: str
+    application_id: str | None
+    model_name: str
+    model_version: str
+    probability: float
+    threshold: float
+    decision: Decision
+    mode: Mode
+
+
+class ReadyResponse(msgspec.Struct, kw_only=True):
+    """What /readyz reports: which model version answers, or why none does."""
+
+    status: Literal["ready", "not_ready"]
+    model_name: str | None = None
+    model_version: str | None = None
+    alias: str | None = None
+    reason: str | None = None
+
+
+def build_request_struct(loan_book: LoanBookSchema) -> type[msgspec.Struct]:
+    """A ``ScoreRequest`` Struct type with one field per loan-book input, plus group and envelope."""
+    _check_names(loan_book)
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    allowed_floats: dict[str, tuple[float, ...]] = {}
+    for numeric in loan_book.numeric_features:
+        annotation = _numeric_type(numeric)
+        if numeric.allowed is not None and not numeric.integer:
+            allowed_floats[numeric.name] = tuple(float(v) for v in numeric.allowed)
+        fields.append(_field(numeric.name, annotation, numeric.nullable))
+    fields.extend(_field(c.name, _categorical_type(c), c.nullable) for c in loan_book.categorical_features)
+    fields.append((loan_book.group_column, _group_type(loan_book) | None, None))
+    fields.append(("application_id", Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH)] | None, None))
+    fields.append(("occurred_at", datetime | None, None))
+
+    namespace: dict[str, Any] = {}
+    if allowed_floats:
+        namespace["__post_init__"] = _allowed_check(allowed_floats)
+    return msgspec.defstruct(
+        REQUEST_STRUCT_NAME,
+        fields,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        namespace=namespace,
+        module=__name__,
+    )
+
+
+# ----- field types --------------------------------------------------------------------------------
+def _field(name: str, annotation: Any, nullable: bool) -> tuple[str, Any] | tuple[str, Any, Any]:
+    return (name, annotation | None, None) if nullable else (name, annotation)
+
+
+def _numeric_type(feature: NumericFeature) -> Any:
+    if feature.allowed is not None and feature.integer:
+        values = tuple(int(v) for v in feature.allowed)
+        return Annotated[Literal[values], msgspec.Meta(description=feature.description)]  # type: ignore[valid-type]
+    if feature.integer:
+        low = -sys.maxsize if feature.min is None else math.ceil(feature.min)
+        high = sys.maxsize if feature.max is None else math.floor(feature.max)
+        return Annotated[int, msgspec.Meta(ge=low, le=high, description=feature.description)]
+    # Without a declared bound, the largest finite float still keeps inf out.
+    low_f = -sys.float_info.max if feature.min is None else float(feature.min)
+    high_f = sys.float_info.max if feature.max is None else float(feature.max)
+    return Annotated[float, msgspec.Meta(ge=low_f, le=high_f, description=feature.description)]
+
+
+def _categorical_type(feature: CategoricalFeature) -> Any:
+    known = ""
+    if feature.values:
+        known = f" Known values: {', '.join(feature.values)} (others accepted, flagged by monitoring)."
+    return Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH, description=f"{feature.description}{known}".strip())]
+
+
+def _group_type(loan_book: LoanBookSchema) -> Any:
+    description = "Group used for the decision threshold and monitoring, never a model input."
+    if loan_book.group_not_provided is not None:
+        description += f" Missing means {loan_book.group_not_provided!r}."
+    if loan_book.group_values is None:
+        return Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH, description=description)]
+    values = tuple(dict.fromkeys([*loan_book.group_values, *filter(None, [loan_book.group_not_provided])]))
+    return Annotated[Literal[values], msgspec.Meta(description=description)]  # type: ignore[valid-type]
+
+
+def _allowed_check(allowed: dict[str, tuple[float, ...]]) -> Any:
+    """``__post_init__`` for float inputs restricted to a set (Literal cannot hold floats)."""
+
+    def __post_init__(self: msgspec.Struct) -> None:  # noqa: N807 - msgspec looks up this name
+        for name, values in allowed.items():
+            value = getattr(self, name)
+            if value is not None and float(value) not in values:
+                raise ValueError(f"Invalid value for field `{name}`: expected one of {list(values)}, got {value!r}")
+
+    return __post_init__
+
+
+def _check_names(loan_book: LoanBookSchema) -> None:
+    taken = set(ENVELOPE_FIELDS) | {f.name for f in META_FIELDS}
+    clash = sorted(taken.intersection([*loan_book.input_names, loan_book.group_column]))
+    if clash:
+        raise ContractNotServableError(
+            f"loan-book column(s) {clash} clash with the API's envelope or prediction-log columns; rename them"
+        )

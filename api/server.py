@@ -1,0 +1,48 @@
+"""Running the API: uvicorn, started programmatically (``lendguard serve`` calls :func:`serve`).
+
+One process, one event loop: scoring is CPU-bound and the prediction log's group commit works per
+process, so scale out with more processes (each with its own ``LENDGUARD_WRITER_ID`` prefix)
+behind a load balancer rather than uvicorn workers sharing an app object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import uvicorn
+
+from api.app import create_app
+from api.settings import Settings, get_settings
+from warehouse.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    alias: str | None = None,
+    *,
+    settings: Settings | None = None,
+    paths: Paths | None = None,
+) -> None:
+    """Serve the model ``alias`` points at until SIGINT/SIGTERM (then flush the log and exit).
+
+    Arguments left as None come from ``settings`` (default: the environment, see ``api.settings``).
+    """
+    base = settings or get_settings()
+    overrides = {k: v for k, v in {"host": host, "port": port, "model_alias": alias}.items() if v is not None}
+    effective = dataclasses.replace(base, **overrides)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(effective, paths)
+    log.info("listening on http://%s:%d", effective.host, effective.port)
+    uvicorn.run(
+        app,
+        host=effective.host,
+        port=effective.port,
+        log_config=None,  # keep the process's logging configuration
+        access_log=False,  # every request is in the prediction log already
+        timeout_graceful_shutdown=30,
+    )
