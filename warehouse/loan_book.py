@@ -18,8 +18,14 @@ import yaml
 
 SIMULATED_SCHEMA_PATH = Path(__file__).with_name("schemas") / "simulated_loans.yml"
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-RESERVED_NAMES = frozenset({"loan_id", "application_date", "fairness_group", "defaulted", "snapshot_id"})
-"""Canonical names staging gives the role columns; a feature may not take one of them."""
+RESERVED_NAMES = frozenset({
+    # canonical names staging gives the role columns
+    "loan_id", "application_date", "fairness_group", "defaulted", "snapshot_id", "split",
+    # prediction-log meta columns (warehouse.prediction_log.META_FIELDS) and staging's event_at
+    "request_id", "application_id", "received_at", "occurred_at", "event_at", "endpoint", "status_code", "error",
+    "raw_body", "model_name", "model_version", "threshold", "probability", "decision", "mode", "latency_ms",
+})
+"""Names the warehouse gives its own columns; a loan-book feature may not take one of them."""
 
 
 class LoanBookSchemaError(ValueError):

@@ -42,3 +42,10 @@ def test_malformed_contracts_are_refused(mutate, message: str) -> None:
     mutate(raw)
     with pytest.raises(LoanBookSchemaError, match=message):
         LoanBookSchema.from_dict(raw)
+
+
+def test_reserved_names_cover_the_prediction_log_columns() -> None:
+    from warehouse.loan_book import RESERVED_NAMES  # noqa: PLC0415
+    from warehouse.prediction_log import META_FIELDS  # noqa: PLC0415
+
+    assert {f.name for f in META_FIELDS} <= RESERVED_NAMES
