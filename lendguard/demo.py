@@ -136,7 +136,7 @@ def run_demo(
                   f"({summary['first_hour']} to {summary['last_hour']}), {summary['positive_predictions']:,} "
                   "sent to manual review")
     console.rule("where to look")
-    console.print(f"warehouse snapshot (read-only): duckdb -readonly {paths.snapshot}")
+    console.print(f"warehouse snapshot (read-only): .venv/bin/duckdb -readonly {paths.snapshot}")
     console.print("  e.g. select * from mon_ops_hourly order by hour_start;")
     console.print(f"landing zone: {paths.landing}")
     console.print(f"MLflow: mlflow ui --backend-store-uri {paths.tracking_uri}")
