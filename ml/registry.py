@@ -26,6 +26,8 @@ BUNDLE_DIR = "bundle"
 FEATURE_SQL_FILE = "feature.sql"
 LOAN_BOOK_FILE = "loan_book.yml"
 POLICY_FILE = "policy.json"
+SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+"""Non-scikit-learn types our pipelines hold, allowed through skops (MLflow's no-pickle format)."""
 FEATURE_RELATION = "application_rows"
 """The relation name the compiled feature SQL selects from."""
 
@@ -75,16 +77,21 @@ def configure(paths: Paths) -> None:
     mlflow.set_experiment(EXPERIMENT)
 
 
-def log_bundle_files(feature_sql: str, loan_book: LoanBookSchema, policy: dict[str, Any]) -> None:
-    """Log the bundle's files as artifacts of the active run."""
+def log_bundle_files(
+    feature_sql: str | None = None, loan_book: LoanBookSchema | None = None, policy: dict[str, Any] | None = None
+) -> None:
+    """Log (some of) the bundle's files as artifacts of the active run; stages add theirs."""
     import mlflow  # noqa: PLC0415
     import yaml  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / FEATURE_SQL_FILE).write_text(feature_sql)
-        (folder / LOAN_BOOK_FILE).write_text(yaml.safe_dump(loan_book.to_dict(), sort_keys=False))
-        (folder / POLICY_FILE).write_text(json.dumps(policy, indent=2, sort_keys=True))
+        if feature_sql is not None:
+            (folder / FEATURE_SQL_FILE).write_text(feature_sql)
+        if loan_book is not None:
+            (folder / LOAN_BOOK_FILE).write_text(yaml.safe_dump(loan_book.to_dict(), sort_keys=False))
+        if policy is not None:
+            (folder / POLICY_FILE).write_text(json.dumps(policy, indent=2, sort_keys=True))
         mlflow.log_artifacts(str(folder), artifact_path=BUNDLE_DIR)
 
 

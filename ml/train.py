@@ -1,86 +1,176 @@
-"""``lendguard train``: fit the model on the warehouse's training set and register it.
+"""Stage ``train``: choose the model by repeated stratified cross-validation, then fit it.
 
-The baseline: logistic regression on standardised numeric features and one-hot categories, fitted
-on the train split that dbt defined, evaluated on the held-out test split, decided at the
-cost-minimising cut-off of a calibrated probability (see ``warehouse.project.bayes_threshold``).
-The fair-delivery pipeline (model selection, group thresholds, gate, approval) builds on this.
+* The data: the ``train`` split of ``train_loans`` (dbt decides the split from the loan id; the
+  test split is never read here).
+* Outliers: a training row with a numeric feature more than ``outlier_iqr_multiple`` IQRs outside
+  the quartiles is left out of the fit (a data-entry guard; such rows are still scored).
+* Selection: every candidate in :data:`SEARCH_SPACE` is scored by repeated stratified k-fold on
+  log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
+  Brier score and calibration error are reported beside it. Both families fit by minimising log
+  loss, which is what makes their probabilities calibrated; calibration is checked (out-of-fold
+  and on the test split, gated there), not patched after the fact.
+* Out-of-fold predictions of the winner (first repeat: every row predicted once, by a model that
+  never saw it) are kept for the ``thresholds`` stage, so thresholds are never tuned on rows the
+  final model was fitted on, nor on the test split.
+* The group column is never an input.
+
+Everything lands in one MLflow run: parameters, the CV table, the fitted pipeline, the out-of-fold
+predictions, the compiled feature SQL and the loan-book contract, the training-data fingerprint,
+the git commit and the dbt manifest hash.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml import registry
+from ml.metrics import calibration_error
 from warehouse.build import current_loan_book, dbt_vars
 from warehouse.dbt import compile_inline
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import PROJECT_DIR, Paths
-from warehouse.project import bayes_threshold
+from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
 
 log = logging.getLogger(__name__)
 
 TRAINING_TABLE = "train_loans"
 LABEL = "defaulted"
+OOF_ARTIFACT = "training/oof_predictions.parquet"
+CV_ARTIFACT = "training/cv_results.csv"
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    version: str
+class Candidate:
+    """One model family with one setting of its parameters."""
+
+    name: str
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+SEARCH_SPACE: tuple[Candidate, ...] = (
+    Candidate("logreg_c0.1", "logistic_regression", {"C": 0.1}),
+    Candidate("logreg_c1", "logistic_regression", {"C": 1.0}),
+    Candidate("hgb_depth3", "hist_gradient_boosting", {"max_depth": 3, "learning_rate": 0.1, "max_iter": 150}),
+    Candidate("hgb_depth5", "hist_gradient_boosting", {"max_depth": 5, "learning_rate": 0.05, "max_iter": 250}),
+)
+"""A small, documented search: two regularisation strengths of logistic regression and two sizes of
+gradient-boosted trees (both convert to PMML and compile to SQL)."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
     run_id: str
-    metrics: dict[str, float]
-    alias: str
+    candidate: Candidate
+    cv_results: pd.DataFrame
+    training_rows: int
+    outliers_removed: int
 
 
-def build_pipeline(loan_book: LoanBookSchema, *, c: float = 1.0) -> Pipeline:
-    """The baseline pipeline: the model never sees the group column (it is not a feature)."""
+def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPACE[1]) -> Pipeline:
+    """Preprocessing plus the candidate's model; the inputs are the contract's features only."""
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    categorical = OneHotEncoder(handle_unknown="ignore")
     columns = ColumnTransformer(
         [("numeric", numeric, list(loan_book.model_numeric)),
-         ("categorical", categorical, list(loan_book.model_categorical))],
+         ("categorical", OneHotEncoder(handle_unknown="ignore"), list(loan_book.model_categorical))],
+        sparse_threshold=0.0,
     )
-    return Pipeline([("features", columns), ("model", LogisticRegression(C=c, max_iter=2000))])
+    if candidate.family == "logistic_regression":
+        model: Any = LogisticRegression(max_iter=2000, **candidate.params)
+    elif candidate.family == "hist_gradient_boosting":
+        model = HistGradientBoostingClassifier(early_stopping=False, random_state=0, **candidate.params)
+    else:
+        raise ValueError(f"unknown model family {candidate.family!r}")
+    return Pipeline([("features", columns), ("model", model)])
 
 
-def load_training_set(paths: Paths, loan_book: LoanBookSchema) -> pd.DataFrame:
-    """The training table from the published snapshot (readers never open the build's file)."""
+def load_split(paths: Paths, loan_book: LoanBookSchema, split: str) -> pd.DataFrame:
+    """One split of the training table, from the published snapshot, in loan-id order."""
     columns = ", ".join(["loan_id", "fairness_group", LABEL, "split", "snapshot_id", *loan_book.feature_names])
     with connect_snapshot(paths) as con:
-        return con.execute(f"select {columns} from {TRAINING_TABLE} order by loan_id").df()
+        frame = con.execute(
+            f"select {columns} from {TRAINING_TABLE} where split = ? order by loan_id", [split]
+        ).df()
+    if frame.empty:
+        raise ValueError(f"the {split} split of {TRAINING_TABLE} is empty: land a loan book and run `lendguard build`")
+    return frame
 
 
-def compile_feature_sql(paths: Paths, loan_book: LoanBookSchema) -> str:
-    """The feature macro rendered for the scoring path (``select … from application_rows``)."""
-    return compile_inline(
-        paths, f"select {{{{ loan_feature_columns() }}}} from {registry.FEATURE_RELATION}", dbt_vars(loan_book)
-    )
+def outlier_mask(frame: pd.DataFrame, numeric: list[str], iqr_multiple: float) -> np.ndarray:
+    """True for rows with a numeric value beyond ``iqr_multiple`` IQRs outside the quartiles."""
+    values = frame[numeric]
+    q1, q3 = values.quantile(0.25), values.quantile(0.75)
+    spread = (q3 - q1).replace(0, np.nan)
+    low, high = q1 - iqr_multiple * spread, q3 + iqr_multiple * spread
+    beyond = values.lt(low) | values.gt(high)
+    return beyond.any(axis=1).to_numpy()
 
 
-def evaluate(y_true: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, float]:
-    flagged = probability >= threshold
-    negatives = max(int((y_true == 0).sum()), 1)
-    positives = max(int((y_true == 1).sum()), 1)
-    return {
-        "auc": float(roc_auc_score(y_true, probability)),
-        "brier": float(brier_score_loss(y_true, probability)),
-        "fpr": float((flagged & (y_true == 0)).sum() / negatives),
-        "tpr": float((flagged & (y_true == 1)).sum() / positives),
-        "positive_rate": float(flagged.mean()),
-        "default_rate": float(y_true.mean()),
-        "rows": float(len(y_true)),
-    }
+def cross_validate(
+    frame: pd.DataFrame, loan_book: LoanBookSchema, candidates: tuple[Candidate, ...], *,
+    folds: int, repeats: int, seed: int,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Score every candidate on the same repeated stratified folds.
+
+    Returns one row per candidate (means and standard deviations over folds) and, per candidate,
+    the out-of-fold probabilities of the first repeat.
+    """
+    features, y = frame[list(loan_book.feature_names)], frame[LABEL].to_numpy()
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    splits = list(splitter.split(features, y))
+    rows, oof = [], {}
+    for candidate in candidates:
+        scores: dict[str, list[float]] = {"log_loss": [], "auc": [], "brier": [], "calibration_error": []}
+        first_repeat = np.full(len(y), np.nan)
+        for index, (fit_rows, held_rows) in enumerate(splits):
+            model = clone(build_pipeline(loan_book, candidate)).fit(features.iloc[fit_rows], y[fit_rows])
+            p = model.predict_proba(features.iloc[held_rows])[:, 1]
+            scores["log_loss"].append(log_loss(y[held_rows], p, labels=[0, 1]))
+            scores["auc"].append(roc_auc_score(y[held_rows], p))
+            scores["brier"].append(brier_score_loss(y[held_rows], p))
+            scores["calibration_error"].append(calibration_error(y[held_rows], p))
+            if index < folds:
+                first_repeat[held_rows] = p
+        oof[candidate.name] = first_repeat
+        row: dict[str, Any] = {"candidate": candidate.name, "family": candidate.family, "params": str(candidate.params)}
+        for metric, values in scores.items():
+            row[f"{metric}_mean"] = float(np.mean(values))
+            row[f"{metric}_std"] = float(np.std(values))
+        rows.append(row)
+        log.info("cv %s: log loss %.4f, AUC %.4f", candidate.name, row["log_loss_mean"], row["auc_mean"])
+    results = pd.DataFrame(rows).sort_values(["log_loss_mean", "candidate"]).reset_index(drop=True)
+    return results, oof
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 over the training rows (ids, label, features), independent of row order."""
+    ordered = frame.sort_values("loan_id").reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def manifest_hash(paths: Paths) -> str:
+    """SHA-256 of the dbt manifest of the last build (the SQL that produced the training table)."""
+    manifest = paths.data_dir / "dbt" / "target" / "manifest.json"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else "unknown"
 
 
 def git_commit() -> str:
@@ -92,46 +182,75 @@ def git_commit() -> str:
         return "unknown"
 
 
-def train(paths: Paths, *, alias: str = "champion") -> TrainResult:
-    """Fit, evaluate on the test split, register the bundle and point ``alias`` at it."""
-    import mlflow  # noqa: PLC0415 - costs about a second to import
+def compile_feature_sql(paths: Paths, loan_book: LoanBookSchema) -> str:
+    """The feature macro rendered for the scoring path (``select … from application_rows``)."""
+    return compile_inline(
+        paths, f"select {{{{ loan_feature_columns() }}}} from {registry.FEATURE_RELATION}", dbt_vars(loan_book)
+    )
+
+
+def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> TrainOutcome:
+    """Select, fit and log the model; return the MLflow run the later stages continue."""
+    import mlflow  # noqa: PLC0415 - about a second to import
     from mlflow.models import infer_signature  # noqa: PLC0415
 
+    rules = project_vars()
     loan_book = current_loan_book(paths)
-    data = load_training_set(paths, loan_book)
-    if data.empty:
-        raise ValueError(f"{TRAINING_TABLE} is empty: land a loan book and run `lendguard build`")
+    frame = load_split(paths, loan_book, "train")
+    outliers = outlier_mask(frame, list(loan_book.model_numeric), float(rules["outlier_iqr_multiple"]))
+    fit_frame = frame[~outliers].reset_index(drop=True)
+    if fit_frame[LABEL].nunique() < 2:
+        raise ValueError("the train split has a single outcome class: nothing to learn")
+    cv_results, oof = cross_validate(
+        fit_frame, loan_book, candidates,
+        folds=int(rules["cv_folds"]), repeats=int(rules["cv_repeats"]), seed=int(rules["cv_seed"]),
+    )
+    best = next(c for c in candidates if c.name == cv_results.iloc[0]["candidate"])
     features = list(loan_book.feature_names)
-    train_rows, test_rows = data[data["split"] == "train"], data[data["split"] == "test"]
-    pipeline = build_pipeline(loan_book)
-    pipeline.fit(train_rows[features], train_rows[LABEL])
-    threshold = bayes_threshold()
-    metrics = evaluate(test_rows[LABEL].to_numpy(), pipeline.predict_proba(test_rows[features])[:, 1], threshold)
+    pipeline = build_pipeline(loan_book, best).fit(fit_frame[features], fit_frame[LABEL])
     feature_sql = compile_feature_sql(paths, loan_book)
-    policy = {"kind": "single_threshold", "threshold": threshold}
+    oof_frame = pd.DataFrame({
+        "loan_id": fit_frame["loan_id"], "fairness_group": fit_frame["fairness_group"],
+        LABEL: fit_frame[LABEL], "probability": oof[best.name],
+    })
 
     registry.configure(paths)
-    with mlflow.start_run(run_name="train") as run:
-        mlflow.log_params({"model": "logistic_regression", "C": 1.0, "threshold": threshold,
-                           "features": ",".join(features)})
-        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-        mlflow.set_tags({
-            "git_commit": git_commit(),
-            "loan_book_snapshot": str(data["snapshot_id"].iloc[0]),
-            "loan_book_contract": loan_book.fingerprint(),
-            "training_rows": str(len(train_rows)),
+    with mlflow.start_run(run_name=f"train {best.name}") as run:
+        mlflow.log_params({
+            "model": best.name, "family": best.family, **{f"model.{k}": v for k, v in best.params.items()},
+            "cv_folds": rules["cv_folds"], "cv_repeats": rules["cv_repeats"], "cv_seed": rules["cv_seed"],
+            "outlier_iqr_multiple": rules["outlier_iqr_multiple"], "features": ",".join(features),
+            "candidates": ",".join(c.name for c in candidates),
         })
-        registry.log_bundle_files(feature_sql, loan_book, policy)
-        sample = train_rows[features].head(5)
+        best_row = cv_results.iloc[0]
+        mlflow.log_metrics({
+            "cv_log_loss": best_row["log_loss_mean"], "cv_auc": best_row["auc_mean"],
+            "cv_brier": best_row["brier_mean"], "cv_calibration_error": best_row["calibration_error_mean"],
+            "training_rows": len(fit_frame), "outliers_removed": int(outliers.sum()),
+        })
+        mlflow.set_tags({
+            "stage": "trained",
+            "git_commit": git_commit(),
+            "dbt_manifest_sha256": manifest_hash(paths),
+            "training_data_sha256": data_fingerprint(frame),
+            "training_data_rows": str(len(frame)),
+            "loan_book_snapshot": str(frame["snapshot_id"].iloc[0]),
+            "loan_book_contract": loan_book.fingerprint(),
+        })
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            cv_results.to_csv(folder / "cv_results.csv", index=False)
+            oof_frame.to_parquet(folder / "oof_predictions.parquet", index=False)
+            mlflow.log_artifacts(str(folder), artifact_path="training")
+        registry.log_bundle_files(feature_sql, loan_book, policy=None)
+        sample = fit_frame[features].head(5)
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            registered_model_name=registry.MODEL_NAME,
             signature=infer_signature(sample, pipeline.predict_proba(sample)),
-            # skops serialisation (no pickle): the one non-sklearn type the pipeline holds.
-            skops_trusted_types=["numpy.dtype"],
+            # skops serialisation (no pickle): the non-sklearn types the pipelines hold.
+            skops_trusted_types=registry.SKOPS_TRUSTED_TYPES,
         )
-    version = str(info.registered_model_version)
-    registry.set_alias(paths, alias, version)
-    log.info("registered %s version %s as %s (test AUC %.3f)", registry.MODEL_NAME, version, alias, metrics["auc"])
-    return TrainResult(version=version, run_id=run.info.run_id, metrics=metrics, alias=alias)
+        mlflow.set_tag("model_uri", info.model_uri)
+    log.info("trained %s (cv log loss %.4f) in run %s", best.name, best_row["log_loss_mean"], run.info.run_id)
+    return TrainOutcome(run.info.run_id, best, cv_results, len(fit_frame), int(outliers.sum()))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse import landing
+from warehouse import datasets, landing
 from warehouse.dbt import DbtError, DbtRun, run_dbt
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
@@ -64,18 +64,38 @@ def build_lock(paths: Paths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(paths: Paths, select: list[str] | None = None) -> BuildResult:
+GATE_TAG = "gate"
+"""Tests tagged ``gate`` judge a candidate model; they run in the pipeline's gate stage only."""
+
+
+def build(
+    paths: Paths,
+    select: list[str] | None = None,
+    *,
+    gate_version: str | None = None,
+) -> BuildResult:
     """Run ``dbt build`` on the landed data and publish the snapshot.
+
+    The gate tests run only when ``gate_version`` names the model version they judge (the
+    pipeline's gate stage); every other build leaves them out, so a rejected candidate does not
+    fail the builds that monitoring depends on.
 
     Tests that fail still leave their models built, so the snapshot is published whenever dbt
     ran (exit 0 or 1) and the failures are reported; when dbt could not run (exit 2) nothing is
     published and :class:`DbtError` is raised.
     """
     loan_book = current_loan_book(paths)
+    variables = dbt_vars(loan_book)
     landing.ensure_seed(paths.landing, landing.PREDICTION_LOG, prediction_log_schema(loan_book))
+    for dataset, schema in datasets.SCHEMAS.items():
+        landing.ensure_seed(paths.landing, dataset, schema)
     args = ["build"] + (["--select", *select] if select else [])
+    if gate_version is None:
+        args += ["--exclude", f"tag:{GATE_TAG}"]
+    else:
+        variables["gate_version"] = gate_version
     with build_lock(paths):
-        run = run_dbt(paths, args, dbt_vars(loan_book))
+        run = run_dbt(paths, args, variables)
         if run.returncode >= 2 or (run.returncode == 1 and not run.results):
             raise DbtError(f"dbt build could not run (exit {run.returncode}):\n{_tail(run.output)}")
         snapshot = publish(paths)

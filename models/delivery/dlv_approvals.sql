@@ -1,0 +1,9 @@
+{#- Every approval decision: who decided what about which version, when and why. -#}
+
+with approvals as (
+
+    select * from {{ ref('stg_landing__approvals') }}
+
+)
+
+select * from approvals

@@ -1,0 +1,99 @@
+"""The landing-zone datasets the model-delivery stages write and dbt reads.
+
+Each schema here is the contract between a Python writer and a dbt staging model; ``lendguard
+build`` lands a zero-row seed with it, so dbt's sources exist before the first row does.
+Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+EVALUATIONS = "evaluations"
+THRESHOLDS = "thresholds"
+COST_CURVES = "cost_curves"
+GATE_RESULTS = "gate_results"
+APPROVALS = "approvals"
+PIPELINE_RUNS = "pipeline_runs"
+
+OVERALL = "__overall__"
+"""The ``group_name`` of a metrics row over all applicants."""
+DEFAULT_GROUP = "__default__"
+"""The ``group_name`` of the threshold applied to any group without its own."""
+
+SCHEMAS: dict[str, pa.Schema] = {
+    EVALUATIONS: pa.schema([
+        ("candidate_version", pa.string()),   # the version under evaluation
+        ("model_version", pa.string()),       # whose predictions these are (candidate, or the champion for reference)
+        ("role", pa.string()),                # candidate | champion
+        ("run_id", pa.string()),
+        ("policy", pa.string()),              # group_thresholds | single_threshold
+        ("is_deployed_policy", pa.bool_()),
+        ("group_name", pa.string()),          # an ethnic group, or __overall__
+        ("n", pa.int64()),
+        ("defaults", pa.int64()),
+        ("repaid", pa.int64()),
+        ("auc", pa.float64()),
+        ("fpr", pa.float64()),
+        ("fpr_ci_low", pa.float64()),
+        ("fpr_ci_high", pa.float64()),
+        ("tpr", pa.float64()),
+        ("positive_rate", pa.float64()),
+        ("cost", pa.float64()),
+        ("cost_per_applicant", pa.float64()),
+        ("calibration_error", pa.float64()),
+        ("threshold", pa.float64()),
+        ("evaluated_at", pa.timestamp("us")),
+    ]),
+    THRESHOLDS: pa.schema([
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("policy", pa.string()),
+        ("group_name", pa.string()),          # an ethnic group, or __default__
+        ("threshold", pa.float64()),
+        ("is_fallback", pa.bool_()),
+        ("target_fpr", pa.float64()),
+        ("created_at", pa.timestamp("us")),
+    ]),
+    COST_CURVES: pa.schema([
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("policy", pa.string()),
+        ("target_fpr", pa.float64()),
+        ("cost", pa.float64()),
+        ("cost_per_applicant", pa.float64()),
+        ("flagged_rate", pa.float64()),
+        ("fpr_gap", pa.float64()),
+        ("is_chosen", pa.bool_()),
+    ]),
+    GATE_RESULTS: pa.schema([
+        ("model_version", pa.string()),
+        ("pipeline_run_id", pa.string()),
+        ("check_name", pa.string()),
+        ("subject", pa.string()),
+        ("measured_value", pa.float64()),
+        ("limit_value", pa.float64()),
+        ("passed", pa.bool_()),
+        ("gated_at", pa.timestamp("us")),
+    ]),
+    APPROVALS: pa.schema([
+        ("model_version", pa.string()),
+        ("decision", pa.string()),            # approved | rejected
+        ("decided_by", pa.string()),
+        ("note", pa.string()),
+        ("decided_at", pa.timestamp("us")),
+        ("gate_result", pa.string()),
+        ("pipeline_run_id", pa.string()),
+    ]),
+    PIPELINE_RUNS: pa.schema([
+        ("pipeline_run_id", pa.string()),
+        ("stage", pa.string()),
+        ("status", pa.string()),              # running | succeeded | failed | waiting | skipped
+        ("started_at", pa.timestamp("us")),
+        ("ended_at", pa.timestamp("us")),
+        ("actor", pa.string()),
+        ("model_version", pa.string()),
+        ("mlflow_run_id", pa.string()),
+        ("details", pa.string()),             # JSON
+    ]),
+}
