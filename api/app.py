@@ -4,8 +4,12 @@ Why the bundle is loaded in ``create_app`` and not in the lifespan: the request 
 from the model's loan-book contract, and Litestar fixes a handler's body type (validation and
 OpenAPI) when the app is constructed. So the factory loads the bundle for the configured alias
 (a few seconds, once), builds the ``ScoreRequest`` Struct from its contract and the handlers
-around it; the lifespan then opens what needs a running event loop (the scorer, the log writer)
-and closes it on shutdown, flushing every pending log row.
+around it; the lifespan then opens what needs a running event loop (the scorer, the log writer,
+the registry poller) and closes it on shutdown, flushing every pending log row.
+
+While it runs, the app follows its alias (``api.reload``): when the alias moves to a version with
+the same contract, the new version is loaded beside the old one and swapped in without dropping a
+request; a version with another contract needs a restart (the body type is fixed) and is refused.
 
 If no bundle can be loaded (no version carries the alias, the registry is unreachable) the app
 still starts, answers /healthz, reports 503 on /readyz and /v1/score, and logs one line naming the
@@ -17,14 +21,13 @@ an answer whose row could not be made durable becomes a 503 instead of a decisio
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from litestar import Litestar, Request, Response, get, post
@@ -36,9 +39,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.batching import BatcherClosedError
 from api.log_writer import LogWriteError, PredictionLogWriter
+from api.reload import WATCHER_STATE_KEY, ModelSlot, ModelWatcher, start_model
 from api.schemas import ReadyResponse, ScoreResponse, build_request_struct
-from api.service import Receipt, ScoringService, rejection_row, warm_up
-from api.settings import Settings, get_settings
+from api.service import Receipt, rejection_row
+from api.settings import Settings, get_settings, redact_uri
 from ml.registry import ModelBundle
 from warehouse.landing import PREDICTION_LOG
 from warehouse.paths import Paths, get_paths
@@ -47,6 +51,8 @@ from warehouse.prediction_log import META_FIELDS, prediction_log_schema
 log = logging.getLogger(__name__)
 
 SCORE_PATH = "/v1/score"
+MODELS_STATE_KEY = "models"
+"""``app.state`` key of the :class:`~api.reload.ModelSlot` requests are scored from."""
 LOGGED_OPT = "prediction_log"
 """Route-handler ``opt`` flag: requests to this route are written to the prediction log."""
 RECEIPT_KEY = "lendguard_receipt"
@@ -68,6 +74,8 @@ class Serving:
     reason: str | None
     allowed: dict[str, tuple[Any, ...]]
     """Enumerated inputs and their values, to say what was expected when one is wrong."""
+    loaded_at: datetime | None = None
+    """When the registry answered the factory (the first successful registry check)."""
 
 
 def create_app(settings: Settings | None = None, paths: Paths | None = None) -> Litestar:
@@ -80,7 +88,7 @@ def create_app(settings: Settings | None = None, paths: Paths | None = None) -> 
         route_handlers=[score, healthz, readyz],
         lifespan=[_lifespan(settings, paths, serving)],
         after_exception=[_log_rejected],
-        state=State({"serving": serving, "scoring": None, "log_writer": None}),
+        state=State({"serving": serving, MODELS_STATE_KEY: ModelSlot(), "log_writer": None, WATCHER_STATE_KEY: None}),
         openapi_config=OpenAPIConfig(
             title="lendguard scoring API",
             version=API_VERSION,
@@ -111,49 +119,37 @@ def _load_serving(paths: Paths, alias: str) -> Serving:
     }
     if bundle.loan_book.group_values is not None:
         allowed[bundle.loan_book.group_column] = bundle.loan_book.group_values
-    return Serving(alias, bundle, None, allowed)
-
-
-def redact_uri(uri: str) -> str:
-    """A URI fit for a log line: any user name and password removed."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    return Serving(alias, bundle, None, allowed, loaded_at=datetime.now(UTC))
 
 
 def _lifespan(settings: Settings, paths: Paths, serving: Serving) -> Callable[[Litestar], Any]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        """Open the scorer and the log writer; on shutdown, flush the log and close both."""
-        from ml.scoring import FeatureScorer  # noqa: PLC0415 - keeps create_app's import light
-
+        """Open the log writer and the model, follow the alias; on shutdown close them in reverse,
+        so every request in flight is answered and every log row flushed."""
         bundle = serving.bundle
         schema = pa.schema(META_FIELDS) if bundle is None else prediction_log_schema(bundle.loan_book)
         writer = PredictionLogWriter.for_landing(
             paths.landing, PREDICTION_LOG, schema, writer_id=settings.writer_id,
             max_batch=settings.log_max_batch, max_wait_ms=settings.log_max_wait_ms,
         )
+        models: ModelSlot = app.state[MODELS_STATE_KEY]
+        watcher: ModelWatcher | None = None
         await writer.start()
-        scorer = scoring = None
-        if bundle is not None:
-            scorer = FeatureScorer(bundle)
-            scoring = ScoringService(
-                bundle, scorer, writer, max_batch=settings.score_max_batch, max_wait_ms=settings.score_max_wait_ms
-            )
-            await scoring.start()
-            await asyncio.to_thread(warm_up, scorer)
         app.state.log_writer = writer
-        app.state.scoring = scoring
         try:
+            if bundle is not None:
+                models.install(await start_model(bundle, writer, settings))
+                watcher = ModelWatcher(models, writer, settings, paths, checked_at=serving.loaded_at)
+                app.state[WATCHER_STATE_KEY] = watcher
+                await watcher.start()
             yield
         finally:
-            app.state.scoring = None
-            if scoring is not None:
-                await scoring.stop()
+            app.state[WATCHER_STATE_KEY] = None
+            if watcher is not None:
+                await watcher.stop()
+            await models.close()
             await writer.stop()
-            if scorer is not None:
-                scorer.close()
 
     return lifespan
 
@@ -163,18 +159,21 @@ def _score_handler(serving: Serving) -> HTTPRouteHandler:
     """``POST /v1/score``, typed with the Struct built from the served contract."""
 
     async def score(data: Any, state: State, request: Request) -> ScoreResponse:
-        scoring: ScoringService | None = state.scoring
-        if scoring is None:
-            raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
-        try:
-            return await scoring.score(data, receipt_of(request.scope))
-        except BatcherClosedError as exc:
-            raise ServiceUnavailableException(detail="the service is shutting down; retry") from exc
-        except LogWriteError as exc:
-            log.error("decision withheld, its log row is not durable: %s", exc)
-            raise DecisionNotLoggedError(
-                detail="the decision could not be logged; retry later", headers={"Retry-After": "1"}
-            ) from exc
+        models: ModelSlot = state[MODELS_STATE_KEY]
+        # The lease keeps the model this request started with open until its answer is logged,
+        # even if a new version is swapped in meanwhile.
+        async with models.lease() as scoring:
+            if scoring is None:
+                raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
+            try:
+                return await scoring.score(data, receipt_of(request.scope))
+            except BatcherClosedError as exc:
+                raise ServiceUnavailableException(detail="the service is shutting down; retry") from exc
+            except LogWriteError as exc:
+                log.error("decision withheld, its log row is not durable: %s", exc)
+                raise DecisionNotLoggedError(
+                    detail="the decision could not be logged; retry later", headers={"Retry-After": "1"}
+                ) from exc
 
     async def unavailable() -> ScoreResponse:
         raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
@@ -208,14 +207,17 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", sync_to_thread=False, summary="Readiness: a model is loaded and the log is open")
 def readyz(state: State) -> Response[ReadyResponse]:
+    """Which version answers now, and how fresh the app's view of the registry is."""
     serving: Serving = state.serving
-    bundle = serving.bundle
-    if bundle is None or state.scoring is None:
+    bundle = state[MODELS_STATE_KEY].bundle
+    watcher: ModelWatcher | None = state.get(WATCHER_STATE_KEY)
+    if bundle is None or watcher is None:
         reason = serving.reason or "the scoring service is not running"
         return Response(ReadyResponse(status="not_ready", alias=serving.alias, reason=reason), status_code=503)
-    return Response(
-        ReadyResponse(status="ready", model_name=bundle.name, model_version=bundle.version, alias=serving.alias)
-    )
+    return Response(ReadyResponse(
+        status="ready", model_name=bundle.name, model_version=bundle.version, alias=serving.alias,
+        alias_version=watcher.alias_version, registry_checked_at=watcher.checked_at,
+    ))
 
 
 # ----- receipt, validation errors and logging of rejected requests -------------------------------
@@ -291,9 +293,9 @@ async def _log_rejected(exc: Exception, scope: Scope) -> None:
         log.warning("rejected request not logged (log writer not running): %s %s", status_code, error)
         return
     receipt = receipt_of(scope)
-    row = rejection_row(
-        receipt, status_code=status_code, error=error, raw_body=await _cached_body(scope), bundle=serving.bundle
-    )
+    bundle = app.state[MODELS_STATE_KEY].bundle or serving.bundle  # the version serving when it was rejected
+    body = await _cached_body(scope)
+    row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle)
     try:
         await writer.append(row, started=receipt.started)
     except (LogWriteError, ValueError) as log_exc:

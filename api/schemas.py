@@ -57,7 +57,13 @@ class ReadyResponse(msgspec.Struct, kw_only=True):
     status: Literal["ready", "not_ready"]
     model_name: str | None = None
     model_version: str | None = None
+    """The version answering requests now (it changes when the alias moves; see ``api.reload``)."""
     alias: str | None = None
+    alias_version: str | None = None
+    """The version the alias pointed at when the registry last answered; differs from
+    ``model_version`` while a version cannot be served (another contract: restart needed)."""
+    registry_checked_at: datetime | None = None
+    """When the registry last answered (UTC); old while the registry is unreachable."""
     reason: str | None = None
 
 

@@ -129,7 +129,7 @@ class ScoringService:
     async def score(self, request: msgspec.Struct, receipt: Receipt) -> ScoreResponse:
         """Score one validated request; raises ``LogWriteError`` if its decision could not be logged."""
         probability = await self._batcher.submit(request)
-        threshold = self.bundle.threshold
+        threshold = self.bundle.threshold_for(group_value(self.loan_book, request))
         response = ScoreResponse(
             request_id=receipt.request_id,
             application_id=getattr(request, "application_id", None),

@@ -14,6 +14,8 @@ Environment variables (all optional):
 ``LENDGUARD_LOG_MAX_WAIT_MS``      2            longest a row waits for others to share a file
 ``LENDGUARD_SCORE_MAX_BATCH``      64           most applications scored in one model call
 ``LENDGUARD_SCORE_MAX_WAIT_MS``    0            longest an application waits for others (0: none)
+``LENDGUARD_MODEL_POLL_SECONDS``   10           how often the registry is asked whether the alias
+                                                moved (0: never; the model changes on restart)
 =================================  ===========  ===============================================
 """
 
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 _Number = TypeVar("_Number", int, float)
 
@@ -35,6 +38,8 @@ ENV_LOG_MAX_BATCH = "LENDGUARD_LOG_MAX_BATCH"
 ENV_LOG_MAX_WAIT_MS = "LENDGUARD_LOG_MAX_WAIT_MS"
 ENV_SCORE_MAX_BATCH = "LENDGUARD_SCORE_MAX_BATCH"
 ENV_SCORE_MAX_WAIT_MS = "LENDGUARD_SCORE_MAX_WAIT_MS"
+ENV_MODEL_POLL_SECONDS = "LENDGUARD_MODEL_POLL_SECONDS"
+MAX_POLL_SECONDS = 86_400.0
 
 
 class SettingsError(ValueError):
@@ -54,6 +59,8 @@ class Settings:
     log_max_wait_ms: float = 2.0
     score_max_batch: int = 64
     score_max_wait_ms: float = 0.0
+    model_poll_seconds: float = 10.0
+    """Seconds between registry checks for a new version behind the alias; 0 disables polling."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -66,6 +73,8 @@ class Settings:
         for name in ("log_max_wait_ms", "score_max_wait_ms"):
             if not 0 <= getattr(self, name) < 10_000:
                 raise SettingsError(f"{name} must be 0..10000 ms, got {getattr(self, name)}")
+        if not 0 <= self.model_poll_seconds <= MAX_POLL_SECONDS:
+            raise SettingsError(f"model_poll_seconds must be 0..{MAX_POLL_SECONDS:.0f}, got {self.model_poll_seconds}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +89,7 @@ class Settings:
             log_max_wait_ms=_number(env, ENV_LOG_MAX_WAIT_MS, defaults.log_max_wait_ms, float),
             score_max_batch=_number(env, ENV_SCORE_MAX_BATCH, defaults.score_max_batch, int),
             score_max_wait_ms=_number(env, ENV_SCORE_MAX_WAIT_MS, defaults.score_max_wait_ms, float),
+            model_poll_seconds=_number(env, ENV_MODEL_POLL_SECONDS, defaults.model_poll_seconds, float),
         )
 
 
@@ -97,3 +107,11 @@ def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Num
 def get_settings() -> Settings:
     """The process-wide settings (cached: the environment is read once)."""
     return Settings.from_env()
+
+
+def redact_uri(uri: str) -> str:
+    """A URI fit for a log line: any user name and password removed."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

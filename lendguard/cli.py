@@ -65,13 +65,72 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise CommandError(f"{len(run.failures)} dbt node(s) failed (listed above)")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from ml.train import train  # noqa: PLC0415
+def cmd_train(_: argparse.Namespace) -> None:
+    from lendguard import pipeline  # noqa: PLC0415
 
-    with console.status("training"):
-        result = train(get_paths(), alias=args.alias)
-    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k != "rows")
-    console.print(f"registered version [bold]{result.version}[/] as {result.alias} (test split: {metrics})")
+    paths = get_paths()
+    run = pipeline.start_run(paths)
+    for stage in ("train", "thresholds", "evaluate"):
+        with console.status(f"{stage}"):
+            pipeline.run_stage(paths, run, stage)
+        console.print(f"{stage}: done")
+    console.print(f"registered version [bold]{run.version}[/] as candidate (pipeline run {run.run_id}); "
+                  "next: `lendguard pipeline stage gate` or `lendguard pipeline run`")
+
+
+def _print_stage(name: str) -> None:
+    console.print(f"[bold]{name}[/] …")
+
+
+def cmd_pipeline_run(args: argparse.Namespace) -> None:
+    from lendguard import pipeline  # noqa: PLC0415
+
+    paths = get_paths()
+    run = pipeline.run_pipeline(paths, supersede=args.supersede, on_stage=_print_stage)
+    console.print(f"pipeline run {run.run_id}: version [bold]{run.version}[/] passed the gate and the dev tests "
+                  f"and awaits approval:\n  lendguard approve {run.version} --by NAME --note TEXT\n"
+                  f"  lendguard reject {run.version} --by NAME --note TEXT")
+    if args.wait:
+        console.print("waiting for the decision …")
+        run = pipeline.wait_for_decision(paths, run.run_id, timeout=args.timeout)
+        console.print(f"pipeline run {run.run_id}: {run.status}")
+        if run.status != pipeline.DEPLOYED:
+            raise CommandError(f"version {run.version} was not deployed: {run.reason}")
+
+
+def cmd_pipeline_stage(args: argparse.Namespace) -> None:
+    from lendguard import pipeline  # noqa: PLC0415
+
+    paths = get_paths()
+    if args.name == "train":
+        run = pipeline.start_run(paths, supersede=args.supersede)
+    else:
+        current = pipeline.latest(paths)
+        if current is None:
+            raise CommandError("no pipeline run yet: start one with `lendguard pipeline stage train`")
+        run = current
+    if args.name == "deploy-prod":
+        raise CommandError("deploy-prod follows a person's decision: run `lendguard approve VERSION --by --note`")
+    with console.status(args.name):
+        pipeline.run_stage(paths, run, args.name)
+    console.print(f"{args.name}: {run.stage(args.name)['status']} (pipeline run {run.run_id}, version {run.version})")
+
+
+def _decide(args: argparse.Namespace, *, approve: bool) -> None:
+    from lendguard import pipeline  # noqa: PLC0415
+
+    run = pipeline.decide(get_paths(), args.version, approve=approve, by=args.by, note=args.note)
+    verb = "approved" if approve else "rejected"
+    tail = "" if run is None else f"; pipeline run {run.run_id} is {run.status}"
+    console.print(f"version {args.version} {verb} by {args.by}{tail}")
+
+
+def cmd_approve(args: argparse.Namespace) -> None:
+    _decide(args, approve=True)
+
+
+def cmd_reject(args: argparse.Namespace) -> None:
+    _decide(args, approve=False)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -142,8 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     build = add("build", cmd_build, "run dbt build on the landed data and publish the read-only snapshot")
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
 
-    train = add("train", cmd_train, "train on the warehouse's training set and register the model in MLflow")
-    train.add_argument("--alias", default="champion")
+    add("train", cmd_train, "train, choose thresholds, evaluate and register a candidate (pipeline stages 1-3)")
+
+    pipeline = sub.add_parser("pipeline", help="the model-delivery pipeline").add_subparsers(
+        dest="pipeline_command", required=True, metavar="COMMAND")
+    run = pipeline.add_parser("run", help="train → thresholds → evaluate → gate → deploy-dev → test-dev → "
+                              "request-approval (then wait for `lendguard approve`)")
+    run.set_defaults(handler=cmd_pipeline_run)
+    run.add_argument("--wait", action="store_true", help="block until a person approves or rejects")
+    run.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
+    run.add_argument("--supersede", action="store_true", help="abandon a run that is still open")
+    stage = pipeline.add_parser("stage", help="run one stage of the current pipeline run (CI servers)")
+    stage.set_defaults(handler=cmd_pipeline_stage)
+    stage.add_argument("name", choices=["train", "thresholds", "evaluate", "gate", "deploy-dev", "test-dev",
+                                        "request-approval", "deploy-prod"])
+    stage.add_argument("--supersede", action="store_true", help="with train: abandon a run that is still open")
+
+    for verb, handler in (("approve", cmd_approve), ("reject", cmd_reject)):
+        decision = add(verb, handler, f"{verb} a candidate version (a person's decision, recorded)")
+        decision.add_argument("version")
+        decision.add_argument("--by", required=True, help="your name")
+        decision.add_argument("--note", required=True, help="why")
 
     serve = add("serve", cmd_serve, "run the scoring API (Litestar under uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -173,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from lendguard.pipeline import PipelineBusyError, StageFailedError  # noqa: PLC0415
+    from ml.delivery import GateRefusedError  # noqa: PLC0415
     from warehouse.build import NoLoanBookError  # noqa: PLC0415
     from warehouse.dbt import DbtError  # noqa: PLC0415
     from warehouse.importer import ImportRejectedError  # noqa: PLC0415
@@ -180,7 +260,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from warehouse.publish import SnapshotMissingError  # noqa: PLC0415
 
     return (CommandError, NoLoanBookError, DbtError, ImportRejectedError, LoanBookSchemaError,
-            SnapshotMissingError, ValueError, LookupError, OSError)
+            SnapshotMissingError, StageFailedError, PipelineBusyError, GateRefusedError, TimeoutError,
+            ValueError, LookupError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,7 +54,8 @@ def application_bodies(traffic: pa.Table, loan_book: LoanBookSchema) -> list[dic
 
 
 async def _send_all(
-    base_url: str, bodies: list[dict[str, Any]], concurrency: int, on_done: Callable[[], None] | None
+    base_url: str, bodies: list[dict[str, Any]], concurrency: int, on_done: Callable[[], None] | None,
+    collect: dict[str, dict[str, Any]] | None,
 ) -> tuple[list[int], list[float], Counter[str], list[str]]:
     statuses: list[int] = []
     latencies: list[float] = []
@@ -78,7 +79,10 @@ async def _send_all(
                 else:
                     statuses.append(response.status_code)
                     if response.status_code == 200:
-                        decisions[response.json()["decision"]] += 1
+                        answer = response.json()
+                        decisions[answer["decision"]] += 1
+                        if collect is not None:
+                            collect[str(body.get("application_id"))] = answer
                     elif len(failures) < 20:
                         failures.append(f"{body.get('application_id')}: {response.status_code} {response.text[:300]}")
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -96,10 +100,16 @@ def replay(
     *,
     concurrency: int = 16,
     on_done: Callable[[], None] | None = None,
+    collect: dict[str, dict[str, Any]] | None = None,
 ) -> ReplayResult:
-    """POST every body to ``base_url``; return counts and client-side latency."""
+    """POST every body to ``base_url``; return counts and client-side latency.
+
+    ``collect``, when given, receives every 200 answer keyed by the body's ``application_id``.
+    """
     started = time.perf_counter()
-    statuses, latencies, decisions, failures = asyncio.run(_send_all(base_url, bodies, concurrency, on_done))
+    statuses, latencies, decisions, failures = asyncio.run(
+        _send_all(base_url, bodies, concurrency, on_done, collect)
+    )
     seconds = time.perf_counter() - started
     lat = np.asarray(latencies) if latencies else np.zeros(1)
     return ReplayResult(

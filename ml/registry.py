@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ml.policy import PolicySet
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 
@@ -52,8 +53,12 @@ class ModelBundle:
     policy: dict[str, Any]
 
     @property
-    def threshold(self) -> float:
-        return float(self.policy["threshold"])
+    def policies(self) -> PolicySet:
+        return PolicySet.from_dict(self.policy)
+
+    def threshold_for(self, group: str | None) -> float:
+        """The threshold the deployed policy applies to an applicant of ``group``."""
+        return self.policies.threshold_for(group)
 
 
 def connect(paths: Paths) -> None:
@@ -116,22 +121,30 @@ def alias_version(paths: Paths, alias: str) -> str | None:
 
 def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
     """Load the version ``alias`` points at, with its feature SQL, contract and policy."""
-    import mlflow  # noqa: PLC0415
     from mlflow import MlflowClient  # noqa: PLC0415
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     connect(paths)
-    client = MlflowClient()
     try:
-        version = client.get_model_version_by_alias(MODEL_NAME, alias)
+        version = MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
     except MlflowException as exc:
         raise ModelNotFoundError(f"no model version has alias {alias!r} in {paths.tracking_uri}") from exc
-    pipeline = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version.version}")
-    folder = Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=BUNDLE_DIR))
+    return load_version(paths, str(version.version), alias=alias)
+
+
+def load_version(paths: Paths, version: str, alias: str = "") -> ModelBundle:
+    """Load one registered version with its feature SQL, contract and policies."""
+    import mlflow  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    connect(paths)
+    version_info = MlflowClient().get_model_version(MODEL_NAME, version)
+    pipeline = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=version_info.run_id, artifact_path=BUNDLE_DIR))
     return ModelBundle(
         name=MODEL_NAME,
-        version=str(version.version),
-        run_id=str(version.run_id),
+        version=str(version),
+        run_id=str(version_info.run_id),
         alias=alias,
         pipeline=pipeline,
         feature_sql=(folder / FEATURE_SQL_FILE).read_text(),

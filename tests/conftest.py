@@ -12,7 +12,7 @@ from warehouse.paths import Paths
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
-SMALL_BOOK = 6_000
+SMALL_BOOK = 10_000
 """Loans in the test deployments: enough for every group to appear in both splits, quick to build."""
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def test_an_application_is_scored_decided_and_logged_before_the_answer(
     expected = float(reference.probabilities(inputs([body]))[0])
     assert 0 < answer["probability"] < 1
     assert answer["probability"] == pytest.approx(expected, abs=1e-12)
-    assert answer["threshold"] == pytest.approx(reference.bundle.threshold)
+    assert answer["threshold"] == pytest.approx(reference.bundle.threshold_for(body[BOOK.group_column]))
     assert answer["decision"] == ("manual_review" if expected >= answer["threshold"] else "auto_approve")
     assert (answer["model_name"], answer["model_version"], answer["mode"]) == ("lendguard", "1", "normal")
     assert answer["application_id"] == "app-0"
@@ -204,6 +205,8 @@ def test_health_readiness_and_openapi(client: TestClient) -> None:
     assert ready.status_code == 200
     assert ready.json()["model_version"] == "1"
     assert ready.json()["status"] == "ready"
+    assert ready.json()["alias_version"] == "1"
+    assert datetime.fromisoformat(ready.json()["registry_checked_at"]) <= datetime.now(UTC)
     spec = client.get("/schema/openapi.json")
     assert spec.status_code == 200
     document = spec.json()

@@ -45,7 +45,7 @@ def test_malformed_contracts_are_refused(mutate, message: str) -> None:
 
 
 def test_reserved_names_cover_the_prediction_log_columns() -> None:
-    from warehouse.loan_book import RESERVED_NAMES  # noqa: PLC0415
-    from warehouse.prediction_log import META_FIELDS  # noqa: PLC0415
+    from warehouse.loan_book import RESERVED_NAMES
+    from warehouse.prediction_log import META_FIELDS
 
     assert {f.name for f in META_FIELDS} <= RESERVED_NAMES

@@ -1,0 +1,287 @@
+"""The running API follows ``champion`` without a restart and without dropping a request; it keeps
+serving through a registry outage and refuses a version whose contract its request body cannot take.
+
+Real components throughout: a copy of the trained deployment's MLflow registry with extra versions
+of the same fitted model, the app under Litestar's test client, a steady stream of requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from litestar.testing import TestClient
+
+from api.app import SCORE_PATH, create_app
+from api.reload import ReloadOutcome, registry_alias_version, reload_model
+from api.settings import Settings
+from ml import registry
+from ml.policy import PolicySet
+from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
+from tests.conftest import paths_for
+from warehouse.landing import PREDICTION_LOG
+from warehouse.loan_book import LoanBookSchema, simulated_schema
+from warehouse.paths import Paths
+from warehouse.simulator import simulate_traffic
+
+pytestmark = pytest.mark.slow
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+POLL_SECONDS = 0.2
+WORKERS = 8
+BOOK = simulated_schema()
+TRAFFIC = simulate_traffic("stable", 64, seed=21)
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The copied registry and the versions registered in it for these tests."""
+
+    paths: Paths
+    first: str
+    """The trained champion."""
+    retuned: str
+    """The same fitted model with other thresholds (a new version with the same contract)."""
+    recontracted: str
+    """The same fitted model under a loan-book contract with one bound changed."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    worker: int
+    body: dict[str, Any]
+    sent: float
+    received: float
+    status_code: int
+    json: dict[str, Any]
+
+
+def application(index: int) -> dict[str, Any]:
+    row = TRAFFIC.select([*BOOK.input_names, BOOK.group_column]).slice(index % TRAFFIC.num_rows, 1).to_pylist()[0]
+    return {**row, "application_id": f"reload-{index}"}
+
+
+def log_rows(paths: Paths) -> dict[str, dict[str, Any]]:
+    files = sorted((paths.landing / PREDICTION_LOG).glob("*.parquet"))
+    return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
+
+
+def free_port() -> int:
+    """A local port nothing listens on: connecting to it is refused, like a registry that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s")
+        time.sleep(0.05)
+
+
+def register_variant(
+    paths: Paths, base_version: str, *, policy: dict[str, Any] | None = None, loan_book: LoanBookSchema | None = None
+) -> str:
+    """A new version of ``base_version``'s fitted model whose bundle (its run's ``bundle/``) differs."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    base = load_version(paths, base_version)
+    registry.configure(paths)
+    client = MlflowClient()
+    source = client.get_model_version(MODEL_NAME, base_version)
+    with mlflow.start_run(run_name=f"reload test: variant of version {base_version}") as run:
+        registry.log_bundle_files(base.feature_sql, loan_book or base.loan_book, policy or base.policy)
+    created = client.create_model_version(
+        MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None)
+    )
+    return str(created.version)
+
+
+def scaled_policy(bundle: ModelBundle, factor: float) -> dict[str, Any]:
+    """The bundle's policies with every threshold multiplied by ``factor``."""
+    policies = bundle.policies
+    return PolicySet(policies.deployed, {
+        name: dataclasses.replace(
+            policy, thresholds={g: t * factor for g, t in policy.thresholds.items()},
+            default_threshold=policy.default_threshold * factor,
+        )
+        for name, policy in policies.policies.items()
+    }).to_dict()
+
+
+def recontracted_book(book: LoanBookSchema) -> LoanBookSchema:
+    """The same columns, one bound wider: the request body's validation would differ."""
+    first, *rest = book.numeric_features
+    return dataclasses.replace(book, numeric_features=(dataclasses.replace(first, max=(first.max or 1) * 2), *rest))
+
+
+@pytest.fixture(scope="module")
+def versions(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    """A copy of the trained registry (moving aliases here cannot disturb other modules) plus two versions."""
+    paths = paths_for(tmp_path_factory.mktemp("reload") / "data")
+    paths.mlflow_dir.mkdir(parents=True)
+    for database in trained_deployment.mlflow_dir.glob("mlflow.db*"):
+        shutil.copy2(database, paths.mlflow_dir / database.name)
+    first = registry.alias_version(paths, CHAMPION)
+    assert first is not None, "the trained deployment has a champion"
+    champion = load_version(paths, first)
+    retuned = register_variant(paths, first, policy=scaled_policy(champion, 0.8))
+    recontracted = register_variant(paths, first, loan_book=recontracted_book(champion.loan_book))
+    return Versions(paths, first, retuned, recontracted)
+
+
+def serve(versions: Versions, alias_at: str, writer_id: str) -> TestClient:
+    set_alias(versions.paths, CHAMPION, alias_at)
+    settings = Settings(writer_id=writer_id, model_poll_seconds=POLL_SECONDS)
+    return TestClient(create_app(settings, versions.paths))
+
+
+def test_moving_champion_switches_versions_without_dropping_a_request(versions: Versions) -> None:
+    paths, old, new = versions.paths, versions.first, versions.retuned
+    bundles = {old: load_version(paths, old), new: load_version(paths, new)}
+    groups = {application(i)[BOOK.group_column] for i in range(TRAFFIC.num_rows)}
+    assert any(bundles[old].threshold_for(g) != bundles[new].threshold_for(g) for g in groups), (
+        "the versions must disagree on thresholds, or mixing them could go unnoticed")
+    answers: list[Answer] = []
+    stop = threading.Event()
+
+    def stream(client: TestClient, worker: int) -> None:
+        index = worker
+        while not stop.is_set():
+            body = application(index)
+            sent = time.perf_counter()
+            response = client.post(SCORE_PATH, json=body)
+            answers.append(Answer(worker, body, sent, time.perf_counter(), response.status_code, response.json()))
+            index += WORKERS
+
+    with serve(versions, old, "test-reload") as client, ThreadPoolExecutor(WORKERS) as pool:
+        streams = [pool.submit(stream, client, w) for w in range(WORKERS)]
+        time.sleep(1.0)
+        moved_wall, moved = datetime.now(UTC), time.perf_counter()
+        set_alias(paths, CHAMPION, new)
+        wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
+        time.sleep(1.0)
+        stop.set()
+        for worker in streams:
+            worker.result()
+        ready = client.get("/readyz").json()
+
+    failed = [(a.status_code, a.json) for a in answers if a.status_code != 200]
+    assert not failed, f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
+    by_version = {v: [a for a in answers if a.json["model_version"] == v] for v in (old, new)}
+    assert by_version[old], "requests were answered by the old version before the move"
+    assert by_version[new], "and by the new one after it"
+    assert len(by_version[old]) + len(by_version[new]) == len(answers), "no third version"
+    first_new = min(a.received for a in by_version[new])
+    assert all(a.json["model_version"] == new for a in answers if a.sent > first_new), "never back to the old one"
+    for worker in range(WORKERS):
+        sequence = [a.json["model_version"] for a in sorted(answers, key=lambda a: a.sent) if a.worker == worker]
+        assert sequence == sorted(sequence, key=lambda v: v == new), f"worker {worker} went back: {sequence}"
+
+    logged = log_rows(paths)
+    for answer in answers:
+        version, group = answer.json["model_version"], answer.body[BOOK.group_column]
+        assert answer.json["threshold"] == pytest.approx(bundles[version].threshold_for(group))
+        assert answer.json["decision"] == (
+            "manual_review" if answer.json["probability"] >= answer.json["threshold"] else "auto_approve")
+        row = logged[answer.json["request_id"]]
+        assert (row["model_version"], row["threshold"], row["probability"], row["decision"]) == (
+            version, answer.json["threshold"], answer.json["probability"], answer.json["decision"])
+    assert ready["model_version"] == ready["alias_version"] == new
+    assert datetime.fromisoformat(ready["registry_checked_at"]) > moved_wall
+    log.info(
+        "%d requests in %.1f s, none failed; first answer by version %s %.2f s after the alias moved",
+        len(answers), max(a.received for a in answers) - min(a.sent for a in answers), new, first_new - moved,
+    )
+
+
+def test_an_unreachable_registry_keeps_the_loaded_model_serving(
+    versions: Versions, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths, old, new = versions.paths, versions.first, versions.retuned
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of backing off for minutes
+    down = dataclasses.replace(paths, tracking_uri=f"http://127.0.0.1:{free_port()}")
+    assert registry_alias_version(paths, "no-such-alias") is None, "a registry that answers: alias unset"
+
+    with caplog.at_level(logging.INFO, logger="api.reload"), serve(versions, old, "test-outage") as client:
+        watcher = client.app.state.model_watcher
+
+        def checked_at() -> str:
+            return str(client.get("/readyz").json()["registry_checked_at"])
+
+        started = checked_at()
+        wait_for(lambda: checked_at() != started)  # the poller is running and the registry answers
+        watcher.paths = down
+        time.sleep(3 * POLL_SECONDS)  # a check begun before the outage has finished
+        last_good = checked_at()
+        set_alias(paths, CHAMPION, new)  # moved during the outage: seen once the registry is back
+        time.sleep(8 * POLL_SECONDS)
+        result = client.blocking_portal.call(reload_model, client.app.state)
+        assert result.outcome is ReloadOutcome.REGISTRY_UNAVAILABLE
+        assert result.served_version == old
+        response = client.post(SCORE_PATH, json=application(1))
+        assert response.status_code == 200
+        assert response.json()["model_version"] == old
+        ready = client.get("/readyz").json()
+        assert (ready["status"], ready["model_version"], ready["registry_checked_at"]) == ("ready", old, last_good)
+
+        watcher.paths = paths
+        wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
+        assert client.post(SCORE_PATH, json=application(2)).json()["model_version"] == new
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "api.reload"]
+    unreachable = [m for m in messages if "unreachable" in m]
+    assert len(unreachable) == 1, f"one warning per outage, not one per poll: {unreachable}"
+    assert down.tracking_uri in unreachable[0]
+    assert f"still serving version {old}" in unreachable[0]
+    assert sum("reachable again" in m for m in messages) == 1
+    assert any(f"now serving version {new}" in m for m in messages)
+
+
+def test_a_version_with_another_contract_is_refused_until_a_restart(
+    versions: Versions, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths, old, other = versions.paths, versions.first, versions.recontracted
+    old_print = load_version(paths, old).loan_book.fingerprint()
+    other_print = load_version(paths, other).loan_book.fingerprint()
+    assert old_print != other_print
+
+    with caplog.at_level(logging.INFO, logger="api.reload"), serve(versions, old, "test-contract") as client:
+        set_alias(paths, CHAMPION, other)
+        result = client.blocking_portal.call(reload_model, client.app.state)
+        assert result.outcome is ReloadOutcome.CONTRACT_CHANGED
+        assert (result.served_version, result.alias_version) == (old, other)
+        time.sleep(5 * POLL_SECONDS)  # later polls find the same version: refused again, quietly
+        response = client.post(SCORE_PATH, json=application(3))
+        assert response.status_code == 200
+        assert response.json()["model_version"] == old
+        ready = client.get("/readyz").json()
+        assert (ready["model_version"], ready["alias_version"]) == (old, other)
+
+        set_alias(paths, CHAMPION, versions.retuned)  # a servable version is still taken
+        assert client.blocking_portal.call(reload_model, client.app.state).outcome is ReloadOutcome.SWAPPED
+
+    errors = [r.getMessage() for r in caplog.records if r.name == "api.reload" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert "restart" in errors[0]
+    assert all(text in errors[0] for text in (f"version {old}", f"version {other}", old_print, other_print))
+
+    with serve(versions, other, "test-contract-restarted") as client:  # the restart it asked for
+        assert client.get("/readyz").json()["model_version"] == other
+        assert client.post(SCORE_PATH, json=application(4)).json()["model_version"] == other
