@@ -103,7 +103,7 @@ def hourly_summary(paths: Paths) -> dict[str, Any]:
 def run_demo(
     *, loans: int, scenario: str, requests: int, port: int, keep_serving: bool, console: Console
 ) -> None:
-    from ml.train import train  # noqa: PLC0415
+    from lendguard import pipeline  # noqa: PLC0415
     from warehouse.build import build  # noqa: PLC0415
     from warehouse.importer import land_simulated  # noqa: PLC0415
 
@@ -116,13 +116,21 @@ def run_demo(
         built = build(paths)
     console.print(f"2/6 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
                   f"published {paths.snapshot}")
-    with console.status("3/6 training and registering"):
-        trained = train(paths)
-    console.print(f"3/6 registered model version {trained.version} as champion "
-                  f"(test AUC {trained.metrics['auc']:.3f}, FPR {trained.metrics['fpr']:.3f})")
+    status = console.status("3/6 delivery pipeline")
+    with status:
+        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: status.update(f"3/6 pipeline: {name}"))
+    evaluated = run.stage("evaluate")
+    overall = evaluated["details"]["overall"] if evaluated else {}
+    for policy, metrics in overall.items():
+        console.print(f"    {policy}: test AUC {metrics['auc']:.3f}, FPR {metrics['fpr']:.3f}, "
+                      f"cost per applicant {metrics['cost_per_applicant']:.3f}")
+    console.print(f"3/6 version {run.version} passed the gate and the dev tests; it awaits approval")
+    pipeline.decide(paths, str(run.version), approve=True, by="lendguard demo",
+                    note="approved by the demo; in production a person runs `lendguard approve`")
+    console.print(f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
     server = start_server(port, paths, console)
     url = f"http://127.0.0.1:{port}"
-    console.print(f"4/6 API ready at {url} (pid {server.pid})")
+    console.print(f"4/6 production API ready at {url} (pid {server.pid})")
     try:
         result = replay_scenario(url, scenario, requests, console=console)
     finally:

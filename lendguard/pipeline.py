@@ -163,7 +163,7 @@ def stage_gate(paths: Paths, run: PipelineRun) -> dict[str, Any]:
 
 
 def stage_deploy_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
-    port = int(project_vars()["dev_api_port"])
+    port = int(os.environ.get("LENDGUARD_DEV_API_PORT", "8001"))
     stop_dev_api(paths)
     url = start_api(paths, port=port, alias=delivery.CANDIDATE, name="dev-api")
     run.dev_api_url = url

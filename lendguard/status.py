@@ -107,8 +107,23 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         "loan_book": _loan_book(paths),
         "landing": {"path": str(paths.landing), "datasets": _landing(paths)},
         "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": MODEL_NAME, **_models(paths)},
+        "pipeline": _pipeline(paths),
         "failover": None,
         "alerts": None,
+    }
+
+
+def _pipeline(paths: Paths) -> dict[str, Any] | None:
+    """The latest delivery-pipeline run and its stages."""
+    from lendguard.pipeline import latest  # noqa: PLC0415
+
+    run = latest(paths)
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id, "status": run.status, "version": run.version, "actor": run.actor,
+        "started_at": run.started_at, "reason": run.reason, "dev_api_url": run.dev_api_url,
+        "stages": [{k: s.get(k) for k in ("stage", "status", "started_at", "ended_at", "actor")} for s in run.stages],
     }
 
 
@@ -133,6 +148,13 @@ def print_status(state: dict[str, Any], console: Console) -> None:
         else:
             detail = f"version {info['version']} (gate {info['gate'] or 'n/a'}, approval {info['approval'] or 'n/a'})"
             table.add_row(alias, detail)
+    run = state["pipeline"]
+    if run is None:
+        table.add_row("pipeline", "no run yet")
+    else:
+        stages = ", ".join(f"{s['stage']} {s['status']}" for s in run["stages"])
+        reason = f" ({run['reason']})" if run["reason"] else ""
+        table.add_row("pipeline", f"run {run['run_id']}: {run['status']}{reason}, version {run['version']}; {stages}")
     table.add_row("failover", "not deployed yet" if state["failover"] is None else str(state["failover"]))
     table.add_row("alerts", "not monitored yet" if state["alerts"] is None else str(state["alerts"]))
     console.print(table)

@@ -7,7 +7,7 @@ from warehouse.paths import Paths
 
 STABLE_KEYS = {
     "status_schema_version", "generated_at", "data_dir", "warehouse", "snapshot", "loan_book", "landing",
-    "mlflow", "failover", "alerts",
+    "mlflow", "pipeline", "failover", "alerts",
 }
 
 
@@ -20,6 +20,7 @@ def test_an_empty_deployment_reports_what_is_missing(paths: Paths) -> None:
     assert state["loan_book"] is None
     assert state["landing"]["datasets"] == {}
     assert state["mlflow"]["aliases"] == {"champion": None, "candidate": None}
+    assert state["pipeline"] is None
     json.dumps(state)  # the --json form must serialise
 
 
