@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 
 from ml import delivery, registry
 from ml.train import load_split, train
@@ -172,24 +173,19 @@ def stage_deploy_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
 
 def stage_test_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
     """Integration tests and the performance requirement against the dev API."""
-    from lendguard.replay import replay  # noqa: PLC0415
+    from lendguard.replay import application_bodies, replay  # noqa: PLC0415
 
     url, version = _require(run.dev_api_url, "deploy-dev"), _require(run.version, "evaluate")
     rules = project_vars()
     bundle = registry.load_version(paths, version)
     loan_book = bundle.loan_book
     test = load_split(paths, loan_book, "test").head(int(rules["dev_test_requests"]))
-    columns = ", ".join(["loan_id", "fairness_group", *loan_book.input_names])
+    columns = ", ".join(["loan_id", f"fairness_group as {loan_book.group_column}", *loan_book.input_names])
     with connect_snapshot(paths) as con:
-        raw = con.execute(f"select {columns} from stg_landing__loans where loan_id in "
-                          "(select unnest(?))", [test["loan_id"].tolist()]).df().set_index("loan_id")
-    raw = raw.loc[test["loan_id"]]
-    bodies = []
-    for loan_id, row in raw.iterrows():
-        body = {name: _plain(row[name]) for name in loan_book.input_names}
-        body[loan_book.group_column] = row["fairness_group"]
-        body["application_id"] = str(loan_id)
-        bodies.append(body)
+        con.register("test_ids", pa.table({"loan_id": test["loan_id"].to_numpy()}))
+        raw = con.execute(f"select {columns} from stg_landing__loans join test_ids using (loan_id) "
+                          "order by loan_id").fetch_arrow_table()
+    bodies = application_bodies(raw, loan_book)
     answers: dict[str, dict[str, Any]] = {}
     result = replay(url, "dev-test", bodies, concurrency=8, collect=answers)
     problems = []

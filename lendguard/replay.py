@@ -41,15 +41,25 @@ class ReplayResult:
         return self.status_counts.get(200, 0)
 
 
-def application_bodies(traffic: pa.Table, loan_book: LoanBookSchema) -> list[dict[str, Any]]:
-    """Request bodies from simulated traffic: the contract's inputs, its group, id and timestamp."""
+def application_bodies(applications: pa.Table, loan_book: LoanBookSchema) -> list[dict[str, Any]]:
+    """Request bodies: the contract's inputs and group, ``loan_id`` as the application id, and the
+    application's own timestamp when the table has ``occurred_at``.
+
+    Integer inputs are sent as JSON integers (the warehouse stores every number as a double).
+    """
     columns = [loan_book.group_column, *loan_book.input_names]
-    rows = traffic.select(columns).to_pylist()
-    ids = traffic.column("loan_id").to_pylist()
-    stamps = traffic.column("occurred_at").to_pylist()
+    integers = [f.name for f in loan_book.numeric_features if f.integer]
+    rows = applications.select(columns).to_pylist()
+    ids = applications.column("loan_id").to_pylist()
+    stamps = (applications.column("occurred_at").to_pylist() if "occurred_at" in applications.column_names
+              else [None] * len(rows))
     for row, application_id, occurred_at in zip(rows, ids, stamps, strict=True):
-        row["application_id"] = application_id
-        row["occurred_at"] = occurred_at.isoformat() if isinstance(occurred_at, datetime) else occurred_at
+        for name in integers:
+            if row[name] is not None:
+                row[name] = int(row[name])
+        row["application_id"] = str(application_id)
+        if occurred_at is not None:
+            row["occurred_at"] = occurred_at.isoformat() if isinstance(occurred_at, datetime) else occurred_at
     return rows
 
 

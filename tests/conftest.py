@@ -12,7 +12,7 @@ from warehouse.paths import Paths
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
-SMALL_BOOK = 10_000
+SMALL_BOOK = 30_000
 """Loans in the test deployments: enough for every group to appear in both splits, quick to build."""
 
 
@@ -45,10 +45,20 @@ def built_deployment(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     return deployment
 
 
+def deliver(paths: Paths, *, approver: str = "pytest") -> str:
+    """Train, choose thresholds, evaluate, gate and approve a version; return it (no dev API)."""
+    from lendguard import pipeline
+
+    run = pipeline.start_run(paths, supersede=True)
+    for stage in ("train", "thresholds", "evaluate", "gate"):
+        pipeline.run_stage(paths, run, stage)
+    assert run.version is not None
+    pipeline.decide(paths, run.version, approve=True, by=approver, note="test fixture")
+    return run.version
+
+
 @pytest.fixture(scope="session")
 def trained_deployment(built_deployment: Paths) -> Paths:
-    """The built deployment with a trained champion registered in its own MLflow store."""
-    from ml.train import train
-
-    train(built_deployment)
+    """The built deployment with an approved champion registered in its own MLflow store."""
+    deliver(built_deployment)
     return built_deployment

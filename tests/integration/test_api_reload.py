@@ -13,8 +13,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,30 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout} s")
         time.sleep(0.05)
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def reload_log() -> Iterator[list[logging.LogRecord]]:
+    """What ``api.reload`` logs, caught at that logger: Litestar replaces the root logger's handlers
+    when an app is built, and caplog listens there."""
+    logger, collector = logging.getLogger("api.reload"), _Collector()
+    level = logger.level
+    logger.addHandler(collector)
+    logger.setLevel(logging.INFO)
+    try:
+        yield collector.records
+    finally:
+        logger.removeHandler(collector)
+        logger.setLevel(level)
 
 
 def register_variant(
@@ -212,14 +237,14 @@ def test_moving_champion_switches_versions_without_dropping_a_request(versions: 
 
 
 def test_an_unreachable_registry_keeps_the_loaded_model_serving(
-    versions: Versions, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    versions: Versions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths, old, new = versions.paths, versions.first, versions.retuned
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of backing off for minutes
     down = dataclasses.replace(paths, tracking_uri=f"http://127.0.0.1:{free_port()}")
     assert registry_alias_version(paths, "no-such-alias") is None, "a registry that answers: alias unset"
 
-    with caplog.at_level(logging.INFO, logger="api.reload"), serve(versions, old, "test-outage") as client:
+    with reload_log() as records, serve(versions, old, "test-outage") as client:
         watcher = client.app.state.model_watcher
 
         def checked_at() -> str:
@@ -245,7 +270,7 @@ def test_an_unreachable_registry_keeps_the_loaded_model_serving(
         wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
         assert client.post(SCORE_PATH, json=application(2)).json()["model_version"] == new
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "api.reload"]
+    messages = [r.getMessage() for r in records]
     unreachable = [m for m in messages if "unreachable" in m]
     assert len(unreachable) == 1, f"one warning per outage, not one per poll: {unreachable}"
     assert down.tracking_uri in unreachable[0]
@@ -254,15 +279,13 @@ def test_an_unreachable_registry_keeps_the_loaded_model_serving(
     assert any(f"now serving version {new}" in m for m in messages)
 
 
-def test_a_version_with_another_contract_is_refused_until_a_restart(
-    versions: Versions, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_version_with_another_contract_is_refused_until_a_restart(versions: Versions) -> None:
     paths, old, other = versions.paths, versions.first, versions.recontracted
     old_print = load_version(paths, old).loan_book.fingerprint()
     other_print = load_version(paths, other).loan_book.fingerprint()
     assert old_print != other_print
 
-    with caplog.at_level(logging.INFO, logger="api.reload"), serve(versions, old, "test-contract") as client:
+    with reload_log() as records, serve(versions, old, "test-contract") as client:
         set_alias(paths, CHAMPION, other)
         result = client.blocking_portal.call(reload_model, client.app.state)
         assert result.outcome is ReloadOutcome.CONTRACT_CHANGED
@@ -277,7 +300,7 @@ def test_a_version_with_another_contract_is_refused_until_a_restart(
         set_alias(paths, CHAMPION, versions.retuned)  # a servable version is still taken
         assert client.blocking_portal.call(reload_model, client.app.state).outcome is ReloadOutcome.SWAPPED
 
-    errors = [r.getMessage() for r in caplog.records if r.name == "api.reload" and r.levelno >= logging.ERROR]
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
     assert "restart" in errors[0]
     assert all(text in errors[0] for text in (f"version {old}", f"version {other}", old_print, other_print))
