@@ -265,10 +265,6 @@ class ModelWatcher:
         self._reported: str | None = None
         """The problem last logged, so a persisting one is logged once, not at every poll."""
 
-    @property
-    def polling(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     async def start(self) -> None:
         """Poll every ``model_poll_seconds`` (not at all when it is 0: reload on demand only)."""
         if self.settings.model_poll_seconds > 0 and self._task is None:

@@ -39,9 +39,14 @@ def ok(env: dict[str, str], *args: str) -> str:
     return completed.stdout
 
 
+E2E_BOOK = 20_000
+"""Loans in an end-to-end deployment: enough for the gate to vouch for every large group."""
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, **deployment_env(tmp_path / "data"), "COLUMNS": "200"}
+    return {**os.environ, **deployment_env(tmp_path / "data"), "COLUMNS": "200",
+            "LENDGUARD_DEV_API_PORT": str(free_port())}
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -57,10 +62,15 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) 
     pytest.fail("the server did not become ready")
 
 
-def test_simulate_build_train_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:
-    assert "landed 4,000 simulated loans" in ok(env, "simulate", "--loans", "4000", "--seed", "5")
+def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:
+    assert "landed 20,000 simulated loans" in ok(env, "simulate", "--loans", str(E2E_BOOK), "--seed", "5")
     assert "failures" in ok(env, "build")
-    assert "registered version 1 as champion" in ok(env, "train")
+    assert "awaits approval" in ok(env, "pipeline", "run")
+    waiting = json.loads(ok(env, "status", "--json"))
+    assert waiting["pipeline"]["status"] == "awaiting_approval"
+    assert waiting["mlflow"]["aliases"]["candidate"]["gate"] == "passed"
+    assert waiting["mlflow"]["aliases"]["champion"] is None, "nothing is in production before the approval"
+    assert "version 1 approved by E2E Tester" in ok(env, "approve", "1", "--by", "E2E Tester", "--note", "looks fair")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -96,6 +106,8 @@ def test_simulate_build_train_serve_replay_build(env: dict[str, str], tmp_path: 
 
     state = json.loads(ok(env, "status", "--json"))
     assert state["mlflow"]["aliases"]["champion"]["version"] == "1"
+    assert state["mlflow"]["aliases"]["champion"]["approval"] == "approved"
+    assert state["pipeline"]["status"] == "deployed"
     assert state["landing"]["datasets"]["prediction_log"]["rows"] == 301
     assert state["snapshot"]["exists"] is True
     assert state["loan_book"]["name"] == "simulated_loans"
@@ -115,10 +127,16 @@ def test_cli_failures_are_one_line_and_non_zero(env: dict[str, str], tmp_path: P
     unknown = lendguard(env, "replay", "--scenario", "meteor", "--url", "http://127.0.0.1:9")
     assert unknown.returncode == 1
     assert "unknown scenario 'meteor'" in unknown.stderr
+    no_version = lendguard(env, "approve", "7", "--by", "someone", "--note", "why not")
+    assert no_version.returncode == 1
+    assert "version 7 does not exist" in no_version.stderr
+    no_reason = lendguard(env, "approve", "7", "--by", "someone")
+    assert no_reason.returncode == 2, "argparse refuses a decision without --note"
 
 
 def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> None:
-    out = ok(env, "demo", "--loans", "3000", "--requests", "200", "--port", str(free_port()))
-    assert "registered model version 1 as champion" in out
+    out = ok(env, "demo", "--loans", str(E2E_BOOK), "--requests", "200", "--port", str(free_port()))
+    assert "version 1 passed the gate and the dev tests" in out
+    assert "approved as 'lendguard demo'" in out
     assert "200 of 200 scored" in out
     assert "mon_ops_hourly: 200 requests" in out

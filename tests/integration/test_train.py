@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 
 from ml import registry
 from ml.scoring import FeatureScorer
-from ml.train import LABEL, load_training_set
+from ml.train import LABEL, load_split
 from warehouse.build import current_loan_book
 from warehouse.paths import Paths
 from warehouse.publish import connect_snapshot
@@ -19,15 +20,36 @@ pytestmark = pytest.mark.slow
 
 def test_champion_bundle_is_registered_with_its_paper_trail(trained_deployment: Paths) -> None:
     bundle = registry.load_bundle(trained_deployment, "champion")
-    assert bundle.version == "1"
     assert bundle.loan_book == current_loan_book(trained_deployment)
-    assert bundle.threshold == pytest.approx(1 / 6), "5:1 costs: flag when p > 1/(1+5)"
     assert "from application_rows" in bundle.feature_sql
-    registry.configure(trained_deployment)
-    run = MlflowClient().get_run(bundle.run_id)
-    assert run.data.metrics["test_auc"] > 0.7
-    assert run.data.tags["loan_book_contract"] == bundle.loan_book.fingerprint()
-    assert len(run.data.tags["git_commit"]) in {40, len("unknown")}
+    policies = bundle.policies
+    assert policies.deployed == "group_thresholds"
+    assert set(policies.policies) == {"group_thresholds", "single_threshold"}
+    assert {"White", "Hispanic", "Black"} <= set(policies.active.thresholds), "large groups get their own"
+    assert bundle.threshold_for("White") != bundle.threshold_for("Black")
+
+    registry.connect(trained_deployment)
+    client = MlflowClient()
+    run = client.get_run(bundle.run_id)
+    assert run.data.params["cv_folds"] == "3"
+    assert run.data.params["model"] in {"logreg_c0.1", "logreg_c1", "hgb_depth3", "hgb_depth5"}
+    assert run.data.metrics["test_group_thresholds_auc"] > 0.7
+    assert 0 < run.data.metrics["cv_log_loss"] < 0.5
+    tags = run.data.tags
+    assert tags["loan_book_contract"] == bundle.loan_book.fingerprint()
+    assert len(tags["git_commit"]) in {40, len("unknown")}
+    assert len(tags["dbt_manifest_sha256"]) == 64
+    assert len(tags["training_data_sha256"]) == 64
+    assert int(tags["training_data_rows"]) > 0
+    artifacts = {a.path for folder in ("training", "thresholds", "evaluation", "bundle")
+                 for a in client.list_artifacts(bundle.run_id, folder)}
+    assert {"training/cv_results.csv", "training/oof_predictions.parquet",
+            "thresholds/cost_curve_group_thresholds.csv", "thresholds/cost_curve_single_threshold.csv",
+            "evaluation/test_metrics_group_thresholds.csv", "bundle/policy.json", "bundle/feature.sql",
+            "bundle/loan_book.yml"} <= artifacts
+    version_tags = client.get_model_version(registry.MODEL_NAME, bundle.version).tags
+    assert version_tags["gate_result"] == "passed"
+    assert version_tags["approval"] == "approved"
 
 
 def test_online_features_equal_the_warehouse_features(trained_deployment: Paths) -> None:
@@ -39,7 +61,8 @@ def test_online_features_equal_the_warehouse_features(trained_deployment: Paths)
                           "order by loan_id limit 500").fetch_arrow_table()
     scorer = FeatureScorer(bundle)
     online = scorer.features(raw.drop_columns(["loan_id"]))
-    training = load_training_set(trained_deployment, loan_book).set_index("loan_id")
+    training = pd.concat([load_split(trained_deployment, loan_book, split) for split in ("train", "test")])
+    training = training.set_index("loan_id")
     warehouse = training.loc[raw.column("loan_id").to_pylist(), list(loan_book.feature_names)]
     for column in loan_book.model_numeric:
         np.testing.assert_array_equal(online[column].to_numpy(), warehouse[column].to_numpy(), err_msg=column)
