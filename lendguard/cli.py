@@ -13,12 +13,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from warehouse.paths import get_paths
+from warehouse.paths import Paths, get_paths
+
+if TYPE_CHECKING:
+    from lendguard.pipeline import PipelineRun
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -110,10 +114,29 @@ def cmd_pipeline_stage(args: argparse.Namespace) -> None:
             raise CommandError("no pipeline run yet: start one with `lendguard pipeline stage train`")
         run = current
     if args.name == "deploy-prod":
-        raise CommandError("deploy-prod follows a person's decision: run `lendguard approve VERSION --by --note`")
+        _deploy_prod(paths, run)
+        return
     with console.status(args.name):
         pipeline.run_stage(paths, run, args.name)
     console.print(f"{args.name}: {run.stage(args.name)['status']} (pipeline run {run.run_id}, version {run.version})")
+
+
+def _deploy_prod(paths: Paths, run: PipelineRun) -> None:
+    """``approve`` deploys; this stage command (CI servers call it) confirms or retries that."""
+    from lendguard import pipeline  # noqa: PLC0415
+    from ml import registry  # noqa: PLC0415
+
+    if run.status == pipeline.DEPLOYED:
+        console.print(f"deploy-prod: version {run.version} is already deployed (pipeline run {run.run_id})")
+        return
+    if run.version is None or registry.alias_version(paths, "champion") != run.version:
+        raise CommandError(f"version {run.version} is not approved: deploy-prod follows "
+                           "`lendguard approve VERSION --by NAME --note TEXT`")
+    run.status = pipeline.RUNNING
+    pipeline.run_stage(paths, run, "deploy-prod")
+    run.status = pipeline.DEPLOYED
+    pipeline.save(paths, run)
+    console.print(f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})")
 
 
 def _decide(args: argparse.Namespace, *, approve: bool) -> None:

@@ -1,0 +1,65 @@
+"""Benchmark: the delivery stages train → thresholds → evaluate + register → gate on one loan book.
+
+Runs in a fresh deployment (own data dir and MLflow store) in this process; records each stage's
+wall time and the peak resident memory of this process and of its children (dbt).
+
+    .venv/bin/python bench/delivery.py --loans 100000 --out bench/results/delivery-100k.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--loans", type=int, default=100_000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lendguard-bench-") as tmp:
+        os.environ.update({"LENDGUARD_DATA_DIR": tmp, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+                           "MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+        from lendguard import pipeline  # noqa: PLC0415 - after the environment points at the bench deployment
+        from warehouse.build import build  # noqa: PLC0415
+        from warehouse.importer import land_simulated  # noqa: PLC0415
+        from warehouse.paths import Paths  # noqa: PLC0415
+
+        paths = Paths.from_env()
+        land_simulated(paths, args.loans, seed=42)
+        build(paths)
+        run = pipeline.start_run(paths)
+        stages: dict[str, float] = {}
+        started = time.perf_counter()
+        for stage in ("train", "thresholds", "evaluate", "gate"):
+            t0 = time.perf_counter()
+            pipeline.run_stage(paths, run, stage)
+            stages[stage] = round(time.perf_counter() - t0, 2)
+        total = round(time.perf_counter() - started, 2)
+        train = run.stage("train")["details"]
+    record = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "loans": args.loans,
+        "seconds": {**stages, "total": total},
+        "peak_rss_mb": {
+            "process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "children (dbt)": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        },
+        "chosen_model": train["model"], "cv": train["candidates"],
+    }
+    print(json.dumps(record, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
