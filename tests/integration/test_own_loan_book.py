@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ml.registry import load_bundle
+from lendguard import pipeline
+from ml.registry import load_version
 from ml.scoring import FeatureScorer
-from ml.train import train
 from warehouse.build import build
 from warehouse.importer import import_loan_book
 from warehouse.paths import Paths
@@ -63,9 +63,11 @@ def test_declared_columns_drive_features_and_training(paths: Paths, tmp_path: Pa
                        "income", "score", "channel", "score_per_income", "split"]
     assert 0.05 < defaulted < 0.6
 
-    trained = train(paths)
-    bundle = load_bundle(paths)
-    assert bundle.version == trained.version
+    run = pipeline.start_run(paths)
+    for stage in ("train", "thresholds", "evaluate"):
+        pipeline.run_stage(paths, run, stage)
+    bundle = load_version(paths, str(run.version))
+    assert set(bundle.policies.active.thresholds) <= {"A", "B", "C", "unknown"}
     assert list(bundle.pipeline.feature_names_in_) == ["income", "score", "channel", "score_per_income"]
     application = pa.table({"income": [40_000.0], "score": [610.0], "channel": ["broker"]})
     assert 0 < FeatureScorer(bundle).probabilities(application)[0] < 1
