@@ -28,6 +28,8 @@ from functools import cache
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from warehouse.env import env_number
+
 _Number = TypeVar("_Number", int, float)
 
 ENV_HOST = "LENDGUARD_API_HOST"
@@ -94,13 +96,7 @@ class Settings:
 
 
 def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    return env_number(env, name, default, kind, error=SettingsError)
 
 
 @cache

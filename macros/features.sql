@@ -21,3 +21,18 @@
     {%- endfor -%}
     {{ columns | join(',\n    ') }}
 {%- endmacro %}
+
+{#-
+    The loan-book inputs as staged: numeric ones as double, categorical ones as text, under their
+    contract names (followed by a comma, for use inside a select list). Shared by every staging
+    model that carries applications.
+-#}
+{% macro loan_input_columns(loan_book=none) -%}
+    {%- set lb = loan_book or var('loan_book') -%}
+    {%- for name in lb.numeric_features %}
+        cast({{ name }} as double) as {{ name }},
+    {%- endfor %}
+    {%- for name in lb.categorical_features %}
+        cast({{ name }} as varchar) as {{ name }},
+    {%- endfor %}
+{%- endmacro %}

@@ -45,6 +45,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from warehouse.env import env_number
+
 log = logging.getLogger(__name__)
 
 _Number = TypeVar("_Number", int, float)
@@ -156,13 +158,7 @@ class NotifySettings:
 
 
 def _parse(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    return env_number(env, name, default, kind)
 
 
 def _parse_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -26,12 +26,7 @@ renamed as (
             ) then 1
             else 0
         end as defaulted,
-        {%- for name in lb.numeric_features %}
-        cast({{ name }} as double) as {{ name }},
-        {%- endfor %}
-        {%- for name in lb.categorical_features %}
-        cast({{ name }} as varchar) as {{ name }},
-        {%- endfor %}
+        {{- loan_input_columns() }}
         cast(snapshot_id as varchar) as snapshot_id
 
     from current_snapshot

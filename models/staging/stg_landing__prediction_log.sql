@@ -26,12 +26,7 @@ renamed as (
         mode,
         latency_ms,
         cast({{ lb.group_column }} as varchar) as fairness_group,
-        {%- for name in lb.numeric_features %}
-        cast({{ name }} as double) as {{ name }},
-        {%- endfor %}
-        {%- for name in lb.categorical_features %}
-        cast({{ name }} as varchar) as {{ name }},
-        {%- endfor %}
+        {{- loan_input_columns() }}
         raw_body
 
     from source
