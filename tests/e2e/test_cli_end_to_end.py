@@ -90,7 +90,7 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells how it ended.
     server_log = (tmp_path / "server.log").read_text()
     assert server.returncode in {0, -signal.SIGTERM}, server_log[-2000:]
-    assert "Application shutdown complete" in server_log
+    assert "scorer closed" in server_log, "the server drained its scorer on the way out"
 
     ok(env, "build")
     snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
