@@ -200,6 +200,45 @@ def compile_feature_sql(paths: Paths, loan_book: LoanBookSchema) -> str:
     )
 
 
+MODEL_FEATURES_RELATION = "model_features"
+"""The relation the compiled model SQL reads: one row per application, the model's features."""
+SQL_DIALECTS = ("duckdb", "spark", "postgres")
+PARITY_TOLERANCE = 1e-9
+
+
+class ParityError(RuntimeError):
+    """The compiled SQL does not reproduce the fitted model: the version must not be registered."""
+
+
+def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame) -> float:
+    """Export the fitted pipeline to PMML, compile it to SQL, check parity, log both to the run.
+
+    Parity is checked on the training rows themselves: the SQL, run in DuckDB, must give
+    scikit-learn's probabilities within :data:`PARITY_TOLERANCE`, or the stage fails. Returns the
+    largest absolute difference.
+    """
+    import duckdb  # noqa: PLC0415
+    import mlflow  # noqa: PLC0415
+
+    from ml.export.pmml import export_pmml  # noqa: PLC0415 - starts Java; only when a model is logged
+    from ml.export.sql import compile_pmml, to_sql  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pmml = export_pmml(pipeline, loan_book.model_numeric, loan_book.model_categorical, folder / "model.pmml")
+        query = compile_pmml(pmml, relation=MODEL_FEATURES_RELATION)
+        for dialect in SQL_DIALECTS:
+            (folder / f"model.{dialect}.sql").write_text(to_sql(query, dialect, pretty=True) + "\n")
+        with duckdb.connect() as con:
+            con.register(MODEL_FEATURES_RELATION, features)
+            sql_probability = con.execute(to_sql(query, "duckdb")).fetchnumpy()["probability"]
+        difference = float(np.max(np.abs(sql_probability - pipeline.predict_proba(features)[:, 1])))
+        if not difference <= PARITY_TOLERANCE:
+            raise ParityError(f"the compiled SQL differs from scikit-learn by up to {difference:.3g}")
+        mlflow.log_artifacts(str(folder), artifact_path=registry.BUNDLE_DIR)
+    return difference
+
+
 def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> TrainOutcome:
     """Select, fit and log the model; return the MLflow run the later stages continue."""
     import mlflow  # noqa: PLC0415 - about a second to import
@@ -255,6 +294,8 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
             oof_frame.to_parquet(folder / "oof_predictions.parquet", index=False)
             mlflow.log_artifacts(str(folder), artifact_path="training")
         registry.log_bundle_files(feature_sql, loan_book, policy=None)
+        parity = log_model_artifacts(pipeline, loan_book, fit_frame[features])
+        mlflow.log_metric("sql_parity_max_abs_diff", parity)
         sample = fit_frame[features].head(5)
         info = mlflow.sklearn.log_model(
             pipeline,

@@ -46,7 +46,9 @@ def test_champion_bundle_is_registered_with_its_paper_trail(trained_deployment: 
     assert {"training/cv_results.csv", "training/oof_predictions.parquet",
             "thresholds/cost_curve_group_thresholds.csv", "thresholds/cost_curve_single_threshold.csv",
             "evaluation/test_metrics_group_thresholds.csv", "bundle/policy.json", "bundle/feature.sql",
-            "bundle/loan_book.yml"} <= artifacts
+            "bundle/loan_book.yml", "bundle/model.pmml", "bundle/model.duckdb.sql", "bundle/model.spark.sql",
+            "bundle/model.postgres.sql"} <= artifacts
+    assert run.data.metrics["sql_parity_max_abs_diff"] <= 1e-9, "the compiled SQL reproduces the model"
     version_tags = client.get_model_version(registry.MODEL_NAME, bundle.version).tags
     assert version_tags["gate_result"] == "passed"
     assert version_tags["approval"] == "approved"
