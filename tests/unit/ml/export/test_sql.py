@@ -175,7 +175,7 @@ def test_the_link_never_overflows() -> None:
 
 
 # ----- dialects ----------------------------------------------------------------------------------
-PORTABLE = {"Case", "If", "Cast", "Coalesce", "Nullif", "Exp", "Or"}
+PORTABLE = {"Case", "If", "Cast", "Coalesce", "Nullif", "Exp", "Greatest", "Least", "Or"}
 
 
 @pytest.mark.slow
