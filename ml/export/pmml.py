@@ -79,8 +79,7 @@ def _check_inputs(path: Path, numeric: list[str], categorical: list[str]) -> Non
     root = ET.parse(path).getroot()  # noqa: S314
     namespace = root.tag.partition("}")[0] + "}"
     fields = {
-        field.get("name"): (field.get("optype"), field.get("dataType"))
-        for field in root.iter(f"{namespace}DataField")
+        field.get("name"): (field.get("optype"), field.get("dataType")) for field in root.iter(f"{namespace}DataField")
     }
     expected = dict.fromkeys(numeric, ("continuous", "double")) | dict.fromkeys(categorical, ("categorical", "string"))
     wrong = sorted(name for name in expected if name in fields and fields[name] != expected[name])

@@ -46,7 +46,9 @@ def holdout(schema: LoanBookSchema) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def export_model(
-    schema: LoanBookSchema, training: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory,
+    schema: LoanBookSchema,
+    training: pd.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[[str], Exported]:
     """Fit, export and compile a model family once; later calls return the same artifacts."""
     cache: dict[str, Exported] = {}

@@ -49,7 +49,9 @@ def test_edge_rows_match_scikit_learn(exported: Exported, schema: LoanBookSchema
 
 
 def test_rows_exactly_on_split_thresholds_take_the_same_branch(
-    boosted: Exported, schema: LoanBookSchema, on_thresholds: ThresholdRows,
+    boosted: Exported,
+    schema: LoanBookSchema,
+    on_thresholds: ThresholdRows,
 ) -> None:
     # Most splits can be hit exactly from a raw value (not all: where the scale is below 1,
     # neighbouring raw doubles can step over the scaled threshold).
@@ -60,13 +62,16 @@ def test_rows_exactly_on_split_thresholds_take_the_same_branch(
 
 
 def test_threshold_rows_would_catch_a_wrong_comparison(
-    boosted: Exported, schema: LoanBookSchema, on_thresholds: ThresholdRows,
+    boosted: Exported,
+    schema: LoanBookSchema,
+    on_thresholds: ThresholdRows,
 ) -> None:
     """The rows are sharp: compiling ``<=`` as ``<`` breaks every row on a threshold (no branch
     is true there, so PMML's returnNullPrediction gives NULL)."""
     wrong = boosted.query.transform(
-        lambda node: exp.LT(this=node.this.copy(), expression=node.expression.copy())
-        if isinstance(node, exp.LTE) else node,
+        lambda node: (
+            exp.LT(this=node.this.copy(), expression=node.expression.copy()) if isinstance(node, exp.LTE) else node
+        ),
     )
     rows = on_thresholds.rows
     difference = np.abs(score_sql(wrong, rows) - sklearn_scores(boosted, schema, rows))
@@ -98,8 +103,12 @@ def test_other_dialects_keep_the_scores(exported: Exported, holdout: pd.DataFram
 
 
 def test_sql_matches_the_pmml_evaluator(
-    exported: Exported, schema: LoanBookSchema, holdout: pd.DataFrame, edges: pd.DataFrame,
-    on_thresholds: ThresholdRows, pmml_evaluator: Callable[[Path], Any],
+    exported: Exported,
+    schema: LoanBookSchema,
+    holdout: pd.DataFrame,
+    edges: pd.DataFrame,
+    on_thresholds: ThresholdRows,
+    pmml_evaluator: Callable[[Path], Any],
 ) -> None:
     rows = pd.concat([holdout, edges, on_thresholds.rows], ignore_index=True)
     evaluated = pmml_evaluator(exported.pmml).evaluateAll(rows[list(schema.feature_names)])

@@ -68,11 +68,15 @@ def test_tree_thresholds_are_the_fitted_doubles(boosted: Exported, schema: LoanB
         nodes = iteration[0].nodes
         assert nodes["num_threshold"].dtype == np.float64
         splits = nodes[(nodes["is_leaf"] == 0) & (nodes["feature_idx"] < len(numeric))]
-        fitted.append(sorted((f"standardScaler({numeric[n['feature_idx']]})", float(n["num_threshold"]))
-                             for n in splits))
+        fitted.append(
+            sorted((f"standardScaler({numeric[n['feature_idx']]})", float(n["num_threshold"])) for n in splits)
+        )
     written = [
-        sorted((p.get("field"), float(p.get("value"))) for p in tree.iter(f"{NS}SimplePredicate")
-               if p.get("operator") == "lessOrEqual")
+        sorted(
+            (p.get("field"), float(p.get("value")))
+            for p in tree.iter(f"{NS}SimplePredicate")
+            if p.get("operator") == "lessOrEqual"
+        )
         for tree in parse(boosted.pmml).iter(f"{NS}TreeModel")
     ]
     assert written == fitted
@@ -84,7 +88,9 @@ def test_refuses_an_unfitted_pipeline(schema: LoanBookSchema, tmp_path: Path) ->
 
 
 def test_refuses_features_the_pipeline_was_not_fitted_on(
-    exported: Exported, schema: LoanBookSchema, tmp_path: Path,
+    exported: Exported,
+    schema: LoanBookSchema,
+    tmp_path: Path,
 ) -> None:
     with pytest.raises(ValueError, match="not on the declared features"):
         export_pmml(exported.pipeline, [*schema.model_numeric, "extra"], schema.model_categorical, tmp_path / "m.pmml")

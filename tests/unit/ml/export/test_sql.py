@@ -114,8 +114,13 @@ def rows(x: list[float | None], c: list[str | None] | None = None) -> pd.DataFra
 def test_logistic_regression_known_answers() -> None:
     given = rows([5.0, None, 5.0, 5.0, 5.0], ["a", "a", "b", "unseen", None])
     # scaled(x) = (x - 1) / 4; a missing x is replaced by 2.0; an unseen or missing category adds 0.
-    expected = [sigmoid(0.5 + 2.0 + 1.0), sigmoid(0.5 + 0.5 + 1.0), sigmoid(0.5 + 2.0 - 1.0),
-                sigmoid(0.5 + 2.0), sigmoid(0.5 + 2.0)]
+    expected = [
+        sigmoid(0.5 + 2.0 + 1.0),
+        sigmoid(0.5 + 0.5 + 1.0),
+        sigmoid(0.5 + 2.0 - 1.0),
+        sigmoid(0.5 + 2.0),
+        sigmoid(0.5 + 2.0),
+    ]
     np.testing.assert_allclose(score(document(LOGIT), given), expected, rtol=0, atol=1e-15)
 
 
@@ -217,34 +222,76 @@ NEURAL = """
     ("pmml", "element", "path"),
     [
         pytest.param(document(NEURAL), "NeuralNetwork", "/PMML/NeuralNetwork", id="neural network"),
-        pytest.param(document(LOGIT.replace('function="/"', 'function="ln"')), "Apply",
-                     "/PMML/RegressionModel/LocalTransformations/DerivedField/Apply", id="unknown function"),
-        pytest.param(document(LOGIT.replace('"logit"', '"probit"')), "RegressionModel", "/PMML/RegressionModel",
-                     id="probit link"),
-        pytest.param(document(LOGIT.replace('dataType="double">4.0', 'dataType="float">4.0')), "Constant",
-                     "/PMML/RegressionModel/LocalTransformations/DerivedField/Apply/Constant", id="float constant"),
-        pytest.param(document(LOGIT.replace('coefficient="2.0"/>', 'coefficient="2.0" exponent="2"/>')),
-                     "NumericPredictor", "/PMML/RegressionModel/RegressionTable[1]/NumericPredictor",
-                     id="exponent"),
-        pytest.param(document(LOGIT.replace('<RegressionTable intercept="0.0" targetCategory="0"/>',
-                                            '<RegressionTable intercept="0.0" targetCategory="0"><Extension/>'
-                                            '</RegressionTable>')),
-                     "Extension", "/PMML/RegressionModel/RegressionTable[2]/Extension", id="extension"),
-        pytest.param(document(LOGIT.replace('name="c" invalidValueTreatment="asIs"', 'name="c"')), "MiningField",
-                     "/PMML/RegressionModel/MiningSchema/MiningField[3]", id="invalid categories"),
-        pytest.param(document(LOGIT).replace('<Value value="1"/>', '<Value value="1"/><Value value="2"/>'),
-                     "RegressionModel", "/PMML/RegressionModel", id="multiclass"),
-        pytest.param(document(chain(tree(split("1.0")))).replace('"lessOrEqual"', '"isMissing"'), "SimplePredicate",
-                     "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node/"
-                     "Node[1]/SimplePredicate", id="isMissing"),
-        pytest.param(document(chain(tree(split("1.0")))).replace('"sum"', '"average"'), "Segmentation",
-                     "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation", id="average"),
-        pytest.param(document(chain(tree(split("1.0").replace('defaultChild="2"', "")))), "Node",
-                     "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node",
-                     id="no default child"),
-        pytest.param(document(chain(tree(split("1e400")))), "SimplePredicate",
-                     "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node/"
-                     "Node[1]/SimplePredicate", id="out of range"),
+        pytest.param(
+            document(LOGIT.replace('function="/"', 'function="ln"')),
+            "Apply",
+            "/PMML/RegressionModel/LocalTransformations/DerivedField/Apply",
+            id="unknown function",
+        ),
+        pytest.param(
+            document(LOGIT.replace('"logit"', '"probit"')), "RegressionModel", "/PMML/RegressionModel", id="probit link"
+        ),
+        pytest.param(
+            document(LOGIT.replace('dataType="double">4.0', 'dataType="float">4.0')),
+            "Constant",
+            "/PMML/RegressionModel/LocalTransformations/DerivedField/Apply/Constant",
+            id="float constant",
+        ),
+        pytest.param(
+            document(LOGIT.replace('coefficient="2.0"/>', 'coefficient="2.0" exponent="2"/>')),
+            "NumericPredictor",
+            "/PMML/RegressionModel/RegressionTable[1]/NumericPredictor",
+            id="exponent",
+        ),
+        pytest.param(
+            document(
+                LOGIT.replace(
+                    '<RegressionTable intercept="0.0" targetCategory="0"/>',
+                    '<RegressionTable intercept="0.0" targetCategory="0"><Extension/></RegressionTable>',
+                )
+            ),
+            "Extension",
+            "/PMML/RegressionModel/RegressionTable[2]/Extension",
+            id="extension",
+        ),
+        pytest.param(
+            document(LOGIT.replace('name="c" invalidValueTreatment="asIs"', 'name="c"')),
+            "MiningField",
+            "/PMML/RegressionModel/MiningSchema/MiningField[3]",
+            id="invalid categories",
+        ),
+        pytest.param(
+            document(LOGIT).replace('<Value value="1"/>', '<Value value="1"/><Value value="2"/>'),
+            "RegressionModel",
+            "/PMML/RegressionModel",
+            id="multiclass",
+        ),
+        pytest.param(
+            document(chain(tree(split("1.0")))).replace('"lessOrEqual"', '"isMissing"'),
+            "SimplePredicate",
+            "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node/"
+            "Node[1]/SimplePredicate",
+            id="isMissing",
+        ),
+        pytest.param(
+            document(chain(tree(split("1.0")))).replace('"sum"', '"average"'),
+            "Segmentation",
+            "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation",
+            id="average",
+        ),
+        pytest.param(
+            document(chain(tree(split("1.0").replace('defaultChild="2"', "")))),
+            "Node",
+            "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node",
+            id="no default child",
+        ),
+        pytest.param(
+            document(chain(tree(split("1e400")))),
+            "SimplePredicate",
+            "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node/"
+            "Node[1]/SimplePredicate",
+            id="out of range",
+        ),
     ],
 )
 def test_unsupported_pmml_is_refused_by_name(pmml: str, element: str, path: str) -> None:
