@@ -284,6 +284,38 @@ def gate_stage(paths: Paths, version: str, pipeline_run_id: str | None = None) -
     return GateResult(version, passed, checks, other)
 
 
+# ----- in-warehouse scoring ------------------------------------------------------------------------
+CHAMPION_SQL_KEEP = ("loan_id", "fairness_group")
+
+
+def champion_sql_dir(paths: Paths) -> Path:
+    return paths.state_dir / "champion"
+
+
+def install_champion_sql(paths: Paths, version: str) -> Path:
+    """Compile the champion's PMML for batch scoring in the warehouse and put it where builds read it.
+
+    ``lendguard build`` hands the file to dbt (``score_loans``); builds never need the registry.
+    The query reads ``model_features`` (``feat_loans``) and keeps the loan id and group.
+    """
+    import mlflow  # noqa: PLC0415
+
+    from ml.export.sql import compile_pmml, to_sql  # noqa: PLC0415
+    from ml.train import MODEL_FEATURES_RELATION  # noqa: PLC0415
+
+    registry.connect(paths)
+    run_id = registry.load_version_run_id(paths, version)
+    pmml = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{registry.BUNDLE_DIR}/model.pmml"))
+    query = compile_pmml(pmml, relation=MODEL_FEATURES_RELATION, keep=list(CHAMPION_SQL_KEEP))
+    folder = champion_sql_dir(paths)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".model.duckdb.sql.tmp"
+    tmp.write_text(to_sql(query, "duckdb"))
+    tmp.replace(folder / "model.duckdb.sql")
+    (folder / "version").write_text(version)
+    return folder / "model.duckdb.sql"
+
+
 # ----- human decision ----------------------------------------------------------------------------
 def decide(
     paths: Paths, version: str, *, approve: bool, by: str, note: str, pipeline_run_id: str | None = None
@@ -321,6 +353,7 @@ def decide(
         if current is not None and current != version:
             registry.set_alias(paths, PREVIOUS_CHAMPION, current)
         registry.set_alias(paths, CHAMPION, version)
+        install_champion_sql(paths, version)
         log.info("version %s is now %s (approved by %s)", version, CHAMPION, by)
     if registry.alias_version(paths, CANDIDATE) == version:
         client.delete_registered_model_alias(registry.MODEL_NAME, CANDIDATE)

@@ -119,6 +119,14 @@ def alias_version(paths: Paths, alias: str) -> str | None:
         return None
 
 
+def load_version_run_id(paths: Paths, version: str) -> str:
+    """The MLflow run a registered version came from."""
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    connect(paths)
+    return str(MlflowClient().get_model_version(MODEL_NAME, version).run_id)
+
+
 def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
     """Load the version ``alias`` points at, with its feature SQL, contract and policy."""
     from mlflow import MlflowClient  # noqa: PLC0415

@@ -90,6 +90,10 @@ def build(
     for dataset, schema in datasets.SCHEMAS.items():
         landing.ensure_seed(paths.landing, dataset, schema)
     args = ["build"] + (["--select", *select] if select else [])
+    champion_sql = paths.state_dir / "champion" / "model.duckdb.sql"
+    if champion_sql.exists():
+        variables["champion_sql_path"] = str(champion_sql)
+        variables["champion_version"] = (champion_sql.parent / "version").read_text().strip()
     if gate_version is None:
         args += ["--exclude", f"tag:{GATE_TAG}"]
     else:
