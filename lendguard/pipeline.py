@@ -350,11 +350,12 @@ def run_pipeline(
 
 
 def wait_for_decision(paths: Paths, run_id: str, timeout: float | None = None, poll: float = 2.0) -> PipelineRun:
-    """Block until a person approved or rejected (another process records it)."""
+    """Block until a person decided and the run ended (deployed, rejected or failed); another process
+    records the decision, and an approval's deploy-prod stage runs before the run ends."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         run = load(paths, run_id)
-        if run.status != AWAITING:
+        if run.status not in OPEN_STATES:
             return run
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"no decision on version {run.version} within {timeout:.0f} s")

@@ -154,8 +154,15 @@ def test_the_whole_pipeline_with_approval(delivery_deployment: Paths, monkeypatc
 
     with pytest.raises(pipeline.PipelineBusyError, match="awaiting_approval"):
         pipeline.start_run(paths)
+    with pytest.raises(TimeoutError, match=f"no decision on version {version}"):
+        pipeline.wait_for_decision(paths, run.run_id, timeout=0.3, poll=0.1)
 
+    waited: list[pipeline.PipelineRun] = []  # what `pipeline run --wait` would see, from another thread
+    waiter = threading.Thread(target=lambda: waited.append(pipeline.wait_for_decision(paths, run.run_id, 300, 0.2)))
+    waiter.start()
     done = pipeline.decide(paths, version, approve=True, by="Ada Lovelace", note="fairness and cost look right")
+    waiter.join(timeout=60)
+    assert [w.status for w in waited] == [pipeline.DEPLOYED]
     assert done is not None
     assert done.status == pipeline.DEPLOYED
     assert registry.alias_version(paths, "champion") == version
