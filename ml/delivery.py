@@ -93,7 +93,7 @@ def choose_thresholds(oof: pd.DataFrame, not_provided: str | None) -> tuple[Poli
 def _curve_rows(policy: str, curve: pd.DataFrame, chosen: ThresholdPolicy) -> pd.DataFrame:
     """The curve in the warehouse's shape: at most one point per 0.001 of FPR."""
     if policy == GROUP_THRESHOLDS:
-        frame = curve.rename(columns={"target_fpr": "target_fpr"}).copy()
+        frame = curve.copy()
         frame["is_chosen"] = np.isclose(frame["target_fpr"], chosen.target_fpr or 0.0)
     else:
         frame = curve.rename(columns={"fpr": "target_fpr"}).copy()
