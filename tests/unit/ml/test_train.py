@@ -6,12 +6,7 @@ import pytest
 
 from ml.train import SEARCH_SPACE, build_pipeline, cross_validate, data_fingerprint, outlier_mask
 from warehouse.loan_book import simulated_schema
-from warehouse.project import bayes_threshold
 from warehouse.simulator import simulate_loans
-
-
-def test_bayes_threshold_follows_the_cost_ratio() -> None:
-    assert bayes_threshold() == pytest.approx(1 / 6)
 
 
 def test_pipeline_inputs_are_the_contract_features_only() -> None:
