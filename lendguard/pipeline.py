@@ -117,7 +117,7 @@ def run_for_version(paths: Paths, version: str) -> PipelineRun | None:
 def _record(paths: Paths, run: PipelineRun, entry: dict[str, Any]) -> None:
     """Persist the run and land the stage event for the warehouse's audit trail."""
     save(paths, run)
-    delivery.land_rows(paths, datasets.PIPELINE_RUNS, [{
+    datasets.land_rows(paths, datasets.PIPELINE_RUNS, [{
         "pipeline_run_id": run.run_id, "stage": entry["stage"], "status": entry["status"],
         "started_at": datetime.fromisoformat(entry["started_at"]),
         "ended_at": datetime.fromisoformat(entry["ended_at"]) if entry.get("ended_at") else None,

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ml import registry
 from ml.fairness import (
@@ -32,7 +31,7 @@ from ml.fairness import (
 from ml.metrics import OVERALL, policy_metrics
 from ml.policy import PolicySet
 from ml.train import LABEL, OOF_ARTIFACT, load_split
-from warehouse import datasets, landing
+from warehouse import datasets
 from warehouse.build import build, current_loan_book
 from warehouse.paths import Paths
 from warehouse.project import project_vars
@@ -53,14 +52,6 @@ class GateRefusedError(RuntimeError):
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def land_rows(paths: Paths, dataset: str, rows: list[dict[str, Any]] | pd.DataFrame) -> None:
-    """Append rows to a delivery dataset of the landing zone (one immutable file)."""
-    schema = datasets.SCHEMAS[dataset]
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=schema.names)
-    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    landing.LandingWriter(paths.landing, dataset, writer_id=f"ml-{landing.default_writer_id()}").write(table)
 
 
 def costs() -> tuple[float, float]:
@@ -190,15 +181,15 @@ def evaluate_stage(paths: Paths, run_id: str) -> Evaluation:
         frames.append(_metric_rows(champion_metrics, candidate=version, version=champion_version, role=CHAMPION,
                                    run_id=champion.run_id, policy=champion_policies.deployed,
                                    deployed=champion_policies.deployed, at=at))
-    land_rows(paths, datasets.EVALUATIONS, pd.concat(frames, ignore_index=True))
-    land_rows(paths, datasets.THRESHOLDS, _threshold_rows(version, run_id, policies, set(groups), at))
+    datasets.land_rows(paths, datasets.EVALUATIONS, pd.concat(frames, ignore_index=True))
+    datasets.land_rows(paths, datasets.THRESHOLDS, _threshold_rows(version, run_id, policies, set(groups), at))
     curves_folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="thresholds"))
     curve_rows = []
     for name, policy in policies.policies.items():
         rows = _curve_rows(name, pd.read_csv(curves_folder / f"cost_curve_{name}.csv"), policy)
         rows["model_version"], rows["run_id"] = version, run_id
         curve_rows.append(rows)
-    land_rows(paths, datasets.COST_CURVES, pd.concat(curve_rows, ignore_index=True))
+    datasets.land_rows(paths, datasets.COST_CURVES, pd.concat(curve_rows, ignore_index=True))
 
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():
@@ -272,7 +263,7 @@ def gate_stage(paths: Paths, version: str, pipeline_run_id: str | None = None) -
     passed = bool(checks["passed"].all()) and not gate_failures and not checks.empty
     at = utc_now()
     rows = checks.assign(pipeline_run_id=pipeline_run_id, gated_at=at)
-    land_rows(paths, datasets.GATE_RESULTS, rows)
+    datasets.land_rows(paths, datasets.GATE_RESULTS, rows)
     registry.configure(paths)
     client = MlflowClient()
     verdict = GATE_PASSED if passed else GATE_FAILED
@@ -341,7 +332,7 @@ def decide(
     if approve and gate != GATE_PASSED:
         raise GateRefusedError(f"version {version} cannot be approved: its gate result is {gate!r}, not 'passed'")
     at = utc_now()
-    land_rows(paths, datasets.APPROVALS, [{
+    datasets.land_rows(paths, datasets.APPROVALS, [{
         "model_version": version, "decision": decision, "decided_by": by, "note": note, "decided_at": at,
         "gate_result": gate, "pipeline_run_id": pipeline_run_id,
     }])

@@ -7,7 +7,15 @@ Timestamps are naive UTC.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 import pyarrow as pa
+
+from warehouse import landing
+
+if TYPE_CHECKING:
+    from warehouse.paths import Paths
 
 EVALUATIONS = "evaluations"
 THRESHOLDS = "thresholds"
@@ -15,6 +23,7 @@ COST_CURVES = "cost_curves"
 GATE_RESULTS = "gate_results"
 APPROVALS = "approvals"
 PIPELINE_RUNS = "pipeline_runs"
+FAILOVER_EVENTS = "failover_events"
 
 OVERALL = "__overall__"
 """The ``group_name`` of a metrics row over all applicants."""
@@ -96,4 +105,22 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("mlflow_run_id", pa.string()),
         ("details", pa.string()),             # JSON
     ]),
+    FAILOVER_EVENTS: pa.schema([
+        ("event_id", pa.string()),
+        ("action", pa.string()),              # set | clear
+        ("fallback", pa.string()),            # manual_review | previous_champion (set only)
+        ("reason", pa.string()),
+        ("actor", pa.string()),               # a person, or "lendguard monitor"
+        ("note", pa.string()),
+        ("alert_ids", pa.string()),           # JSON list of mon_alerts ids that caused a set
+        ("occurred_at", pa.timestamp("us")),
+    ]),
 }
+
+
+def land_rows(paths: Paths, dataset: str, rows: list[dict[str, Any]] | pd.DataFrame) -> None:
+    """Append rows to a dataset of the landing zone (one immutable file)."""
+    schema = SCHEMAS[dataset]
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=schema.names)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    landing.LandingWriter(paths.landing, dataset, writer_id=f"ml-{landing.default_writer_id()}").write(table)
