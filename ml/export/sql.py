@@ -157,6 +157,27 @@ def _complement(probability: exp.Expression) -> exp.Expression:
     return _paren(exp.Sub(this=_double(1.0), expression=probability.copy()))
 
 
+_NEGATIONS: dict[type[exp.Binary], type[exp.Binary]] = {
+    exp.LTE: exp.GT, exp.LT: exp.GTE, exp.GT: exp.LTE, exp.GTE: exp.LT,
+}
+
+
+def _complementary(conditions: Sequence[tuple[exp.Expression, dict[str, _Field]]]) -> bool:
+    """Two comparisons of one never-NULL field with one value, the second the negation of the first."""
+    if len(conditions) != 2:
+        return False
+    (first, fields), (second, _) = conditions
+    if len(fields) != 1 or next(iter(fields.values())).nullable:
+        return False
+    negation = _NEGATIONS.get(type(first))
+    return (
+        negation is not None
+        and isinstance(second, negation)
+        and first.this == second.this
+        and first.expression == second.expression
+    )
+
+
 @dataclass(frozen=True)
 class _Field:
     """A PMML field as the query sees it: an expression over the current relation and its type."""
@@ -744,6 +765,14 @@ class _Compiler:
                 [field_] = tested.values()
                 if field_.nullable:
                     missing = exp.Is(this=field_.ref(), expression=exp.Null())
+        if missing is None and _complementary(conditions):
+            # A binary split on a field that cannot be NULL here: the second test is the negation
+            # of the first, so ELSE takes its branch (half the comparisons, same result).
+            first, second = children
+            return exp.Case(
+                ifs=[exp.If(this=conditions[0][0], true=self._node(first, scope, strategy))],
+                default=self._node(second, scope, strategy),
+            )
         ifs = []
         for child, (condition, _) in zip(children, conditions, strict=True):
             taken = condition
