@@ -292,12 +292,11 @@ def install_champion_sql(paths: Paths, version: str) -> Path:
     import mlflow  # noqa: PLC0415
 
     from ml.export.sql import compile_pmml, to_sql  # noqa: PLC0415
-    from ml.train import MODEL_FEATURES_RELATION  # noqa: PLC0415
 
     registry.connect(paths)
     run_id = registry.load_version_run_id(paths, version)
     pmml = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{registry.BUNDLE_DIR}/model.pmml"))
-    query = compile_pmml(pmml, relation=MODEL_FEATURES_RELATION, keep=list(CHAMPION_SQL_KEEP))
+    query = compile_pmml(pmml, relation=registry.MODEL_FEATURES_RELATION, keep=list(CHAMPION_SQL_KEEP))
     folder = champion_sql_dir(paths)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / ".model.duckdb.sql.tmp"

@@ -31,6 +31,16 @@ SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
 """Non-scikit-learn types our pipelines hold, allowed through skops (MLflow's no-pickle format)."""
 FEATURE_RELATION = "application_rows"
 """The relation name the compiled feature SQL selects from."""
+MODEL_FEATURES_RELATION = "model_features"
+"""The relation the compiled model SQL reads: one row per application, the model's features."""
+
+
+def model_sql_file(dialect: str) -> str:
+    """The bundle file holding the version's model compiled to ``dialect`` (``ml.train``)."""
+    return f"model.{dialect}.sql"
+
+
+MODEL_SQL_FILE = model_sql_file("duckdb")
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -51,6 +61,8 @@ class ModelBundle:
     feature_sql: str
     loan_book: LoanBookSchema
     policy: dict[str, Any]
+    model_sql: str | None = None
+    """The model compiled to DuckDB SQL over ``model_features``; None for a version logged without one."""
 
     @property
     def policies(self) -> PolicySet:
@@ -149,6 +161,7 @@ def load_version(paths: Paths, version: str, alias: str = "") -> ModelBundle:
     version_info = MlflowClient().get_model_version(MODEL_NAME, version)
     pipeline = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
     folder = Path(mlflow.artifacts.download_artifacts(run_id=version_info.run_id, artifact_path=BUNDLE_DIR))
+    model_sql = folder / MODEL_SQL_FILE
     return ModelBundle(
         name=MODEL_NAME,
         version=str(version),
@@ -158,4 +171,5 @@ def load_version(paths: Paths, version: str, alias: str = "") -> ModelBundle:
         feature_sql=(folder / FEATURE_SQL_FILE).read_text(),
         loan_book=LoanBookSchema.from_yaml(folder / LOAN_BOOK_FILE),
         policy=json.loads((folder / POLICY_FILE).read_text()),
+        model_sql=model_sql.read_text() if model_sql.exists() else None,
     )

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import PROJECT_DIR, Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 log = logging.getLogger(__name__)
 
@@ -200,14 +203,21 @@ def compile_feature_sql(paths: Paths, loan_book: LoanBookSchema) -> str:
     )
 
 
-MODEL_FEATURES_RELATION = "model_features"
-"""The relation the compiled model SQL reads: one row per application, the model's features."""
 SQL_DIALECTS = ("duckdb", "spark", "postgres")
 PARITY_TOLERANCE = 1e-9
 
 
 class ParityError(RuntimeError):
     """The compiled SQL does not reproduce the fitted model: the version must not be registered."""
+
+
+def export_model(pipeline: Pipeline, loan_book: LoanBookSchema, folder: Path) -> exp.Select:
+    """Write ``folder/model.pmml`` and return the model compiled from it, reading ``model_features``."""
+    from ml.export.pmml import export_pmml  # noqa: PLC0415 - starts Java; only when a model is exported
+    from ml.export.sql import compile_pmml  # noqa: PLC0415
+
+    pmml = export_pmml(pipeline, loan_book.model_numeric, loan_book.model_categorical, folder / "model.pmml")
+    return compile_pmml(pmml, relation=registry.MODEL_FEATURES_RELATION)
 
 
 def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame) -> float:
@@ -220,17 +230,15 @@ def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features:
     import duckdb  # noqa: PLC0415
     import mlflow  # noqa: PLC0415
 
-    from ml.export.pmml import export_pmml  # noqa: PLC0415 - starts Java; only when a model is logged
-    from ml.export.sql import compile_pmml, to_sql  # noqa: PLC0415
+    from ml.export.sql import to_sql  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        pmml = export_pmml(pipeline, loan_book.model_numeric, loan_book.model_categorical, folder / "model.pmml")
-        query = compile_pmml(pmml, relation=MODEL_FEATURES_RELATION)
+        query = export_model(pipeline, loan_book, folder)
         for dialect in SQL_DIALECTS:
-            (folder / f"model.{dialect}.sql").write_text(to_sql(query, dialect, pretty=True) + "\n")
+            (folder / registry.model_sql_file(dialect)).write_text(to_sql(query, dialect, pretty=True) + "\n")
         with duckdb.connect() as con:
-            con.register(MODEL_FEATURES_RELATION, features)
+            con.register(registry.MODEL_FEATURES_RELATION, features)
             sql_probability = con.execute(to_sql(query, "duckdb")).fetchnumpy()["probability"]
         difference = float(np.max(np.abs(sql_probability - pipeline.predict_proba(features)[:, 1])))
         if not difference <= PARITY_TOLERANCE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -25,9 +26,10 @@ from api.reload import (
 from api.schemas import build_request_struct
 from api.service import Receipt
 from api.settings import Settings
+from ml.export.sql import to_sql
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
-from ml.train import build_pipeline
+from ml.train import build_pipeline, export_model
 from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
@@ -52,11 +54,14 @@ def small_bundle(traffic: pa.Table, version: str, threshold: float) -> ModelBund
     """A real (tiny) version: logistic regression fitted on simulated applications."""
     unfitted = ModelBundle("lendguard", version, f"run-{version}", "champion", None, FEATURE_SQL, BOOK,
                            {"threshold": threshold})
-    scorer = FeatureScorer(unfitted)
+    scorer = FeatureScorer(unfitted, engine="sklearn")  # only its features: no model yet
     features = scorer.features(traffic.select(list(BOOK.input_names)))
     scorer.close()
-    labels = [status in BOOK.outcome_positive for status in traffic.column(BOOK.outcome_column).to_pylist()]
-    return dataclasses.replace(unfitted, pipeline=build_pipeline(BOOK).fit(features, labels))
+    labels = [int(status in BOOK.outcome_positive) for status in traffic.column(BOOK.outcome_column).to_pylist()]
+    pipeline = build_pipeline(BOOK).fit(features, labels)
+    with tempfile.TemporaryDirectory() as folder:
+        model_sql = to_sql(export_model(pipeline, BOOK, Path(folder)))
+    return dataclasses.replace(unfitted, pipeline=pipeline, model_sql=model_sql)
 
 
 def free_port() -> int:
