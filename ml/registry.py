@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,20 @@ def log_bundle_files(
         if policy is not None:
             (folder / POLICY_FILE).write_text(json.dumps(policy, indent=2, sort_keys=True))
         mlflow.log_artifacts(str(folder), artifact_path=BUNDLE_DIR)
+
+
+def log_model(pipeline: Any, pmml: Path, signature: Any) -> Any:
+    """Log the fitted pipeline as the active run's MLflow model, with two flavors: ``sklearn``
+    (skops serialisation, no pickle) and jpmml-mlflow's ``pmml``, holding the very PMML the
+    version's SQL was compiled from (not a second conversion), so PMML consumers (JPMML, Spark)
+    load the same model with ``jpmml_mlflow.pmml.load_model``."""
+    import mlflow.sklearn  # noqa: PLC0415
+    from jpmml_mlflow.flavor import add_pmml_flavor  # noqa: PLC0415
+
+    flavor = types.ModuleType("mlflow.sklearn")  # Model.log calls its save_model and names the model after it
+    log, save, _ = add_pmml_flavor(flavor, mlflow.sklearn, "sk_model", lambda _model, **_: str(pmml))
+    flavor.save_model = save  # type: ignore[attr-defined]
+    return log(pipeline, name="model", signature=signature, skops_trusted_types=SKOPS_TRUSTED_TYPES)
 
 
 def set_alias(paths: Paths, alias: str, version: str) -> None:

@@ -220,7 +220,7 @@ def export_model(pipeline: Pipeline, loan_book: LoanBookSchema, folder: Path) ->
     return compile_pmml(pmml, relation=registry.MODEL_FEATURES_RELATION)
 
 
-def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame) -> float:
+def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame, folder: Path) -> float:
     """Export the fitted pipeline to PMML, compile it to SQL, check parity, log both to the run.
 
     Parity is checked on the training rows themselves: the SQL, run in DuckDB, must give
@@ -232,18 +232,16 @@ def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features:
 
     from ml.export.sql import to_sql  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        query = export_model(pipeline, loan_book, folder)
-        for dialect in SQL_DIALECTS:
-            (folder / registry.model_sql_file(dialect)).write_text(to_sql(query, dialect, pretty=True) + "\n")
-        with duckdb.connect() as con:
-            con.register(registry.MODEL_FEATURES_RELATION, features)
-            sql_probability = con.execute(to_sql(query, "duckdb")).fetchnumpy()["probability"]
-        difference = float(np.max(np.abs(sql_probability - pipeline.predict_proba(features)[:, 1])))
-        if not difference <= PARITY_TOLERANCE:
-            raise ParityError(f"the compiled SQL differs from scikit-learn by up to {difference:.3g}")
-        mlflow.log_artifacts(str(folder), artifact_path=registry.BUNDLE_DIR)
+    query = export_model(pipeline, loan_book, folder)
+    for dialect in SQL_DIALECTS:
+        (folder / registry.model_sql_file(dialect)).write_text(to_sql(query, dialect, pretty=True) + "\n")
+    with duckdb.connect() as con:
+        con.register(registry.MODEL_FEATURES_RELATION, features)
+        sql_probability = con.execute(to_sql(query, "duckdb")).fetchnumpy()["probability"]
+    difference = float(np.max(np.abs(sql_probability - pipeline.predict_proba(features)[:, 1])))
+    if not difference <= PARITY_TOLERANCE:
+        raise ParityError(f"the compiled SQL differs from scikit-learn by up to {difference:.3g}")
+    mlflow.log_artifacts(str(folder), artifact_path=registry.BUNDLE_DIR)
     return difference
 
 
@@ -302,16 +300,13 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
             oof_frame.to_parquet(folder / "oof_predictions.parquet", index=False)
             mlflow.log_artifacts(str(folder), artifact_path="training")
         registry.log_bundle_files(feature_sql, loan_book, policy=None)
-        parity = log_model_artifacts(pipeline, loan_book, fit_frame[features])
-        mlflow.log_metric("sql_parity_max_abs_diff", parity)
         sample = fit_frame[features].head(5)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(sample, pipeline.predict_proba(sample)),
-            # skops serialisation (no pickle): the non-sklearn types the pipelines hold.
-            skops_trusted_types=registry.SKOPS_TRUSTED_TYPES,
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            parity = log_model_artifacts(pipeline, loan_book, fit_frame[features], Path(tmp))
+            info = registry.log_model(
+                pipeline, Path(tmp) / "model.pmml", infer_signature(sample, pipeline.predict_proba(sample))
+            )
+        mlflow.log_metric("sql_parity_max_abs_diff", parity)
         mlflow.set_tag("model_uri", info.model_uri)
     log.info("trained %s (cv log loss %.4f) in run %s", best.name, best_row["log_loss_mean"], run.info.run_id)
     return TrainOutcome(run.info.run_id, best, cv_results, len(fit_frame), int(outliers.sum()))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import jpmml_mlflow.pmml
+import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -49,6 +53,11 @@ def test_champion_bundle_is_registered_with_its_paper_trail(trained_deployment: 
             "bundle/loan_book.yml", "bundle/model.pmml", "bundle/model.duckdb.sql", "bundle/model.spark.sql",
             "bundle/model.postgres.sql"} <= artifacts
     assert run.data.metrics["sql_parity_max_abs_diff"] <= 1e-9, "the compiled SQL reproduces the model"
+    model_uri = f"models:/{registry.MODEL_NAME}/{bundle.version}"
+    flavors = mlflow.models.get_model_info(model_uri).flavors
+    assert {"sklearn", "python_function", "pmml"} <= set(flavors), "jpmml-mlflow's pmml flavor beside sklearn"
+    bundle_pmml = Path(mlflow.artifacts.download_artifacts(run_id=bundle.run_id, artifact_path="bundle/model.pmml"))
+    assert jpmml_mlflow.pmml.load_model(model_uri) == bundle_pmml.read_bytes(), "the PMML the SQL came from"
     version_tags = client.get_model_version(registry.MODEL_NAME, bundle.version).tags
     assert version_tags["gate_result"] == "passed"
     assert version_tags["approval"] == "approved"
