@@ -80,7 +80,9 @@ def test_online_features_equal_the_warehouse_features(trained_deployment: Paths)
     for column in loan_book.model_categorical:
         assert online[column].tolist() == warehouse[column].tolist()
     expected = bundle.pipeline.predict_proba(warehouse)[:, 1]
-    np.testing.assert_array_equal(scorer.probabilities(raw.drop_columns(["loan_id"])), expected)
+    applications = raw.drop_columns(["loan_id"])
+    np.testing.assert_array_equal(FeatureScorer(bundle, engine="sklearn").probabilities(applications), expected)
+    np.testing.assert_allclose(scorer.probabilities(applications), expected, rtol=0, atol=1e-9)  # compiled SQL
 
 
 def test_missing_category_is_scored_not_refused(trained_deployment: Paths) -> None:
