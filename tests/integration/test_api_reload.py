@@ -132,6 +132,8 @@ def register_variant(
     source = client.get_model_version(MODEL_NAME, base_version)
     with mlflow.start_run(run_name=f"reload test: variant of version {base_version}") as run:
         registry.log_bundle_files(base.feature_sql, loan_book or base.loan_book, policy or base.policy)
+        if base.model_sql:  # the same fitted model, so the same compiled SQL
+            mlflow.log_text(base.model_sql, f"{registry.BUNDLE_DIR}/{registry.MODEL_SQL_FILE}")
     created = client.create_model_version(
         MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None)
     )
@@ -197,12 +199,14 @@ def test_moving_champion_switches_versions_without_dropping_a_request(versions: 
 
     with serve(versions, old, "test-reload") as client, ThreadPoolExecutor(WORKERS) as pool:
         streams = [pool.submit(stream, client, w) for w in range(WORKERS)]
-        time.sleep(1.0)
-        moved_wall, moved = datetime.now(UTC), time.perf_counter()
-        set_alias(paths, CHAMPION, new)
-        wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
-        time.sleep(1.0)
-        stop.set()
+        try:
+            time.sleep(1.0)
+            moved_wall, moved = datetime.now(UTC), time.perf_counter()
+            set_alias(paths, CHAMPION, new)
+            wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
+            time.sleep(1.0)
+        finally:
+            stop.set()  # the workers end even if the swap never came
         for worker in streams:
             worker.result()
         ready = client.get("/readyz").json()

@@ -56,7 +56,8 @@ def test_online_and_batch_scoring_agree_on_the_same_applications(
         for row in scored.itertuples():
             loan = loans.loc[row.loan_id]
             body = {name: _json_value(loan[name]) for name in book.input_names}
-            body.update({f.name: int(body[f.name]) for f in book.numeric_features if f.integer and body[f.name] is not None})
+            whole = [f.name for f in book.numeric_features if f.integer and body[f.name] is not None]
+            body.update({name: int(body[name]) for name in whole})
             body[book.group_column] = row.fairness_group
             answer = client.post(SCORE_PATH, json=body)
             assert answer.status_code == 200, answer.text
