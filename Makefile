@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/lendguard demo
 
 test: $(STAMP)
+	@command -v chromium >/dev/null || echo "note: no chromium, so the browser test is skipped; install it with: apt-get install -y chromium chromium-driver (.ci/run does)"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

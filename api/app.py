@@ -37,8 +37,15 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.batch import batch_handler
 from api.batching import BatcherClosedError
+from api.dashboard.route import dashboard_handler
+from api.failover import current_mode
+from api.handling import score_one
+from api.idempotency import idempotency_lifespan
 from api.log_writer import LogWriteError, PredictionLogWriter
+from api.openapi import ClosedStructSchemaPlugin
+from api.operations import operations
 from api.reload import WATCHER_STATE_KEY, ModelSlot, ModelWatcher, start_model
 from api.schemas import ReadyResponse, ScoreResponse, build_request_struct
 from api.service import Receipt, rejection_row
@@ -84,16 +91,23 @@ def create_app(settings: Settings | None = None, paths: Paths | None = None) -> 
     paths = paths or get_paths()
     serving = _load_serving(paths, settings.model_alias)
     score = _score_handler(serving)
+    ops = operations(settings, paths, MODELS_STATE_KEY)  # auth, admin, metrics, failover, offline docs
     return Litestar(
-        route_handlers=[score, healthz, readyz],
-        lifespan=[_lifespan(settings, paths, serving)],
+        route_handlers=[score, batch_handler(serving, settings), healthz, readyz, dashboard_handler(paths),
+                        *ops.route_handlers],
+        lifespan=[_lifespan(settings, paths, serving), idempotency_lifespan(settings, paths), *ops.lifespan],
         after_exception=[_log_rejected],
-        state=State({"serving": serving, MODELS_STATE_KEY: ModelSlot(), "log_writer": None, WATCHER_STATE_KEY: None}),
+        guards=list(ops.guards),
+        middleware=list(ops.middleware),
+        state=State({"serving": serving, MODELS_STATE_KEY: ModelSlot(), "log_writer": None, WATCHER_STATE_KEY: None,
+                     **ops.state}),
         openapi_config=OpenAPIConfig(
             title="lendguard scoring API",
             version=API_VERSION,
             description="Scores loan applications for default risk; every decision is logged durably.",
+            **ops.openapi,
         ),
+        plugins=[ClosedStructSchemaPlugin()],  # bodies that refuse unknown fields say so in the document
         debug=False,
     )
 
@@ -166,7 +180,7 @@ def _score_handler(serving: Serving) -> HTTPRouteHandler:
             if scoring is None:
                 raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
             try:
-                return await scoring.score(data, receipt_of(request.scope))
+                return await score_one(scoring, data, request)  # idempotency, unknown categories
             except BatcherClosedError as exc:
                 raise ServiceUnavailableException(detail="the service is shutting down; retry") from exc
             except LogWriteError as exc:
@@ -295,7 +309,8 @@ async def _log_rejected(exc: Exception, scope: Scope) -> None:
     receipt = receipt_of(scope)
     bundle = app.state[MODELS_STATE_KEY].bundle or serving.bundle  # the version serving when it was rejected
     body = await _cached_body(scope)
-    row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle)
+    row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle,
+                        mode=current_mode(app.state))
     try:
         await writer.append(row, started=receipt.started)
     except (LogWriteError, ValueError) as log_exc:

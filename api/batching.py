@@ -65,10 +65,16 @@ class MicroBatcher(Generic[T, R]):
         self._stopping = False
         self.batches = 0
         self.items = 0
+        self._in_process = 0
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._stopping
+
+    @property
+    def pending(self) -> int:
+        """Items submitted and not yet answered (queued, or in the group being processed)."""
+        return len(self._pending) + self._in_process
 
     async def start(self) -> None:
         if self._task is not None:
@@ -128,6 +134,7 @@ class MicroBatcher(Generic[T, R]):
             await self._process(group)
 
     async def _process(self, group: list[_Pending[T, R]]) -> None:
+        self._in_process = len(group)
         try:
             results = await asyncio.to_thread(self.process, [p.item for p in group])
             if len(results) != len(group):
@@ -137,6 +144,8 @@ class MicroBatcher(Generic[T, R]):
             for pending in group:
                 _fail(pending.future, exc)
             return
+        finally:
+            self._in_process = 0
         self.batches += 1
         self.items += len(group)
         for pending, result in zip(group, results, strict=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class PredictionLogWriter:
         )
         self.files_written = 0
         self.rows_written = 0
+        self.on_durable: list[Callable[[Mapping[str, Any]], None]] = []
+        """Called with each row once it is durable, on the event loop (``api.metrics`` counts there)."""
 
     @classmethod
     def for_landing(
@@ -68,6 +70,11 @@ class PredictionLogWriter:
     @property
     def running(self) -> bool:
         return self._batcher.running
+
+    @property
+    def pending(self) -> int:
+        """Rows handed over and not yet durable (waiting for, or in, a group write)."""
+        return self._batcher.pending
 
     async def start(self) -> None:
         await self._batcher.start()
@@ -101,6 +108,8 @@ class PredictionLogWriter:
             raise
         except Exception as exc:
             raise LogWriteError(f"prediction log write failed: {type(exc).__name__}: {exc}") from exc
+        for listener in self.on_durable:
+            listener(row)
 
     def _write(self, entries: list[_Entry]) -> list[BaseException | None]:
         """Runs in a worker thread: Arrow conversion, Parquet, fsync, rename.

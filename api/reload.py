@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,7 +164,7 @@ async def start_model(bundle: ModelBundle, writer: PredictionLogWriter, settings
     """A warmed-up, running service for ``bundle``; it answers nothing until installed in a slot."""
     from ml.scoring import FeatureScorer  # noqa: PLC0415 - keeps create_app's import light
 
-    scorer = FeatureScorer(bundle)
+    scorer = FeatureScorer(bundle, engine=settings.scoring_engine)  # type: ignore[arg-type]
     service = ScoringService(
         bundle, scorer, writer, max_batch=settings.score_max_batch, max_wait_ms=settings.score_max_wait_ms
     )
@@ -183,6 +183,14 @@ class ModelSlot:
     def __init__(self) -> None:
         self._current: LoadedModel | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self.divert: Callable[[], LoadedModel | None] | None = None
+        """Set by ``api.failover``: the model to lease instead of this one (the previous champion)."""
+        self.in_failover: Callable[[], bool] | None = None
+        """Set by ``api.failover``: handed to every service installed here (see ``ScoringService``)."""
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
 
     @property
     def bundle(self) -> ModelBundle | None:
@@ -192,6 +200,9 @@ class ModelSlot:
     async def lease(self) -> AsyncIterator[ScoringService | None]:
         """The current service, kept open until the block ends (None while nothing is served).
 
+        In failover with the ``previous_champion`` fallback, ``divert`` hands out the previous
+        champion's service instead (``api.failover``), so every scoring route follows the flag.
+
         Reading the current model and taking the lease happen without an ``await`` between them,
         so a swap cannot slip in and close the model a request has just picked.
         """
@@ -199,6 +210,8 @@ class ModelSlot:
         if model is None:
             yield None
             return
+        diverted = None if self.divert is None else self.divert()
+        model = diverted or model
         model.acquire()
         try:
             yield model.service
@@ -207,6 +220,7 @@ class ModelSlot:
 
     def install(self, model: LoadedModel) -> asyncio.Task[None] | None:
         """Serve ``model`` from now on; the previous one is closed in the background once drained."""
+        model.service.in_failover = self.in_failover
         old, self._current = self._current, model
         if old is None:
             return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -38,6 +39,13 @@ class ContractNotServableError(ValueError):
     """The loan-book contract cannot be turned into a request body (a name clash)."""
 
 
+class ReasonCode(msgspec.Struct, kw_only=True):
+    """An input that raised the probability: ``impact`` is how much lower it is with the input withheld."""
+
+    feature: str
+    impact: float
+
+
 class ScoreResponse(msgspec.Struct, kw_only=True):
     """The decision for one application (field names match the prediction log's columns)."""
 
@@ -49,6 +57,12 @@ class ScoreResponse(msgspec.Struct, kw_only=True):
     threshold: float
     decision: Decision
     mode: Mode
+    reason_codes: tuple[ReasonCode, ...] = ()
+    """The inputs that pushed the probability up most, largest first (at most three; see
+    ``ml.scoring``): the principal reasons a lender gives for a manual review."""
+    unknown_categories: tuple[str, ...] = ()
+    """Categorical inputs whose value the model does not know: scored with that feature's one-hot
+    columns all zero (as if it were none of the known values) and flagged in the log for monitoring."""
 
 
 class ReadyResponse(msgspec.Struct, kw_only=True):
@@ -67,8 +81,11 @@ class ReadyResponse(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
+@cache
 def build_request_struct(loan_book: LoanBookSchema) -> type[msgspec.Struct]:
-    """A ``ScoreRequest`` Struct type with one field per loan-book input, plus group and envelope."""
+    """A ``ScoreRequest`` Struct type with one field per loan-book input, plus group and envelope.
+
+    Cached: one type per contract, so the single and the batch route share it (one OpenAPI schema)."""
     _check_names(loan_book)
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     allowed_floats: dict[str, tuple[float, ...]] = {}

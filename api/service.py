@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,13 +24,17 @@ import pyarrow as pa
 
 from api.batching import MicroBatcher
 from api.log_writer import PredictionLogWriter
-from api.schemas import TEXT_MAX_LENGTH, Decision, Mode, ScoreResponse
+from api.schemas import TEXT_MAX_LENGTH, Decision, Mode, ReasonCode, ScoreResponse
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
 from warehouse.loan_book import LoanBookSchema
 
 log = logging.getLogger(__name__)
 
+REASON_CODES = 3
+"""How many reasons a response gives at most (adverse-action notices usually state up to four)."""
+Scored = tuple[float, tuple[ReasonCode, ...]]
+"""A probability and its reason codes."""
 RAW_BODY_MAX_CHARS = 16_384
 """A rejected body is kept for diagnosis, but a huge one must not bloat the log."""
 
@@ -109,8 +113,10 @@ class ScoringService:
         self.scorer = scorer
         self.log_writer = log_writer
         self.mode: Mode = mode
+        self.in_failover: Callable[[], bool] | None = None
+        """Set by ``api.failover``: True while failover sends every application to manual review."""
         self.loan_book = bundle.loan_book
-        self._batcher: MicroBatcher[msgspec.Struct, float] = MicroBatcher(
+        self._batcher: MicroBatcher[msgspec.Struct, Scored] = MicroBatcher(
             self._probabilities, max_batch=max_batch, max_wait_ms=max_wait_ms, name="scorer"
         )
 
@@ -126,9 +132,15 @@ class ScoringService:
         await self._batcher.stop()
         log.info("scorer closed: %d applications in %d model calls", self._batcher.items, self._batcher.batches)
 
-    async def score(self, request: msgspec.Struct, receipt: Receipt) -> ScoreResponse:
-        """Score one validated request; raises ``LogWriteError`` if its decision could not be logged."""
-        probability = await self._batcher.submit(request)
+    async def score(
+        self, request: msgspec.Struct, receipt: Receipt, *, log_fields: Mapping[str, Any] | None = None
+    ) -> ScoreResponse:
+        """Score one validated request; raises ``LogWriteError`` if its decision could not be logged.
+
+        ``log_fields`` adds prediction-log columns the caller knows about (batch id, idempotency
+        key, unknown categories: see ``api.handling``)."""
+        probability, reasons = await self._batcher.submit(request)
+        review_all = self.in_failover is not None and self.in_failover()  # failover: the model still scores
         threshold = self.bundle.threshold_for(group_value(self.loan_book, request))
         response = ScoreResponse(
             request_id=receipt.request_id,
@@ -137,27 +149,39 @@ class ScoringService:
             model_version=self.bundle.version,
             probability=probability,
             threshold=threshold,
-            decision=decide(probability, threshold),
-            mode=self.mode,
+            decision="manual_review" if review_all else decide(probability, threshold),
+            mode="failover" if review_all else self.mode,
+            reason_codes=reasons,
         )
-        await self.log_writer.append(self.decision_row(request, receipt, response), started=receipt.started)
+        row = self.decision_row(request, receipt, response)
+        if log_fields:
+            row.update(log_fields)
+        await self.log_writer.append(row, started=receipt.started)
         return response
 
-    def _probabilities(self, requests: list[msgspec.Struct]) -> list[float | BaseException]:
+    def _probabilities(self, requests: list[msgspec.Struct]) -> list[Scored | BaseException]:
         """Runs in a worker thread. If a group fails, each request is retried alone, so one
-        application the feature SQL cannot handle does not fail the others."""
+        application the scoring SQL cannot handle does not fail the others."""
         try:
-            return [float(p) for p in self.scorer.probabilities(inputs_table(self.loan_book, requests))]
+            return self._scored(requests)
         except Exception:
             if len(requests) == 1:
                 raise
-        results: list[float | BaseException] = []
+        results: list[Scored | BaseException] = []
         for request in requests:
             try:
-                results.append(float(self.scorer.probabilities(inputs_table(self.loan_book, [request]))[0]))
+                results.extend(self._scored([request]))
             except Exception as exc:
                 results.append(exc)
         return results
+
+    def _scored(self, requests: list[msgspec.Struct]) -> list[Scored]:
+        explained = self.scorer.explain(inputs_table(self.loan_book, requests))
+        return [
+            (float(explained.probabilities[i]),
+             tuple(ReasonCode(feature=name, impact=impact) for name, impact in explained.reasons(i, REASON_CODES)))
+            for i in range(len(requests))
+        ]
 
     def decision_row(self, request: msgspec.Struct, receipt: Receipt, response: ScoreResponse) -> dict[str, Any]:
         """The prediction-log row of an answered request (``latency_ms`` is set by the writer)."""
@@ -174,6 +198,7 @@ class ScoringService:
             "probability": response.probability,
             "decision": response.decision,
             "mode": response.mode,
+            "reason_codes": json.dumps([{"feature": r.feature, "impact": r.impact} for r in response.reason_codes]),
             self.loan_book.group_column: group_value(self.loan_book, request),
         }
         for numeric in self.loan_book.numeric_features:
@@ -186,7 +211,7 @@ class ScoringService:
 def warm_up(scorer: FeatureScorer) -> None:
     """Score one made-up application so the first real request does not pay for cold caches.
 
-    The first DuckDB query and ``predict_proba`` of a process take about 150 ms more than the rest.
+    The first DuckDB query of a process takes about 150 ms more than the rest.
     """
     loan_book = scorer.bundle.loan_book
     row: dict[str, Any] = {}
@@ -198,7 +223,7 @@ def warm_up(scorer: FeatureScorer) -> None:
         **{f.name: pa.array([row[f.name]], pa.float64()) for f in loan_book.numeric_features},
         **{f.name: pa.array([row[f.name]], pa.string()) for f in loan_book.categorical_features},
     })
-    scorer.probabilities(table)
+    scorer.explain(table)
 
 
 def rejection_row(

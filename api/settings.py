@@ -16,6 +16,17 @@ Environment variables (all optional):
 ``LENDGUARD_SCORE_MAX_WAIT_MS``    0            longest an application waits for others (0: none)
 ``LENDGUARD_MODEL_POLL_SECONDS``   10           how often the registry is asked whether the alias
                                                 moved (0: never; the model changes on restart)
+``LENDGUARD_SCORING_ENGINE``       sql          ``sql``: the version's compiled feature + model SQL
+                                                (as batch scoring); ``sklearn``: its pipeline
+``LENDGUARD_BATCH_MAX_ITEMS``      100          most applications one ``POST /v1/score/batch`` takes
+``LENDGUARD_IDEMPOTENCY_TTL_SECONDS`` 86400     how long an ``Idempotency-Key`` is remembered
+``LENDGUARD_IDEMPOTENCY_MAX_KEYS`` 100000       most keys remembered (least recently used go first)
+``LENDGUARD_API_KEYS_FILE``        (none)       API keys (name, scopes, SHA-256); none: scoring
+                                                open, admin routes off (see ``api.auth``)
+``LENDGUARD_REQUIRE_AUTH``         false        true: refuse to start without a keys file
+``LENDGUARD_FAILOVER_FALLBACK``    manual_review  fallback while failover is set, unless its
+                                                setter names one (or ``previous_champion``)
+``LENDGUARD_FAILOVER_POLL_SECONDS`` 0.5         how often the failover flag file is checked
 =================================  ===========  ===============================================
 """
 
@@ -25,6 +36,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,6 +53,16 @@ ENV_LOG_MAX_WAIT_MS = "LENDGUARD_LOG_MAX_WAIT_MS"
 ENV_SCORE_MAX_BATCH = "LENDGUARD_SCORE_MAX_BATCH"
 ENV_SCORE_MAX_WAIT_MS = "LENDGUARD_SCORE_MAX_WAIT_MS"
 ENV_MODEL_POLL_SECONDS = "LENDGUARD_MODEL_POLL_SECONDS"
+ENV_SCORING_ENGINE = "LENDGUARD_SCORING_ENGINE"
+SCORING_ENGINES = ("sql", "sklearn")
+ENV_BATCH_MAX_ITEMS = "LENDGUARD_BATCH_MAX_ITEMS"
+ENV_IDEMPOTENCY_TTL_SECONDS = "LENDGUARD_IDEMPOTENCY_TTL_SECONDS"
+ENV_IDEMPOTENCY_MAX_KEYS = "LENDGUARD_IDEMPOTENCY_MAX_KEYS"
+ENV_API_KEYS_FILE = "LENDGUARD_API_KEYS_FILE"
+ENV_REQUIRE_AUTH = "LENDGUARD_REQUIRE_AUTH"
+ENV_FAILOVER_FALLBACK = "LENDGUARD_FAILOVER_FALLBACK"
+ENV_FAILOVER_POLL_SECONDS = "LENDGUARD_FAILOVER_POLL_SECONDS"
+FAILOVER_FALLBACKS = ("manual_review", "previous_champion")
 MAX_POLL_SECONDS = 86_400.0
 
 
@@ -63,20 +85,40 @@ class Settings:
     score_max_wait_ms: float = 0.0
     model_poll_seconds: float = 10.0
     """Seconds between registry checks for a new version behind the alias; 0 disables polling."""
+    scoring_engine: str = "sql"
+    """``sql``: the compiled artifact (``ml.scoring``); ``sklearn``: the fitted pipeline, same features."""
+    batch_max_items: int = 100
+    idempotency_ttl_seconds: float = 86_400.0
+    idempotency_max_keys: int = 100_000
+    api_keys_file: Path | None = None
+    """None: no keys, scoring open and admin routes disabled (see ``api.auth``)."""
+    require_auth: bool = False
+    failover_fallback: str = "manual_review"
+    """The fallback applied while failover is set, unless whoever set it named another."""
+    failover_poll_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1..65535, got {self.port}")
         if not self.model_alias:
             raise SettingsError("model alias must not be empty")
-        for name in ("log_max_batch", "score_max_batch"):
+        for name in ("log_max_batch", "score_max_batch", "batch_max_items", "idempotency_max_keys"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("log_max_wait_ms", "score_max_wait_ms"):
             if not 0 <= getattr(self, name) < 10_000:
                 raise SettingsError(f"{name} must be 0..10000 ms, got {getattr(self, name)}")
+        if self.scoring_engine not in SCORING_ENGINES:
+            raise SettingsError(f"scoring engine must be one of {list(SCORING_ENGINES)}, got {self.scoring_engine!r}")
         if not 0 <= self.model_poll_seconds <= MAX_POLL_SECONDS:
             raise SettingsError(f"model_poll_seconds must be 0..{MAX_POLL_SECONDS:.0f}, got {self.model_poll_seconds}")
+        if self.idempotency_ttl_seconds <= 0:
+            raise SettingsError(f"idempotency_ttl_seconds must be positive, got {self.idempotency_ttl_seconds}")
+        if self.failover_fallback not in FAILOVER_FALLBACKS:
+            raise SettingsError(
+                f"failover fallback must be one of {list(FAILOVER_FALLBACKS)}, got {self.failover_fallback!r}")
+        if not 0.05 <= self.failover_poll_seconds <= 60:
+            raise SettingsError(f"failover_poll_seconds must be 0.05..60, got {self.failover_poll_seconds}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,11 +134,29 @@ class Settings:
             score_max_batch=_number(env, ENV_SCORE_MAX_BATCH, defaults.score_max_batch, int),
             score_max_wait_ms=_number(env, ENV_SCORE_MAX_WAIT_MS, defaults.score_max_wait_ms, float),
             model_poll_seconds=_number(env, ENV_MODEL_POLL_SECONDS, defaults.model_poll_seconds, float),
+            scoring_engine=env.get(ENV_SCORING_ENGINE, defaults.scoring_engine),
+            batch_max_items=_number(env, ENV_BATCH_MAX_ITEMS, defaults.batch_max_items, int),
+            idempotency_ttl_seconds=_number(
+                env, ENV_IDEMPOTENCY_TTL_SECONDS, defaults.idempotency_ttl_seconds, float),
+            idempotency_max_keys=_number(env, ENV_IDEMPOTENCY_MAX_KEYS, defaults.idempotency_max_keys, int),
+            api_keys_file=Path(env[ENV_API_KEYS_FILE]) if (env.get(ENV_API_KEYS_FILE) or "").strip() else None,
+            require_auth=_flag(env, ENV_REQUIRE_AUTH),
+            failover_fallback=(env.get(ENV_FAILOVER_FALLBACK) or "").strip() or defaults.failover_fallback,
+            failover_poll_seconds=_number(env, ENV_FAILOVER_POLL_SECONDS, defaults.failover_poll_seconds, float),
         )
 
 
 def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
     return env_number(env, name, default, kind, error=SettingsError)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true or false)")
 
 
 @cache

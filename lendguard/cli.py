@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ errors = Console(stderr=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CRITICAL = 3
+"""`lendguard monitor` found new critical alerts (and switched the API to failover)."""
 
 
 class CommandError(RuntimeError):
@@ -58,7 +61,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     from warehouse.build import build  # noqa: PLC0415
 
     with console.status("dbt build"):
-        result = build(get_paths(), select=args.select)
+        result = build(get_paths(), select=args.select, full_refresh=args.full_refresh)
     run = result.run
     passed = sum(1 for r in run.results if r["status"] in {"success", "pass"})
     console.print(f"dbt build: {passed} ok, {len(run.warnings)} warnings, {len(run.failures)} failures")
@@ -67,6 +70,17 @@ def cmd_build(args: argparse.Namespace) -> None:
     console.print(f"published {result.snapshot}")
     if not result.ok:
         raise CommandError(f"{len(run.failures)} dbt node(s) failed (listed above)")
+
+
+def cmd_compact_log(args: argparse.Namespace) -> None:
+    from warehouse.build import build_lock, compact_prediction_log  # noqa: PLC0415
+
+    paths = get_paths()
+    with console.status("compacting the prediction log"), build_lock(paths):
+        result = compact_prediction_log(paths, min_age_seconds=args.min_age)
+    console.print(f"prediction log: {result.source_files:,} files merged into {result.merged_files:,} "
+                  f"({result.rows:,} rows, {result.duplicates_dropped:,} duplicates dropped, "
+                  f"{result.recovered_sources:,} left by an interrupted run removed)")
 
 
 def cmd_train(_: argparse.Namespace) -> None:
@@ -162,6 +176,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(host=args.host, port=args.port, alias=args.alias)
 
 
+def cmd_api_key_create(args: argparse.Namespace) -> None:
+    from api.auth import create_key  # noqa: PLC0415
+    from api.settings import ENV_API_KEYS_FILE  # noqa: PLC0415
+
+    target = args.file or os.environ.get(ENV_API_KEYS_FILE, "").strip()
+    if not target:
+        raise CommandError(f"no keys file: pass --file PATH or set {ENV_API_KEYS_FILE}")
+    key = create_key(Path(target), args.name, args.scope)
+    errors.print(f"key {args.name!r} ({', '.join(dict.fromkeys(args.scope))}) added to {target}; "
+                 "it is shown once, below, and stored nowhere:")
+    sys.stdout.write(key + "\n")
+
+
 def cmd_scenarios(_: argparse.Namespace) -> None:
     from warehouse.simulator import SCENARIOS  # noqa: PLC0415
 
@@ -192,6 +219,24 @@ def cmd_status(args: argparse.Namespace) -> None:
     print_status(state, console)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from api.dashboard.export import export_dashboard  # noqa: PLC0415
+
+    out = Path(args.out)
+    with console.status("rendering the dashboard from the published snapshot"):
+        view = export_dashboard(get_paths(), out, version=args.version, window=args.window)
+    rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
+    console.print(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline")
+
+
+def cmd_export_marts(args: argparse.Namespace) -> None:
+    from warehouse.exports import export_marts  # noqa: PLC0415
+
+    with console.status("exporting the marts from the published snapshot"):
+        written = export_marts(get_paths(), Path(args.out))
+    console.print(f"wrote {len(written)} Parquet files to {args.out}: {', '.join(p.stem for p in written)}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from lendguard.demo import run_demo  # noqa: PLC0415
 
@@ -201,14 +246,157 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _print_monitor_report(report: object) -> None:
+    from lendguard.monitor import MonitorReport  # noqa: PLC0415
+
+    assert isinstance(report, MonitorReport)
+    counts = f"{len(report.alerts)} open alert(s), {len(report.new_alerts)} new ({len(report.critical_new)} critical)"
+    console.print(f"monitor run {report.monitor_run_id}: [bold]{report.status}[/] — {counts}")
+    for alert in report.new_alerts:
+        style = "red" if alert.critical else "yellow"
+        console.print(f"  [{style}]{escape(alert.line())}[/]")
+    for delivery in report.deliveries:
+        state = "sent" if delivery.ok else f"NOT sent ({delivery.error})"
+        console.print(f"  notification by {delivery.channel} to {delivery.target}: {escape(state)}")
+    if report.new_alerts and not report.deliveries:
+        console.print("  notifications are not configured (LENDGUARD_SMTP_HOST / LENDGUARD_WEBHOOK_URL): recorded only")
+    if report.failover_set:
+        console.print("  [red bold]failover set[/]: the API applies its fallback until a person runs "
+                      "`lendguard failover clear --by NAME --note TEXT`")
+    elif report.failover_active:
+        console.print("  failover is active (set earlier); `lendguard failover status` says why")
+    for failure in report.dbt_failures:
+        errors.print(f"  [red]{failure['status']}[/] {failure['unique_id']}: {escape(str(failure['message']))}")
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Exit 0: ran, no new critical alert; 3: new critical alert(s) (failover set); 1: dbt nodes failed."""
+    from lendguard import monitor  # noqa: PLC0415
+
+    paths = get_paths()
+    if args.every is None:
+        with console.status("monitoring: dbt build with the monitor checks"):
+            report = monitor.run_monitor(paths)
+        if args.json:
+            sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        else:
+            _print_monitor_report(report)
+        if report.critical_new:
+            return EXIT_CRITICAL
+        return EXIT_FAILED if report.dbt_failures else 0
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    interval = monitor.parse_duration(args.every)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        errors.print(f"{signal.Signals(signum).name}: stopping after the current run (again to abort)")
+        stop.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    console.print(f"monitoring every {args.every} ({interval:.0f} s); Ctrl-C or SIGTERM stops it")
+    try:
+        runs = monitor.run_every(
+            paths, interval, stop, on_report=_print_monitor_report,
+            on_error=lambda exc: errors.print(f"[red]monitor run failed:[/] {escape(str(exc).splitlines()[0])}"),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print(f"stopped after {runs} run(s)")
+    return 0
+
+
+def cmd_failover(args: argparse.Namespace) -> None:
+    from warehouse import failover  # noqa: PLC0415
+
+    paths = get_paths()
+    if args.failover_command == "set":
+        state = failover.set_failover(paths, by=args.by, reason=args.reason, fallback=args.fallback)
+        console.print(f"failover [red bold]set[/] by {escape(args.by)}: every API reading {paths.data_dir} "
+                      f"applies {state.fallback} until `lendguard failover clear --by NAME --note TEXT`")
+        return
+    if args.failover_command == "clear":
+        before = failover.read_failover(paths)
+        failover.clear_failover(paths, by=args.by, note=args.note)
+        was = "" if before.active else " (it was not active; the decision is recorded anyway)"
+        console.print(f"failover cleared by {escape(args.by)}: the API returns to the model's decisions{was}")
+        return
+    state = failover.read_failover(paths)
+    if args.json:
+        sys.stdout.write(json.dumps(asdict(state), indent=2) + "\n")
+    elif state.active:
+        console.print(f"failover [red bold]ACTIVE[/] ({state.fallback}) since {state.set_at}, set by {state.set_by}: "
+                      f"{escape(state.reason or '')}; alerts: {', '.join(state.alert_ids) or 'none'}")
+    elif state.cleared_at:
+        console.print(f"failover off: cleared by {state.cleared_by} at {state.cleared_at} "
+                      f"({escape(state.clear_note or '')})")
+    else:
+        console.print("failover off (never set)")
+
+
+def cmd_outcomes(args: argparse.Namespace) -> None:
+    from warehouse import outcomes  # noqa: PLC0415
+
+    paths = get_paths()
+    if args.simulate:
+        if args.file:
+            raise CommandError("give a FILE or --simulate, not both")
+        with console.status("simulating outcomes for the logged decisions"):
+            result = outcomes.simulate_outcomes(paths, seed=args.seed)
+    elif args.file:
+        with console.status(f"checking {args.file}"):
+            result = outcomes.import_outcomes(paths, Path(args.file))
+    else:
+        raise CommandError("give an outcomes FILE (.csv or .parquet) or --simulate")
+    console.print(f"landed {result.rows:,} outcomes ({result.defaults:,} defaulted) as batch "
+                  f"[bold]{result.batch_id}[/]; `lendguard build` or `lendguard monitor` brings them into "
+                  "mon_realised_quality")
+
+
+def _add_monitoring_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add: Callable[[str, Callable[[argparse.Namespace], object], str], argparse.ArgumentParser],
+) -> None:
+    """``monitor``, ``failover`` and ``outcomes``."""
+    monitor = add("monitor", cmd_monitor, "build the monitoring marts, run the checks, notify new alerts, "
+                  "set failover on critical ones (exit 3 when a new critical alert was found)")
+    monitor.add_argument("--every", metavar="DURATION", help="keep running every DURATION (15m, 1h, 90s) until stopped")
+    monitor.add_argument("--json", action="store_true", help="print the run's report as JSON (single run)")
+
+    failover_parser = sub.add_parser("failover", help="the API's failover flag: status, set, clear (a person's call)")
+    failover_sub = failover_parser.add_subparsers(dest="failover_command", required=True, metavar="COMMAND")
+    failover_status = failover_sub.add_parser("status", help="is failover on, since when, who set it and why")
+    failover_status.set_defaults(handler=cmd_failover)
+    failover_status.add_argument("--json", action="store_true")
+    failover_set = failover_sub.add_parser("set", help="switch the API to its fallback now (recorded)")
+    failover_set.set_defaults(handler=cmd_failover)
+    failover_set.add_argument("--by", required=True, help="your name")
+    failover_set.add_argument("--reason", required=True, help="why")
+    failover_set.add_argument("--fallback", default="manual_review", choices=["manual_review", "previous_champion"])
+    failover_clear = failover_sub.add_parser("clear", help="back to the model's decisions (a person's call, recorded)")
+    failover_clear.set_defaults(handler=cmd_failover)
+    failover_clear.add_argument("--by", required=True, help="your name")
+    failover_clear.add_argument("--note", required=True, help="why it is safe to return to the model")
+
+    outcomes = add("outcomes", cmd_outcomes, "land loan outcomes (request_id, defaulted, optional outcome_at) "
+                   "from a CSV/Parquet file, checked whole first; or --simulate them for the logged decisions")
+    outcomes.add_argument("file", nargs="?", help=".csv or .parquet with request_id, defaulted[, outcome_at]")
+    outcomes.add_argument("--simulate", action="store_true", help="draw outcomes from the simulator's truth")
+    outcomes.add_argument("--seed", type=int, default=17, help="with --simulate")
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command's options in one place
     parser = argparse.ArgumentParser(
         prog="lendguard", description="Fair loan-risk scoring, delivered and monitored inside the data warehouse."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace], None], help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Callable[[argparse.Namespace], object], help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(handler=handler)
         return command
@@ -223,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = add("build", cmd_build, "run dbt build on the landed data and publish the read-only snapshot")
     build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
+    build.add_argument("--full-refresh", action="store_true",
+                       help="rebuild the incremental models (monitoring marts) from the whole log")
+
+    compact_log = add("compact-log", cmd_compact_log,
+                      "merge the prediction log's small files (also done by every build)")
+    compact_log.add_argument("--min-age", type=float, default=60.0,
+                             help="only files closed at least this many seconds ago (default 60)")
 
     add("train", cmd_train, "train, choose thresholds, evaluate and register a candidate (pipeline stages 1-3)")
 
@@ -251,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--alias", default="champion", help="model alias to serve")
 
+    _add_api_key_commands(sub)
+
     add("scenarios", cmd_scenarios, "list the simulator's traffic scenarios")
 
     replay = add("replay", cmd_replay, "send a simulated traffic scenario to a running API")
@@ -260,6 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, default=7)
     replay.add_argument("--onset", type=int, default=None, help="first affected request (default: the scenario's)")
     replay.add_argument("--concurrency", type=int, default=16)
+
+    _add_monitoring_commands(sub, add)
+
+    dashboard = add("dashboard", cmd_dashboard, "write the monitoring dashboard as one self-contained HTML file "
+                    "(opens offline; the API serves the same page at /dashboard)")
+    dashboard.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write (atomically)")
+    dashboard.add_argument("--version", help="model version of the drift and output panels (default: the champion)")
+    dashboard.add_argument("--window", choices=["latest", "deployment"], default="latest",
+                           help="drift and output panels: the latest count window (default) or the whole deployment")
+    export = add("export-marts", cmd_export_marts, "copy the mon_* and dlv_* marts of the published snapshot "
+                 "to Parquet files, for BI tools")
+    export.add_argument("--out", required=True, metavar="DIR")
 
     status = add("status", cmd_status, "show where everything is and what state it is in")
     status.add_argument("--json", action="store_true", help="stable machine-readable form")
@@ -273,7 +482,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_api_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api_key = sub.add_parser("api-key", help="API keys (stored as SHA-256 hashes in LENDGUARD_API_KEYS_FILE)")
+    commands = api_key.add_subparsers(dest="api_key_command", required=True, metavar="COMMAND")
+    create = commands.add_parser("create", help="mint a key, print it once, store its hash")
+    create.set_defaults(handler=cmd_api_key_create)
+    create.add_argument("name", help="who holds the key (recorded as the actor of admin calls)")
+    create.add_argument("--scope", action="append", choices=["score", "admin"], required=True,
+                        help="repeat for several: score (scoring routes), admin (/v1/admin/...)")
+    create.add_argument("--file", help="keys file (default: $LENDGUARD_API_KEYS_FILE)")
+
+
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from duckdb import Error as DuckDBError  # noqa: PLC0415
+
     from lendguard.pipeline import PipelineBusyError, StageFailedError  # noqa: PLC0415
     from ml.delivery import GateRefusedError  # noqa: PLC0415
     from warehouse.build import NoLoanBookError  # noqa: PLC0415
@@ -284,7 +506,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     return (CommandError, NoLoanBookError, DbtError, ImportRejectedError, LoanBookSchemaError,
             SnapshotMissingError, StageFailedError, PipelineBusyError, GateRefusedError, TimeoutError,
-            ValueError, LookupError, OSError)
+            ValueError, LookupError, OSError, DuckDBError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,14 +516,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        args.handler(args)
+        code = args.handler(args)
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
     except _known_errors() as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_FAILED
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``lendguard status``: where everything is and what state it is in.
 
 The JSON form (``--json``) is a stable contract for scripts and CI: keys are only ever added.
-Sections whose capability has not been deployed yet (failover, alerts) are ``null``.
+``alerts`` is ``null`` until a snapshot with the monitoring marts has been published.
 """
 
 from __future__ import annotations
@@ -108,8 +108,46 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         "landing": {"path": str(paths.landing), "datasets": _landing(paths)},
         "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": MODEL_NAME, **_models(paths)},
         "pipeline": _pipeline(paths),
-        "failover": None,
-        "alerts": None,
+        "failover": _failover(paths),
+        "alerts": _alerts(paths),
+    }
+
+
+def _failover(paths: Paths) -> dict[str, Any]:
+    """The API's failover flag as last written (``active`` false and no ``set_at``: never set)."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from warehouse.failover import flag_path, read_failover  # noqa: PLC0415
+
+    return {**asdict(read_failover(paths)), "flag_path": str(flag_path(paths))}
+
+
+def _alerts(paths: Paths) -> dict[str, Any] | None:
+    """Open monitoring alerts (``mon_alerts`` in the snapshot) and the last ``lendguard monitor`` run.
+
+    None until a snapshot with ``mon_alerts`` has been published.
+    """
+    import duckdb  # noqa: PLC0415
+
+    from lendguard.monitor import last_run  # noqa: PLC0415
+    from warehouse.publish import SnapshotMissingError, connect_snapshot  # noqa: PLC0415
+
+    try:
+        with connect_snapshot(paths) as con:
+            counts = dict(con.execute("select severity, count(*) from mon_alerts group by 1").fetchall())
+            latest = con.execute(
+                "select alert_id, check_name, subject, model_version, window_kind, cast(window_start as varchar), "
+                "value, threshold, severity from mon_alerts order by window_start desc nulls last limit 5"
+            ).fetchall()
+        monitor_run = last_run(paths)
+    except (SnapshotMissingError, duckdb.Error):
+        return None
+    keys = ("alert_id", "check_name", "subject", "model_version", "window_kind", "window_start", "value",
+            "threshold", "severity")
+    return {
+        "open": sum(counts.values()), "warn": counts.get("warn", 0), "critical": counts.get("critical", 0),
+        "latest": [dict(zip(keys, row, strict=True)) for row in latest],
+        "last_monitor_run": monitor_run,
     }
 
 
@@ -155,6 +193,21 @@ def print_status(state: dict[str, Any], console: Console) -> None:
         stages = ", ".join(f"{s['stage']} {s['status']}" for s in run["stages"])
         reason = f" ({run['reason']})" if run["reason"] else ""
         table.add_row("pipeline", f"run {run['run_id']}: {run['status']}{reason}, version {run['version']}; {stages}")
-    table.add_row("failover", "not deployed yet" if state["failover"] is None else str(state["failover"]))
-    table.add_row("alerts", "not monitored yet" if state["alerts"] is None else str(state["alerts"]))
+    failover = state["failover"]
+    if failover is None:
+        table.add_row("failover", "not deployed yet")
+    elif failover["active"]:
+        table.add_row("failover", f"ACTIVE ({failover['fallback']}) since {failover['set_at']}, set by "
+                      f"{failover['set_by']}: {failover['reason']}")
+    else:
+        cleared = f"; cleared by {failover['cleared_by']} at {failover['cleared_at']}" if failover["cleared_at"] else ""
+        table.add_row("failover", f"off{cleared}")
+    alerts = state["alerts"]
+    if alerts is None:
+        table.add_row("alerts", "not monitored yet")
+    else:
+        run = alerts["last_monitor_run"]
+        last = "never run" if run is None else f"last run {run['started_at']} ({run['status']})"
+        table.add_row("alerts", f"{alerts['open']} open ({alerts['critical']} critical, {alerts['warn']} warn); "
+                      f"`lendguard monitor`: {last}")
     console.print(table)

@@ -30,6 +30,7 @@ from ml.fairness import (
 )
 from ml.metrics import OVERALL, policy_metrics
 from ml.policy import PolicySet
+from ml.reference import land_reference_inputs
 from ml.train import LABEL, OOF_ARTIFACT, load_split
 from warehouse import datasets
 from warehouse.build import build, current_loan_book
@@ -190,6 +191,8 @@ def evaluate_stage(paths: Paths, run_id: str) -> Evaluation:
         rows["model_version"], rows["run_id"] = version, run_id
         curve_rows.append(rows)
     datasets.land_rows(paths, datasets.COST_CURVES, pd.concat(curve_rows, ignore_index=True))
+    oof = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=OOF_ARTIFACT))
+    land_reference_inputs(paths, bundle.loan_book, version, oof)  # drift reference (issue #6)
 
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse import datasets, landing
+from warehouse import compaction, datasets, landing
 from warehouse.dbt import DbtError, DbtRun, run_dbt
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
@@ -66,6 +66,8 @@ def build_lock(paths: Paths) -> Iterator[None]:
 
 GATE_TAG = "gate"
 """Tests tagged ``gate`` judge a candidate model; they run in the pipeline's gate stage only."""
+MONITOR_TAG = "monitor"
+"""Tests tagged ``monitor`` fail on monitoring alerts; they run in ``lendguard monitor`` only."""
 
 
 def build(
@@ -73,12 +75,18 @@ def build(
     select: list[str] | None = None,
     *,
     gate_version: str | None = None,
+    monitor: bool = False,
+    full_refresh: bool = False,
 ) -> BuildResult:
     """Run ``dbt build`` on the landed data and publish the snapshot.
 
     The gate tests run only when ``gate_version`` names the model version they judge (the
     pipeline's gate stage); every other build leaves them out, so a rejected candidate does not
     fail the builds that monitoring depends on.
+    Likewise the monitoring checks (tests tagged ``monitor``, failing on alert rows) run only when
+    ``monitor`` is set (``lendguard monitor``); the marts they judge are built either way.
+
+    ``full_refresh`` rebuilds the incremental models from scratch (``dbt build --full-refresh``).
 
     Tests that fail still leave their models built, so the snapshot is published whenever dbt
     ran (exit 0 or 1) and the failures are reported; when dbt could not run (exit 2) nothing is
@@ -87,24 +95,45 @@ def build(
     loan_book = current_loan_book(paths)
     variables = dbt_vars(loan_book)
     landing.ensure_seed(paths.landing, landing.PREDICTION_LOG, prediction_log_schema(loan_book))
+    landing.ensure_seed(paths.landing, datasets.REFERENCE_INPUTS, datasets.reference_inputs_schema(loan_book))
     for dataset, schema in datasets.SCHEMAS.items():
         landing.ensure_seed(paths.landing, dataset, schema)
-    args = ["build"] + (["--select", *select] if select else [])
+    args = ["build"] + (["--full-refresh"] if full_refresh else []) + (["--select", *select] if select else [])
     champion_sql = paths.state_dir / "champion" / "model.duckdb.sql"
     if champion_sql.exists():
         variables["champion_sql_path"] = str(champion_sql)
         variables["champion_version"] = (champion_sql.parent / "version").read_text().strip()
+    excluded = [] if monitor else [f"tag:{MONITOR_TAG}"]
     if gate_version is None:
-        args += ["--exclude", f"tag:{GATE_TAG}"]
+        excluded.append(f"tag:{GATE_TAG}")
     else:
         variables["gate_version"] = gate_version
+    if excluded:
+        args += ["--exclude", *excluded]
+    if monitor:
+        # Unit tests check SQL logic (every other build and CI run them); a scheduled monitoring run
+        # judges data, and must not lose its alerts to a logic test of an unrelated mart.
+        args += ["--exclude-resource-type", "unit_test"]
     with build_lock(paths):
+        compact_prediction_log(paths)
         run = run_dbt(paths, args, variables)
         if run.returncode >= 2 or (run.returncode == 1 and not run.results):
             raise DbtError(f"dbt build could not run (exit {run.returncode}):\n{_tail(run.output)}")
         snapshot = publish(paths)
     log.info("published %s", snapshot)
     return BuildResult(run, snapshot)
+
+
+def compact_prediction_log(paths: Paths, *, min_age_seconds: float = 60.0) -> compaction.CompactionResult:
+    """Merge the prediction log's small closed files (``warehouse.compaction``); never fails a build.
+
+    Called with the build lock held, so no dbt run has a file vanish under its glob.
+    """
+    try:
+        return compaction.compact(paths.landing / landing.PREDICTION_LOG, min_age_seconds=min_age_seconds)
+    except (OSError, ValueError) as exc:  # the log stays as it was: merged next time
+        log.warning("prediction-log compaction skipped: %s: %s", type(exc).__name__, exc)
+        return compaction.CompactionResult()
 
 
 def _tail(text: str, lines: int = 30) -> str:

@@ -15,6 +15,7 @@ import pyarrow as pa
 from warehouse import landing
 
 if TYPE_CHECKING:
+    from warehouse.loan_book import LoanBookSchema
     from warehouse.paths import Paths
 
 EVALUATIONS = "evaluations"
@@ -24,6 +25,11 @@ GATE_RESULTS = "gate_results"
 APPROVALS = "approvals"
 PIPELINE_RUNS = "pipeline_runs"
 FAILOVER_EVENTS = "failover_events"
+OUTCOMES = "outcomes"
+MONITOR_RUNS = "monitor_runs"
+ALERT_NOTIFICATIONS = "alert_notifications"
+REFERENCE_INPUTS = "reference_inputs"
+"""Training inputs per model version (drift references); columns depend on the loan book."""
 
 OVERALL = "__overall__"
 """The ``group_name`` of a metrics row over all applicants."""
@@ -115,7 +121,66 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("alert_ids", pa.string()),           # JSON list of mon_alerts ids that caused a set
         ("occurred_at", pa.timestamp("us")),
     ]),
+    OUTCOMES: pa.schema([                     # `lendguard outcomes FILE` (or --simulate)
+        ("request_id", pa.string()),          # the prediction log's request_id the outcome belongs to
+        ("defaulted", pa.int8()),             # 1 not repaid, 0 repaid
+        ("outcome_at", pa.timestamp("us")),   # when the outcome became known
+        ("batch_id", pa.string()),            # one per landed file
+        ("landed_at", pa.timestamp("us")),
+    ]),
+    MONITOR_RUNS: pa.schema([                 # one row per `lendguard monitor` run
+        ("monitor_run_id", pa.string()),
+        ("started_at", pa.timestamp("us")),
+        ("ended_at", pa.timestamp("us")),
+        ("actor", pa.string()),
+        ("status", pa.string()),              # ok | alerts | critical | failed
+        ("dbt_failures", pa.int64()),         # nodes that errored (not the monitor tests)
+        ("alerts_open", pa.int64()),          # rows in mon_alerts
+        ("alerts_new", pa.int64()),           # not notified before this run
+        ("critical_new", pa.int64()),
+        ("failover_set", pa.bool_()),         # this run switched the API to failover
+        ("details", pa.string()),             # JSON: deliveries, failing nodes, error
+    ]),
+    ALERT_NOTIFICATIONS: pa.schema([          # one row per alert, the first time it was notified
+        ("alert_id", pa.string()),
+        ("monitor_run_id", pa.string()),
+        ("check_name", pa.string()),
+        ("subject", pa.string()),
+        ("model_version", pa.string()),
+        ("window_kind", pa.string()),
+        ("window_start", pa.timestamp("us")),
+        ("severity", pa.string()),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("delivered", pa.bool_()),            # at least one channel took it
+        ("deliveries", pa.string()),          # JSON list: channel, target, ok, error
+        ("notified_at", pa.timestamp("us")),
+    ]),
 }
+
+
+def reference_inputs_schema(loan_book: LoanBookSchema) -> pa.Schema:
+    """``reference_inputs``: the version, the group column, then the inputs under their loan-book names.
+
+    The rows a model version was fitted on, as the API would log them (``warehouse.prediction_log``),
+    so drift monitoring compares production with training column by column. Not in :data:`SCHEMAS`
+    because the columns come from the loan-book contract; ``lendguard build`` seeds it per contract.
+    """
+    numeric = [pa.field(f.name, pa.float64()) for f in loan_book.numeric_features]
+    categorical = [pa.field(f.name, pa.string()) for f in loan_book.categorical_features]
+    return pa.schema([
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field(loan_book.group_column, pa.string()),
+        *numeric,
+        *categorical,
+    ])
+
+
+def land_reference_inputs(paths: Paths, loan_book: LoanBookSchema, frame: pd.DataFrame) -> None:
+    """Land one version's reference rows (columns as :func:`reference_inputs_schema`), one file."""
+    schema = reference_inputs_schema(loan_book)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    landing.LandingWriter(paths.landing, REFERENCE_INPUTS, writer_id=f"ml-{landing.default_writer_id()}").write(table)
 
 
 def land_rows(paths: Paths, dataset: str, rows: list[dict[str, Any]] | pd.DataFrame) -> None:

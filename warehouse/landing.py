@@ -68,18 +68,25 @@ def default_writer_id() -> str:
 
 
 class LandingWriter:
-    """Appends immutable files to one dataset, under this writer's own prefix. Thread-safe."""
+    """Appends immutable files to one dataset, under this writer's own prefix. Thread-safe.
+
+    Names are ``<writer id>-<run>-<sequence>.parquet``: the run token (start time and a random
+    part) keeps a restarted replica with a fixed ``LENDGUARD_WRITER_ID`` from replacing the files
+    its previous run landed (the rename would silently overwrite them).
+    """
 
     def __init__(self, root: Path, dataset: str, writer_id: str | None = None) -> None:
         self.directory = root / dataset
         self.writer_id = writer_id or default_writer_id()
+        self.run = f"{int(time.time() * 1000):011x}{uuid.uuid4().hex[:4]}"
         self._sequence = itertools.count()
         self._lock = threading.Lock()
 
     def write(self, table: pa.Table, *, durable: bool = True) -> Path:
         with self._lock:
             seq = next(self._sequence)
-        return atomic_write_parquet(table, self.directory / f"{self.writer_id}-{seq:09d}.parquet", durable=durable)
+        name = f"{self.writer_id}-{self.run}-{seq:09d}.parquet"
+        return atomic_write_parquet(table, self.directory / name, durable=durable)
 
 
 def new_snapshot_id() -> str:

@@ -31,6 +31,11 @@ META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("decision", pa.string()),
     pa.field("mode", pa.string()),
     pa.field("latency_ms", pa.float64()),
+    pa.field("reason_codes", pa.string()),  # JSON list of {feature, impact}, largest first
+    pa.field("batch_id", pa.string()),
+    pa.field("idempotency_key", pa.string()),
+    pa.field("idempotency_fingerprint", pa.string()),
+    pa.field("unknown_categories", pa.string()),
 )
 
 

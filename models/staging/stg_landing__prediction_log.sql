@@ -7,6 +7,17 @@ with source as (
 
 ),
 
+{#- Each row is landed once, but a log compaction killed between writing its merged file and
+    removing its sources leaves rows in two files until the next compaction: keep one copy. -#}
+numbered as (
+
+    select
+        source.*,
+        row_number() over (partition by request_id order by received_at) as copy_number
+    from source
+
+),
+
 renamed as (
 
     select
@@ -25,11 +36,16 @@ renamed as (
         decision,
         mode,
         latency_ms,
+        batch_id,
+        idempotency_key,
+        idempotency_fingerprint,
+        unknown_categories,
         cast({{ lb.group_column }} as varchar) as fairness_group,
         {{- loan_input_columns() }}
         raw_body
 
-    from source
+    from numbered
+    where copy_number = 1
 
 )
 

@@ -12,7 +12,7 @@ import pytest
 
 from api.schemas import ContractNotServableError, Decision, Mode, ScoreResponse, build_request_struct
 from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeature, simulated_schema
-from warehouse.prediction_log import DECISIONS, MODES
+from warehouse.prediction_log import DECISIONS, META_FIELDS, MODES
 from warehouse.simulator import simulate_traffic
 
 BOOK = simulated_schema()
@@ -129,7 +129,8 @@ def test_the_response_speaks_the_warehouse_vocabulary() -> None:
     assert Mode.__args__ == MODES  # type: ignore[attr-defined]
     fields = set(ScoreResponse.__struct_fields__)
     assert fields == {"request_id", "application_id", "model_name", "model_version", "probability", "threshold",
-                      "decision", "mode"}
+                      "decision", "mode", "reason_codes", "unknown_categories"}
+    assert fields <= {f.name for f in META_FIELDS}, "every answer field is a prediction-log column"
 
 
 def test_the_request_type_is_independent_of_the_simulator(tmp_path: Any) -> None:

@@ -97,3 +97,12 @@ def test_seed_gives_an_empty_dataset_its_schema(tmp_path: Path) -> None:
     columns = duckdb.sql(f"describe select * from read_parquet('{tmp_path}/log/*.parquet')").fetchall()
     assert [c[0] for c in columns] == ["request_id", "probability"]
     assert landing.dataset_counts(tmp_path, "log").rows == 0
+
+
+def test_a_restarted_writer_with_a_fixed_id_keeps_its_earlier_files(tmp_path: Path) -> None:
+    before = landing.LandingWriter(tmp_path, "events", writer_id="api-replica-1")
+    before.write(_table(0))
+    after = landing.LandingWriter(tmp_path, "events", writer_id="api-replica-1")  # the same replica, restarted
+    after.write(_table(100))
+    final = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/events/*.parquet')").fetchone()[0]
+    assert final == 100, "the restart's first file did not replace the previous run's first file"

@@ -1,0 +1,227 @@
+"""Benchmark: the scoring API under load on loopback, with a bare Litestar endpoint as the ceiling.
+
+    .venv/bin/python bench/api_load.py --out bench/results/api-load.json
+
+Sets up a fresh deployment (simulated loans, trained, gated, approved), then starts two servers in
+their own processes, each one uvicorn process like production: ``lendguard serve`` (validation,
+micro-batched scoring with the compiled SQL, reason codes, durable group-commit prediction log)
+and ``bench/bare_app.py`` (parse JSON, answer a constant). Both are measured in the same run:
+
+* closed loop: ``wrk`` (Debian package) at several connection counts, 10 s each, POSTing real
+  applications in rotation (a Lua script); throughput and wrk's p50/p99;
+* open loop: a fixed arrival rate (default 1,000 requests/s) from an asyncio generator with
+  keep-alive connections; latency is measured from each request's *scheduled* send time, so a
+  stalled server cannot hide its queueing (no coordinated omission);
+* the API process's peak resident memory (``VmHWM``) after the runs, and the prediction log's rows
+  (every 200 must be logged).
+
+The load generators share the 2 cores with the server: the numbers are what one machine does with
+both, not the server alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+API_PORT, BARE_PORT = 8411, 8412
+
+
+def setup(loans: int) -> Any:
+    """A deployment with an approved champion, in the current LENDGUARD_DATA_DIR."""
+    from lendguard import pipeline  # noqa: PLC0415 - after the environment points at the bench deployment
+    from warehouse.build import build  # noqa: PLC0415
+    from warehouse.importer import land_simulated  # noqa: PLC0415
+    from warehouse.paths import Paths  # noqa: PLC0415
+
+    paths = Paths.from_env()
+    land_simulated(paths, loans, seed=42)
+    build(paths)
+    run = pipeline.start_run(paths)
+    for stage in ("train", "thresholds", "evaluate", "gate"):
+        pipeline.run_stage(paths, run, stage)
+    pipeline.decide(paths, str(run.version), approve=True, by="bench", note="load benchmark")
+    return paths
+
+
+def bodies(n: int) -> list[dict[str, Any]]:
+    from warehouse.loan_book import simulated_schema  # noqa: PLC0415
+    from warehouse.simulator import simulate_traffic  # noqa: PLC0415
+
+    book = simulated_schema()
+    rows = simulate_traffic("stable", n, seed=7).select([*book.input_names, book.group_column]).to_pylist()
+    return [{**row, "application_id": f"bench-{i}"} for i, row in enumerate(rows)]
+
+
+def start(command: list[str], port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command} exited; see {log}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code in {200, 404, 405}:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{command} not ready; see {log}")
+
+
+def lua_script(sample: list[dict[str, Any]], folder: Path) -> Path:
+    """wrk script: POST the sample's bodies in rotation."""
+    encoded = ",\n".join("[[" + json.dumps(b) + "]]" for b in sample)
+    script = folder / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"local bodies = {{\n{encoded}\n}}\nlocal i = 0\n"
+        "request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n"
+    )
+    return script
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
+    """Closed loop at ``connections``: requests/s, p50/p99 ms and non-2xx count, from wrk's report."""
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    percentiles = {int(p): float(v) * _UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$",
+                                                                          out, re.MULTILINE)}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "connections": connections,
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": round(percentiles[50], 2), "p99_ms": round(percentiles[99], 2),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": errors.group(1) if errors else "none",
+    }
+
+
+async def _open_loop(port: int, payloads: list[bytes], rate: float, seconds: float, connections: int) -> dict[str, Any]:
+    """Each request is due at ``i / rate``; a connection sends its share in order (keep-alive)."""
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.2
+    latencies = np.full(total, np.nan)
+    statuses = np.zeros(total, dtype=int)
+
+    async def connection(offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for i in range(offset, total, connections):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(payloads[i % len(payloads)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies[i] = (time.perf_counter() - due) * 1e3
+            statuses[i] = int(head[9:12])
+        writer.close()
+
+    await asyncio.gather(*(connection(c) for c in range(connections)))
+    elapsed = time.perf_counter() - start
+    return {
+        "target_rate": rate, "requests": total, "achieved_rate": round(total / elapsed, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "max_ms": round(float(np.max(latencies)), 2), "non_200": int((statuses != 200).sum()),
+    }
+
+
+def open_loop(port: int, sample: list[dict[str, Any]], rate: float, seconds: float) -> dict[str, Any]:
+    payloads = []
+    for body in sample:
+        data = json.dumps(body).encode()
+        payloads.append(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return asyncio.run(_open_loop(port, payloads, rate, seconds, connections=64))
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
+
+
+def logged_rows(landing: Path) -> int:
+    import duckdb  # noqa: PLC0415
+
+    files = str(landing / "prediction_log" / "*.parquet")
+    return int(duckdb.sql(f"select count(*) from read_parquet('{files}', union_by_name=true) "
+                          "where status_code = 200").fetchone()[0])  # type: ignore[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loans", type=int, default=30_000)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rate", type=float, nargs="+", default=[500.0, 1000.0])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory(prefix="lendguard-load-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "LENDGUARD_DATA_DIR": tmp, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+               "MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+               "LENDGUARD_MODEL_POLL_SECONDS": "0"}
+        os.environ.update(env)
+        setup(args.loans)
+        sample = bodies(2_000)
+        script = lua_script(sample, folder)
+        api = start([sys.executable, "-m", "lendguard.cli", "serve", "--port", str(API_PORT)], API_PORT,
+                    folder / "api.log", env)
+        bare = start([sys.executable, str(HERE / "bare_app.py"), str(BARE_PORT)], BARE_PORT, folder / "bare.log", env)
+        results: dict[str, Any] = {"closed_loop": {"api": [], "bare": []}, "open_loop": {"api": [], "bare": []}}
+        try:
+            for name, port in (("bare", BARE_PORT), ("api", API_PORT)):
+                wrk(f"http://127.0.0.1:{port}/v1/score", 8, 2, script)  # warm-up
+                for connections in args.connections:
+                    results["closed_loop"][name].append(
+                        wrk(f"http://127.0.0.1:{port}/v1/score", connections, args.seconds, script))
+                for rate in args.rate:
+                    results["open_loop"][name].append(open_loop(port, sample, rate, args.seconds))
+            results["api_peak_rss_mb"] = peak_rss_mb(api.pid)
+            results["bare_peak_rss_mb"] = peak_rss_mb(bare.pid)
+        finally:
+            for process in (api, bare):
+                process.terminate()
+                process.wait(60)
+        results["api_logged_200_rows"] = logged_rows(folder / "landing")
+    best = {name: max(r["requests_per_s"] for r in results["closed_loop"][name]) for name in ("api", "bare")}
+    record = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "loans": args.loans, **results,
+        "api_share_of_bare_throughput": round(best["api"] / best["bare"], 3),
+    }
+    print(json.dumps(record, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

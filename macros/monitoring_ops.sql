@@ -1,0 +1,98 @@
+{#-
+    The operations rollup behind mon_ops_hourly, mon_ops_daily and mon_ops_deployment: the same
+    measures over one window kind (see monitoring_windows.sql), per model version.
+    Error kinds, from the HTTP status: validation = 4xx other than 401/403 (the request was
+    wrong), auth = 401/403, server = 5xx, of which withheld = 503 (no model loaded, or the log row
+    could not be made durable, so no decision was given).
+-#}
+{% macro mon_ops_rollup(kind) %}
+
+{%- set aggregates -%}
+        cast(count(*) as bigint) as requests,
+        cast(sum(case when status_code < 400 then 1 else 0 end) as bigint) as accepted,
+        cast(sum(case when status_code >= 400 then 1 else 0 end) as bigint) as errors,
+        cast(sum(case when status_code between 400 and 499 and status_code not in (401, 403) then 1 else 0 end) as bigint) as errors_validation,
+        cast(sum(case when status_code in (401, 403) then 1 else 0 end) as bigint) as errors_auth,
+        cast(sum(case when status_code >= 500 then 1 else 0 end) as bigint) as errors_server,
+        cast(sum(case when status_code = 503 then 1 else 0 end) as bigint) as errors_withheld,
+        cast(sum(case when decision is not null then 1 else 0 end) as bigint) as scored,
+        cast(sum(case when decision = 'manual_review' then 1 else 0 end) as bigint) as positive_predictions,
+        cast(sum(case when mode = 'failover' then 1 else 0 end) as bigint) as failover_requests,
+        avg(probability) as mean_probability,
+        percentile_cont(0.5) within group (order by latency_ms) as latency_p50_ms,
+        percentile_cont(0.95) within group (order by latency_ms) as latency_p95_ms,
+        percentile_cont(0.99) within group (order by latency_ms) as latency_p99_ms,
+        max(latency_ms) as latency_max_ms,
+        min(event_at) as first_event_at,
+        max(event_at) as last_event_at
+{%- endset %}
+
+with requests as (
+
+    select
+        request_id,
+        event_at,
+        coalesce(model_version, '(none)') as model_version,
+        status_code,
+        decision,
+        mode,
+        probability,
+        latency_ms
+
+    from {{ ref('mon_requests') }}
+
+),
+
+windows as (
+
+    {{ monitoring_aggregate('requests', aggregates, kinds=[kind]) }}
+
+),
+
+rated as (
+
+    select
+        *,
+        cast(positive_predictions as double) / nullif(scored, 0) as positive_rate,
+        cast(errors as double) / requests as error_rate,
+        cast(errors_server as double) / requests as server_error_rate,
+        cast(errors_validation + errors_auth as double) / requests as client_error_rate,
+        case
+            when failover_requests = 0 then 'normal'
+            when failover_requests = requests then 'failover'
+            else 'mixed'
+        end as mode
+
+    from windows
+
+)
+
+{% endmacro %}
+
+
+{#- The measure columns of the ops marts, in order (after each mart's window columns). -#}
+{% macro mon_ops_measures() -%}
+    model_version,
+    requests,
+    accepted,
+    errors,
+    errors_validation,
+    errors_auth,
+    errors_server,
+    errors_withheld,
+    scored,
+    positive_predictions,
+    failover_requests,
+    mode,
+    mean_probability,
+    latency_p50_ms,
+    latency_p95_ms,
+    latency_p99_ms,
+    latency_max_ms,
+    first_event_at,
+    last_event_at,
+    positive_rate,
+    error_rate,
+    server_error_rate,
+    client_error_rate
+{%- endmacro %}

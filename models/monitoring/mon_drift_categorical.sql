@@ -1,0 +1,124 @@
+{#-
+    Categorical input drift (the categorical inputs and the group column) per model version,
+    window and input, from the histograms (mon_feature_histograms).
+
+    Smoothing (KL and PSI): over the union of the reference's categories and the categories the
+    window sent (unseen ones included; a missing value is the category var('missing_category')),
+    add a = var('drift_smoothing') to every count on both sides:
+        p_i = (production_i + a) / (n_production + a K),  q_i = (reference_i + a) / (n_reference + a K),
+    K the number of categories in the union. So an unseen category has a finite, large contribution.
+      kl_divergence = sum p_i ln(p_i / q_i)           (production || training; scipy.stats.entropy(p, q))
+      psi           = sum (p_i - q_i) ln(p_i / q_i)    (= KL(p||q) + KL(q||p))
+      unseen_share  = raw production share of the categories the reference never had.
+    Significance: Pearson's chi-square test of homogeneity on the raw 2 x K' table of counts (K' the
+    categories with a count on either side; scipy.stats.chi2_contingency(table, correction=False)).
+    Verdict (macro drift_verdict): p < drift_alpha / inputs tested per window AND
+    psi >= drift_psi_warn / drift_psi_critical, in windows of at least drift_min_window_rows requests.
+-#}
+{%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
+
+with histograms as (
+
+    select * from {{ ref('mon_feature_histograms') }}
+    where feature_kind = 'categorical'
+
+),
+
+cells as (
+
+    select
+        histograms.*,
+        count(*) over (partition by model_version, window_kind, window_key, feature) as n_categories,
+        sum(case when reference_count + production_count > 0 then 1 else 0 end)
+            over (partition by model_version, window_kind, window_key, feature) as n_observed_categories
+
+    from histograms
+
+),
+
+smoothed as (
+
+    select
+        cells.*,
+        (production_count + {{ smoothing }}) / (n_production + {{ smoothing }} * n_categories) as p,
+        (reference_count + {{ smoothing }}) / (n_reference + {{ smoothing }} * n_categories) as q,
+        cast(n_production as double) * (reference_count + production_count) / (n_production + n_reference)
+            as expected_production,
+        cast(n_reference as double) * (reference_count + production_count) / (n_production + n_reference)
+            as expected_reference
+
+    from cells
+
+),
+
+measured as (
+
+    select
+        model_version,
+        window_kind,
+        window_key,
+        feature,
+        max(window_index) as window_index,
+        max(window_start) as window_start,
+        max(window_end) as window_end,
+        max(n_reference) as n_reference,
+        max(n_production) as n_production,
+        cast(max(n_categories) as integer) as n_categories,
+        cast(sum(case when is_unseen and production_count > 0 then 1 else 0 end) as integer) as n_unseen_categories,
+        cast(sum(case when is_unseen then production_count else 0 end) as double) / nullif(max(n_production), 0)
+            as unseen_share,
+        sum(p * ln(p / q)) as kl_divergence,
+        sum((p - q) * ln(p / q)) as psi,
+        sum(case when expected_production > 0
+            then (production_count - expected_production) * (production_count - expected_production) / expected_production
+                + (reference_count - expected_reference) * (reference_count - expected_reference) / expected_reference
+            else 0 end) as chi2_statistic,
+        max(n_observed_categories) - 1 as chi2_dof
+
+    from smoothed
+    group by model_version, window_kind, window_key, feature
+
+),
+
+tested as (
+
+    select
+        measured.*,
+        case when chi2_dof > 0 and n_production > 0
+            then {{ drift_chi2_p_value('chi2_statistic', 'chi2_dof') }}
+        end as chi2_p_value
+
+    from measured
+
+),
+
+final as (
+
+    select
+        model_version,
+        window_kind,
+        window_index,
+        window_start,
+        window_end,
+        window_key,
+        feature,
+        n_reference,
+        n_production,
+        n_categories,
+        n_unseen_categories,
+        unseen_share,
+        kl_divergence,
+        psi,
+        chi2_statistic,
+        cast(chi2_dof as integer) as chi2_dof,
+        chi2_p_value,
+        cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
+        chi2_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
+        {{ drift_verdict('n_production', 'chi2_p_value', 'psi', var('drift_psi_warn'), var('drift_psi_critical')) }}
+            as verdict
+
+    from tested
+
+)
+
+select * from final

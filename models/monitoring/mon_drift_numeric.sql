@@ -1,0 +1,219 @@
+{#-
+    Numeric input drift per model version, window and input: the two-sample Kolmogorov–Smirnov
+    test of production against the version's training rows, plus PSI over the reference bins.
+
+    D = max over x of |F_production(x) - F_reference(x)|, read at every distinct production value v
+    both at v (rows <= v) and just below it (rows < v): between two production values F_production
+    is flat and F_reference only rises, so the largest gap is at one of those points. Each term is
+    computed as count / n - count / m in double precision, the same operations as
+    scipy.stats.ks_2samp on the same counts, so D equals SciPy's exactly (ties included).
+    p-value: scipy.stats.ks_2samp(method='asymp') = kstwo.sf(D, round(m*n / (m+n))), through the
+    SciPy UDF (macro drift_ks_p_value); with a reference over 10,000 rows it is also 'auto'. SciPy
+    takes milliseconds per value, so it is computed only where the verdict depends on it (a window
+    of at least drift_min_window_rows with D >= drift_ks_d_warn; every row with var
+    drift_all_p_values); elsewhere ks_p_value is null and the verdict is decided without it.
+    PSI = sum over bins of (p - q) * ln(p / q) with p, q the production and reference shares after
+    adding var('drift_smoothing') to every bin's count on both sides.
+    Verdict (macro drift_verdict): significance (p < drift_alpha / inputs tested per window) AND
+    effect size (D >= drift_ks_d_warn / drift_ks_d_critical), in windows of at least
+    drift_min_window_rows requests.
+-#}
+{%- set lb = var('loan_book') -%}
+{%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
+
+with requests as (
+
+    select * from {{ ref('mon_drift_requests') }}
+
+),
+
+windows as (
+
+    select * from {{ ref('mon_drift_windows') }}
+
+),
+
+reference_values as (
+
+    select * from {{ ref('mon_drift_reference_values') }}
+
+),
+
+histograms as (
+
+    select * from {{ ref('mon_feature_histograms') }}
+    where feature_kind = 'numeric'
+
+),
+
+production_numeric as (
+
+    {%- for name in lb.numeric_features %}
+    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature, cast({{ name }} as double) as value
+    from requests
+    where {{ name }} is not null
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+
+),
+
+value_counts as (
+
+    select
+        model_version,
+        {{ drift_window_kind(var('drift_ks_window_kinds')) }} as window_kind,
+        {{ drift_window_key(var('drift_ks_window_kinds')) }} as window_key,
+        feature,
+        value,
+        count(*) as n_at
+
+    from production_numeric
+    group by {{ drift_grouping_sets(['model_version', 'feature', 'value'], var('drift_ks_window_kinds')) }}
+
+),
+
+production_cdf as (
+
+    select
+        model_version,
+        window_kind,
+        window_key,
+        feature,
+        value,
+        n_at,
+        sum(n_at) over (
+            partition by model_version, window_kind, window_key, feature
+            order by value rows between unbounded preceding and current row
+        ) as production_le,
+        sum(n_at) over (
+            partition by model_version, window_kind, window_key, feature
+            order by value rows between unbounded preceding and unbounded following
+        ) as n_production
+
+    from value_counts
+
+),
+
+gaps as (
+
+    select
+        production_cdf.model_version,
+        production_cdf.window_kind,
+        production_cdf.window_key,
+        production_cdf.feature,
+        production_cdf.n_production,
+        reference_values.n_reference,
+        greatest(
+            abs(cast(production_cdf.production_le as double) / production_cdf.n_production
+                - cast(reference_values.reference_le as double) / reference_values.n_reference),
+            abs(cast(production_cdf.production_le - production_cdf.n_at as double) / production_cdf.n_production
+                - cast(reference_values.reference_lt as double) / reference_values.n_reference)
+        ) as gap
+
+    from production_cdf
+    inner join reference_values
+        on reference_values.model_version = production_cdf.model_version
+        and reference_values.feature = production_cdf.feature
+        and reference_values.value = production_cdf.value
+
+),
+
+ks as (
+
+    select
+        model_version,
+        window_kind,
+        window_key,
+        feature,
+        cast(max(n_production) as bigint) as n_production,
+        cast(max(n_reference) as bigint) as n_reference,
+        max(gap) as ks_d
+
+    from gaps
+    group by model_version, window_kind, window_key, feature
+
+),
+
+smoothed as (
+
+    select
+        model_version,
+        window_kind,
+        window_key,
+        feature,
+        (production_count + {{ smoothing }}) / (n_production + {{ smoothing }} * count(*) over (
+            partition by model_version, window_kind, window_key, feature)) as p,
+        (reference_count + {{ smoothing }}) / (n_reference + {{ smoothing }} * count(*) over (
+            partition by model_version, window_kind, window_key, feature)) as q
+
+    from histograms
+
+),
+
+psi as (
+
+    select
+        model_version,
+        window_kind,
+        window_key,
+        feature,
+        cast(count(*) as integer) as n_bins,
+        sum((p - q) * ln(p / q)) as psi
+
+    from smoothed
+    group by model_version, window_kind, window_key, feature
+
+),
+
+tested as (
+
+    select
+        ks.*,
+        case
+            when {{ var('drift_all_p_values') }}
+                or (ks.n_production >= {{ var('drift_min_window_rows') }} and ks.ks_d >= {{ var('drift_ks_d_warn') }})
+            then {{ drift_ks_p_value('ks.ks_d', 'ks.n_production', 'ks.n_reference') }}
+        end as ks_p_value,
+        psi.n_bins,
+        psi.psi
+
+    from ks
+    left join psi
+        on psi.model_version = ks.model_version
+        and psi.window_kind = ks.window_kind
+        and psi.window_key = ks.window_key
+        and psi.feature = ks.feature
+
+),
+
+final as (
+
+    select
+        tested.model_version,
+        tested.window_kind,
+        windows.window_index,
+        windows.window_start,
+        windows.window_end,
+        tested.window_key,
+        tested.feature,
+        windows.n_requests,
+        tested.n_reference,
+        tested.n_production,
+        tested.ks_d,
+        tested.ks_p_value,
+        tested.n_bins,
+        tested.psi,
+        cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
+        tested.ks_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
+        {{ drift_verdict('tested.n_production', 'tested.ks_p_value', 'tested.ks_d',
+                         var('drift_ks_d_warn'), var('drift_ks_d_critical')) }} as verdict
+
+    from tested
+    inner join windows
+        on windows.model_version = tested.model_version
+        and windows.window_kind = tested.window_kind
+        and windows.window_key = tested.window_key
+
+)
+
+select * from final

@@ -1,0 +1,121 @@
+{#-
+    Positive-prediction (manual review) rate per model version, window and group, against the
+    interval the version's test-split rate implies at the window's size.
+
+    Interval: exact binomial quantiles (scipy.stats.binom.interval): under the reference rate p0
+    and the window's n scored requests, the count of positives X ~ Binomial(n, p0);
+    positives_low = binom.ppf(a/2, n, p0), positives_high = binom.ppf(1 - a/2, n, p0), and a window
+    breaches when its count lies outside [positives_low, positives_high]. Correction for testing
+    many groups and windows: Bonferroni, a = var('output_rate_alpha') / m, where m is the number of
+    (window, group) cells tested for that model version and window kind. A cell is tested when the
+    group has at least var('output_rate_min_n') requests in the window and its reference rate comes
+    from at least var('output_rate_min_reference_n') test-split rows.
+-#}
+
+with cells as (
+
+    select * from {{ ref('mon_group_windows') }}
+
+),
+
+evaluations as (
+
+    select * from {{ ref('stg_landing__evaluations') }}
+
+),
+
+reference as (
+
+    select
+        model_version,
+        group_name,
+        positive_rate,
+        n,
+        row_number() over (partition by model_version, group_name order by evaluated_at desc) as recency
+
+    from evaluations
+    where role = 'candidate' and is_deployed_policy
+
+),
+
+joined as (
+
+    select
+        cells.model_version,
+        cells.window_kind,
+        cells.window_index,
+        cells.window_start,
+        cells.window_end,
+        cells.fairness_group,
+        cells.n,
+        cells.positives,
+        cast(cells.positives as double) / cells.n as rate,
+        reference.positive_rate as expected_rate,
+        reference.n as reference_n,
+        coalesce(
+            reference.positive_rate is not null
+            and reference.n >= {{ var('output_rate_min_reference_n') }}
+            and cells.n >= {{ var('output_rate_min_n') }},
+            false
+        ) as tested
+
+    from cells
+    left join reference
+        on reference.model_version = cells.model_version
+        and reference.group_name = cells.fairness_group
+        and reference.recency = 1
+
+),
+
+corrected as (
+
+    select
+        *,
+        cast(sum(case when tested then 1 else 0 end) over (partition by model_version, window_kind) as bigint) as tests_in_family
+
+    from joined
+
+),
+
+intervals as (
+
+    select
+        *,
+        case when tested then {{ var('output_rate_alpha') }} / nullif(tests_in_family, 0) end as alpha_per_test,
+        case when tested then {{ binom_ppf(var('output_rate_alpha') ~ ' / nullif(tests_in_family, 0) / 2', 'n', 'expected_rate') }} end
+            as positives_low,
+        case when tested then {{ binom_ppf('1 - ' ~ var('output_rate_alpha') ~ ' / nullif(tests_in_family, 0) / 2', 'n', 'expected_rate') }} end
+            as positives_high
+
+    from corrected
+
+),
+
+final as (
+
+    select
+        model_version,
+        window_kind,
+        window_index,
+        window_start,
+        window_end,
+        fairness_group,
+        n,
+        positives,
+        rate,
+        expected_rate,
+        reference_n,
+        tested,
+        tests_in_family,
+        alpha_per_test,
+        cast(positives_low as bigint) as positives_low,
+        cast(positives_high as bigint) as positives_high,
+        positives_low / n as ci_low,
+        positives_high / n as ci_high,
+        case when tested then positives < positives_low or positives > positives_high end as breach
+
+    from intervals
+
+)
+
+select * from final

@@ -1,0 +1,208 @@
+"""The real server process under concurrent load: killed with SIGKILL, every request that got a 200
+is in the prediction log exactly once; and ``lendguard build`` (with a log compaction) running while
+it serves causes no error on either side."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import deployment_env
+from warehouse.build import build, build_lock, compact_prediction_log
+from warehouse.landing import PREDICTION_LOG, TMP_SUFFIX
+from warehouse.loan_book import simulated_schema
+from warehouse.paths import Paths
+from warehouse.simulator import simulate_traffic
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+BOOK = simulated_schema()
+TRAFFIC = simulate_traffic("stable", 200, seed=17).select([*BOOK.input_names, BOOK.group_column]).to_pylist()
+WORKERS = 12
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_server(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> Server:
+    """``lendguard serve`` as its own process (own session, so a kill reaches only it)."""
+    port = free_port()
+    env = {**os.environ, **deployment_env(paths.data_dir), "LENDGUARD_LANDING": str(landing),
+           "LENDGUARD_WRITER_ID": writer_id, "LENDGUARD_MODEL_POLL_SECONDS": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("ab"), start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return Server(url, process, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    process.kill()
+    pytest.fail("the server did not become ready")
+
+
+@dataclass
+class Load:
+    """Clients sending applications until stopped; what each request got."""
+
+    url: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: int = 0
+    ok_ids: list[str] = field(default_factory=list)
+    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self, workers: int = WORKERS) -> Load:
+        self.threads = [threading.Thread(target=self._client, args=(w,), daemon=True) for w in range(workers)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+    def wait_for(self, answers: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.ok_ids) < answers:
+            assert time.monotonic() < deadline, f"only {len(self.ok_ids)} answers: {self.statuses}"
+            time.sleep(0.02)
+
+    def _client(self, worker: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            index = worker
+            while not self.stop.is_set():
+                body = {**TRAFFIC[index % len(TRAFFIC)], "application_id": f"load-{worker}-{index}"}
+                index += WORKERS
+                with self.lock:
+                    self.sent += 1
+                try:
+                    response = client.post(f"{self.url}/v1/score", json=body)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                else:
+                    outcome = str(response.status_code)
+                    if response.status_code == 200:
+                        with self.lock:
+                            self.ok_ids.append(response.json()["request_id"])
+                with self.lock:
+                    self.statuses[outcome] += 1
+
+
+def landed_request_ids(landing: Path) -> collections.Counter[str]:
+    """Every request id in the landed log files, counted (temporary files are not part of the log)."""
+    ids: collections.Counter[str] = collections.Counter()
+    for path in (landing / PREDICTION_LOG).glob("*.parquet"):
+        ids.update(pq.read_table(path, columns=["request_id"])["request_id"].to_pylist())
+    return ids
+
+
+@pytest.fixture
+def load_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
+    """The trained deployment's registry with a landing zone, state and warehouse of this test's own."""
+    landing = tmp_path / "landing"
+    shutil.copytree(trained_deployment.landing, landing, ignore=shutil.ignore_patterns(PREDICTION_LOG))
+    shutil.copytree(trained_deployment.state_dir, tmp_path / "state", ignore=shutil.ignore_patterns("*.lock"))
+    return dataclasses.replace(
+        trained_deployment, landing=landing, state_dir=tmp_path / "state",
+        warehouse=tmp_path / "lendguard.duckdb", snapshot=tmp_path / "published" / "lendguard.duckdb",
+    )
+
+
+def test_after_kill_9_under_load_every_answer_is_logged_exactly_once(load_paths: Paths, tmp_path: Path) -> None:
+    landing = load_paths.landing
+    server = start_server(load_paths, landing, "kill-test", tmp_path / "server.log")
+    load = Load(server.url).start()
+    try:
+        load.wait_for(600)  # well into the load, with group commits in flight
+        sent_before_kill = load.sent
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=30)
+    finally:
+        load.finish()
+        if server.process.poll() is None:
+            server.process.kill()
+    answered = list(load.ok_ids)
+    logged = landed_request_ids(landing)
+    leftovers = [p.name for p in (landing / PREDICTION_LOG).iterdir() if p.name.endswith(TMP_SUFFIX)]
+    print(f"kill -9: {sent_before_kill} requests sent before the kill, {len(answered)} answered 200, "  # noqa: T201
+          f"{sum(logged.values())} log rows, {len(leftovers)} temporary files left; "
+          f"outcomes including retries against the dead server: {dict(load.statuses)}")
+    assert len(set(answered)) == len(answered)
+    assert not [rid for rid in answered if logged[rid] != 1], "every 200 is in the log exactly once"
+    assert max(logged.values()) == 1, "no row is in the log twice"
+
+    # The same replica restarted (same writer id) keeps what its killed run landed, and serves on.
+    restarted = start_server(load_paths, landing, "kill-test", tmp_path / "server.log")
+    more = Load(restarted.url).start(4)
+    try:
+        more.wait_for(100)
+    finally:
+        more.finish()
+        restarted.process.terminate()
+        restarted.process.wait(timeout=60)
+    logged = landed_request_ids(landing)
+    assert all(logged[rid] == 1 for rid in [*answered, *more.ok_ids])
+    assert max(logged.values()) == 1
+    assert more.statuses["200"] == more.sent, "after the restart every request is answered"
+
+
+def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp_path: Path) -> None:
+    landing = load_paths.landing
+    server = start_server(load_paths, landing, "build-test", tmp_path / "server.log")
+    load = Load(server.url).start(6)
+    try:
+        load.wait_for(200)
+        with build_lock(load_paths):  # what `lendguard build` does first, with every closed file
+            compacted = compact_prediction_log(load_paths, min_age_seconds=0)
+        result = build(load_paths)
+        during_build = len(load.ok_ids)
+        load.wait_for(during_build + 100)
+    finally:
+        load.finish()
+        server.process.terminate()
+        server.process.wait(timeout=60)
+    print(f"build under load: {load.sent} requests, outcomes {dict(load.statuses)}, "  # noqa: T201
+          f"compaction merged {compacted.source_files} files, dbt {len(result.run.results)} nodes")
+    assert result.ok, result.run.output[-3000:]
+    assert compacted.source_files > 1, "the compaction had files of the running API to merge"
+    assert load.statuses["200"] == load.sent, f"every request answered 200: {load.statuses}"
+    with duckdb.connect(str(load_paths.snapshot), read_only=True) as con:
+        staged = con.execute("select count(*), count(distinct request_id) from stg_landing__prediction_log").fetchone()
+    logged = landed_request_ids(landing)
+    assert staged is not None
+    assert staged[0] == staged[1] == sum(logged.values()) == len(logged), "the view reads every row once"
+    assert set(load.ok_ids) <= set(logged)

@@ -1,0 +1,251 @@
+"""`lendguard monitor` end to end on a trained deployment: a logged shift in the model's output
+raises alerts, notifies the local webhook receiver once, switches the API to failover, and only
+`lendguard failover clear` ends it; a stable log raises no critical alert. The marts' intervals
+are checked against SciPy on the built warehouse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from scipy import stats
+
+from lendguard import cli
+from lendguard.status import collect_status
+from ml import registry
+from ml.scoring import FeatureScorer
+from tests.conftest import deployment_env, paths_for
+from warehouse import landing
+from warehouse.build import current_loan_book
+from warehouse.failover import read_failover
+from warehouse.paths import Paths, get_paths
+from warehouse.prediction_log import prediction_log_schema
+from warehouse.publish import connect_snapshot
+from warehouse.simulator import simulate_traffic
+
+pytestmark = pytest.mark.slow
+
+REQUESTS = 4_000
+SHIFT_FROM = 1_000
+SHIFTED_GROUPS = ("White", "Hispanic")
+
+
+def land_log(
+    paths: Paths, source: Paths, *, scenario: str = "stable", shift: bool = False, seed: int = 5,
+) -> pd.DataFrame:
+    """Score simulated traffic with the champion and land it as the API would log it.
+
+    With ``shift``, from request SHIFT_FROM on, half the automatic approvals of SHIFTED_GROUPS are
+    sent to manual review instead: the model's output moves while its inputs do not.
+    """
+    bundle = registry.load_bundle(source, "champion")
+    loan_book = current_loan_book(paths)
+    traffic = simulate_traffic(scenario, REQUESTS, seed=seed)
+    scorer = FeatureScorer(bundle, "sklearn")  # the reference scorer (the SQL one is held to it in ml tests)
+    try:
+        probability = scorer.probabilities(traffic)
+    finally:
+        scorer.close()
+    group = traffic.column(loan_book.group_column).to_pylist()
+    threshold = np.array([bundle.threshold_for(g) for g in group])
+    flagged = probability >= threshold
+    if shift:
+        rng = np.random.default_rng(seed)
+        moved = (np.arange(REQUESTS) >= SHIFT_FROM) & np.isin(group, SHIFTED_GROUPS) & (rng.random(REQUESTS) < 0.5)
+        flagged |= moved
+    occurred = pd.to_datetime(traffic.column("occurred_at").to_pandas()).dt.tz_convert(None)
+    received = datetime.now(UTC).replace(tzinfo=None)
+    frame = pd.DataFrame({
+        "request_id": [f"{scenario}-{seed}-{i:06d}" for i in range(REQUESTS)],
+        "application_id": traffic.column("loan_id").to_pylist(),
+        "received_at": [received + timedelta(milliseconds=i) for i in range(REQUESTS)],
+        "occurred_at": occurred,
+        "endpoint": "/v1/score",
+        "status_code": 200,
+        "error": None,
+        "raw_body": None,
+        "model_name": bundle.name,
+        "model_version": bundle.version,
+        "threshold": threshold,
+        "probability": probability,
+        "decision": np.where(flagged, "manual_review", "auto_approve"),
+        "mode": "normal",
+        "latency_ms": 4.0 + (np.arange(REQUESTS) % 10),
+    })
+    frame[loan_book.group_column] = group
+    for feature in (*loan_book.numeric_features, *loan_book.categorical_features):
+        frame[feature.name] = traffic.column(feature.name).to_pylist()
+    schema = prediction_log_schema(loan_book)
+    for name in schema.names:  # columns other features log (batch ids, reason codes, ...) stay empty
+        if name not in frame.columns:
+            frame[name] = None
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    landing.LandingWriter(paths.landing, landing.PREDICTION_LOG, writer_id="pytest-monitor").write(table)
+    return frame
+
+
+def copy_deployment(source: Paths, target: Path) -> Paths:
+    shutil.copytree(source.data_dir, target / "data")
+    return paths_for(target / "data")
+
+
+class Receiver:
+    """A local webhook receiver that records every JSON body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/monitor"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+def use(monkeypatch: pytest.MonkeyPatch, paths: Paths, receiver: Receiver) -> None:
+    """Point the in-process CLI at ``paths`` and the notifications at the receiver."""
+    for name, value in deployment_env(paths.data_dir).items():
+        monkeypatch.setenv(name, value)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "LENDGUARD_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LENDGUARD_WEBHOOK_URL", receiver.url)
+    get_paths.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_paths() -> Iterator[None]:
+    yield
+    get_paths.cache_clear()
+
+
+def query(paths: Paths, sql: str) -> pd.DataFrame:
+    with connect_snapshot(paths) as con:
+        return con.execute(sql).df()
+
+
+def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_clears_it(
+    trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
+) -> None:
+    paths = copy_deployment(trained_deployment, tmp_path)
+    land_log(paths, trained_deployment, shift=True)
+    use(monkeypatch, paths, receiver)
+
+    assert cli.main(["monitor"]) == cli.EXIT_CRITICAL
+
+    alerts = query(paths, "select * from mon_alerts")
+    rate_alerts = alerts[alerts.check_name == "output_positive_rate"]
+    assert set(rate_alerts.subject) & set(SHIFTED_GROUPS), alerts[["check_name", "subject", "window_kind"]]
+    assert (rate_alerts.severity == "critical").all()
+    assert alerts.alert_id.is_unique
+
+    [message] = receiver.bodies
+    assert message["kind"] == "alert"
+    assert {a["alert_id"] for a in message["alerts"]} == set(alerts.alert_id)
+    assert "failover clear" in message["text"]
+
+    state = read_failover(paths)
+    assert state.active
+    status = collect_status(paths)
+    assert status["failover"]["active"]
+    assert status["failover"]["set_by"] == "lendguard monitor"
+    assert status["alerts"]["open"] == len(alerts)
+    assert status["alerts"]["critical"] >= len(rate_alerts)
+    assert status["alerts"]["last_monitor_run"]["status"] == "critical"
+    assert state.set_by == "lendguard monitor"
+    assert set(state.alert_ids) == set(alerts.alert_id[alerts.severity == "critical"])
+
+    # the same alerts are not notified again, and do not set failover again once a person cleared it
+    assert cli.main(["failover", "clear", "--by", "Dana Reviewer", "--note", "shift explained: test"]) == 0
+    assert not read_failover(paths).active
+    assert cli.main(["monitor"]) == 0
+    assert len(receiver.bodies) == 1
+    assert not read_failover(paths).active
+
+    runs = query(paths, "select * from stg_landing__monitor_runs order by started_at")
+    assert list(runs.status) == ["critical", "alerts"]
+    notified = query(paths, "select * from stg_landing__alert_notifications")
+    assert set(notified.alert_id) == set(alerts.alert_id)
+    assert notified.delivered.all()
+    events = query(paths, "select action, actor from stg_landing__failover_events order by occurred_at")
+    assert list(events.itertuples(index=False, name=None)) == [("set", "lendguard monitor"), ("clear", "Dana Reviewer")]
+
+    # the intervals are SciPy's: exact binomial quantiles at alpha / m (Bonferroni)
+    rates = query(paths, "select * from mon_positive_rates where tested")
+    assert len(rates) > 10
+    low, high = stats.binom.interval(1 - rates.alpha_per_test, rates.n, rates.expected_rate)
+    np.testing.assert_allclose(rates.positives_low, low, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(rates.positives_high, high, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(rates.ci_high, high / rates.n, rtol=0, atol=1e-9)
+    family = rates.groupby(["model_version", "window_kind"]).tests_in_family.agg(["first", "size"])
+    assert (family["first"] == family["size"]).all()
+
+
+def test_outcomes_land_and_give_realised_fairness(
+    trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
+) -> None:
+    paths = copy_deployment(trained_deployment, tmp_path)
+    log = land_log(paths, trained_deployment, seed=9)
+    use(monkeypatch, paths, receiver)
+    assert cli.main(["outcomes", "--simulate", "--seed", "3"]) == 0
+    assert cli.main(["monitor"]) in (0, cli.EXIT_CRITICAL)
+
+    outcomes = query(paths, "select request_id, defaulted from stg_landing__outcomes")
+    assert len(outcomes) == REQUESTS
+    joined = log.merge(outcomes, on="request_id")
+    joined["flagged"] = joined.decision == "manual_review"
+    repaid = joined[joined.defaulted == 0]
+    expected = repaid.groupby("ethnicity").flagged.mean()
+    realised = query(paths, "select fairness_group, realised_fpr, cost, false_negatives, false_positives "
+                            "from mon_realised_quality where window_kind = 'deployment'").set_index("fairness_group")
+    np.testing.assert_allclose(realised.realised_fpr.loc[expected.index], expected, rtol=0, atol=1e-12)
+    assert (realised.cost == 5 * realised.false_negatives + realised.false_positives).all()
+
+
+def test_a_stable_log_raises_no_critical_alert(
+    trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
+) -> None:
+    paths = copy_deployment(trained_deployment, tmp_path)
+    land_log(paths, trained_deployment, seed=21)
+    use(monkeypatch, paths, receiver)
+
+    assert cli.main(["monitor"]) == 0
+    alerts = query(paths, "select * from mon_alerts")
+    assert not (alerts.severity == "critical").any(), alerts
+    assert not read_failover(paths).active
+    assert len(query(paths, "select * from mon_positive_rates where window_kind = 'count' and tested")) > 0

@@ -1,0 +1,125 @@
+"""Incremental monitoring builds (issue #6, item 7) equal a full rebuild, row for row.
+
+A copy of the trained deployment gets a first batch of logged predictions and a monitoring build;
+then a second batch lands (later requests, a drift, and late-arriving rows whose event time falls
+inside windows already built, which shifts every later count window) and the incremental build
+runs. Every monitoring mart is read, the same selection is rebuilt with ``--full-refresh``, and each
+mart must hold the same rows (floating-point columns to 1e-12 relative: sums may add in another order).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from warehouse import landing
+from warehouse.build import build, current_loan_book
+from warehouse.paths import Paths
+from warehouse.prediction_log import prediction_log_schema
+from warehouse.publish import connect_snapshot
+from warehouse.simulator import simulate_traffic
+
+pytestmark = pytest.mark.slow
+
+MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
+START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+
+
+def _copy(source: Paths, tmp_path: Path) -> Paths:
+    """The trained deployment (warehouse, landing, state) with an empty prediction log."""
+    from tests.conftest import paths_for
+
+    data = tmp_path / "data"
+    shutil.copytree(source.data_dir, data, symlinks=True)
+    for path in (data / "landing" / landing.PREDICTION_LOG).glob("*.parquet"):
+        if not path.name.startswith("0000-seed-"):
+            path.unlink()
+    return paths_for(data)
+
+
+def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: datetime) -> None:
+    """``traffic`` as accepted, scored log rows (probabilities made up: drift does not read them)."""
+    loan_book = current_loan_book(paths)
+    schema = prediction_log_schema(loan_book)
+    n = traffic.num_rows
+    frame = traffic.to_pandas()
+    occurred = frame["occurred_at"].dt.tz_convert(None)
+    probability = (frame["credit_score"].rank(pct=True) * 0.5).to_numpy()
+    received_at = [received.replace(tzinfo=None) + timedelta(milliseconds=i) for i in range(n)]
+    columns = {
+        "request_id": [f"{prefix}-{i:06d}" for i in range(n)],
+        "received_at": received_at,
+        "occurred_at": occurred,
+        "status_code": [200] * n,
+        "model_version": [version] * n,
+        "threshold": [0.2] * n,
+        "probability": probability,
+        "decision": ["manual_review" if p >= 0.2 else "auto_approve" for p in probability],
+        "mode": ["normal"] * n,
+        "latency_ms": [3.0] * n,
+    }
+    arrays = {}
+    for field in schema:
+        if field.name in columns:
+            arrays[field.name] = pa.array(columns[field.name], type=field.type)
+        elif field.name in frame.columns:
+            arrays[field.name] = pa.array(frame[field.name], type=field.type, from_pandas=True)
+        else:
+            arrays[field.name] = pa.nulls(n, field.type)
+    landing.LandingWriter(paths.landing, landing.PREDICTION_LOG, prefix).write(pa.table(arrays, schema=schema))
+
+
+def _marts(paths: Paths) -> dict[str, pd.DataFrame]:
+    with connect_snapshot(paths) as con:
+        names = [row[0] for row in con.execute(
+            "select table_name from information_schema.tables where table_name like 'mon\\_%' escape '\\' "
+            "and table_type = 'BASE TABLE' order by 1"
+        ).fetchall()]
+        return {name: con.execute(f"select * from {name}").df() for name in names}
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    ordered = frame.sort_values(list(frame.columns), kind="mergesort", na_position="last")
+    return ordered.reset_index(drop=True)
+
+
+def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, trained_deployment: Paths) -> None:
+    from ml import registry
+
+    version = registry.alias_version(trained_deployment, "champion")
+    assert version is not None
+    paths = _copy(trained_deployment, tmp_path)
+    first = simulate_traffic("stable", 5_000, seed=21, start=START, mean_interval_seconds=20)
+    _land(paths, version, first, "first", received=START + timedelta(days=2))
+    assert build(paths, select=MONITOR_SELECT).ok
+
+    # Later traffic that drifts, and late rows: received now, but their events are early in the
+    # first batch's span (so count windows already built are renumbered from there on).
+    later = simulate_traffic("economic_shock", 3_000, seed=22, onset=1_000,
+                             start=START + timedelta(days=1, hours=4), mean_interval_seconds=20)
+    late = simulate_traffic("stable", 700, seed=23, start=START + timedelta(hours=6), mean_interval_seconds=20)
+    _land(paths, version, later, "later", received=START + timedelta(days=3))
+    _land(paths, version, late, "late", received=START + timedelta(days=3, hours=1))
+    incremental = build(paths, select=MONITOR_SELECT)
+    assert incremental.ok, incremental.run.output
+    after_increment = _marts(paths)
+
+    assert build(paths, select=MONITOR_SELECT, full_refresh=True).ok
+    rebuilt = _marts(paths)
+
+    assert set(after_increment) == set(rebuilt)
+    assert {"mon_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "mon_requests"} <= set(rebuilt)
+    assert len(rebuilt["mon_requests"]) == 8_700
+    assert (rebuilt["mon_drift_numeric"]["window_kind"] == "count").sum() > 0
+    for name, expected in rebuilt.items():
+        got = after_increment[name]
+        assert list(got.columns) == list(expected.columns), name
+        assert len(got) == len(expected), (name, len(got), len(expected))
+        pd.testing.assert_frame_equal(
+            _canonical(got), _canonical(expected), check_exact=False, rtol=1e-12, atol=1e-12, obj=name,
+        )

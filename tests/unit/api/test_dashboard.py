@@ -1,0 +1,203 @@
+"""The dashboard: view-model from a snapshot, SVG charts, the page, the route and the export.
+
+The snapshot here is a small DuckDB file with hand-made mart rows (the real marts are built in the
+browser test, tests/e2e/test_dashboard_browser.py), so every number on the page is known.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from api.dashboard import charts
+from api.dashboard.export import export_dashboard
+from api.dashboard.model import load_dashboard
+from api.dashboard.page import render_page
+from api.dashboard.route import dashboard_handler
+from warehouse.failover import set_failover
+from warehouse.paths import Paths
+from warehouse.publish import SnapshotMissingError
+
+MARTS = """
+create table mon_ops_hourly as select * from (values
+    (timestamp '2026-01-01 10:00', '1', 100, 2, 1, 98, 20, 0, 3.0, 9.0, 12.0),
+    (timestamp '2026-01-01 11:00', '1', 120, 0, 0, 120, 30, 0, 3.5, 8.0, 300.0)
+) t(hour_start, model_version, requests, errors, errors_server, scored, positive_predictions, failover_requests,
+    latency_p50_ms, latency_p95_ms, latency_p99_ms);
+create table mon_ops_deployment as select * from (values
+    ('1', 220, 2, 1, 0, 1, 218, 50, 0.229, 0, 'normal', 3.2, 8.5, 250.0,
+     timestamp '2026-01-01 10:00', timestamp '2026-01-01 11:59')
+) t(model_version, requests, errors, errors_validation, errors_auth, errors_server, scored, positive_predictions,
+    positive_rate, failover_requests, mode, latency_p50_ms, latency_p95_ms, latency_p99_ms, first_event_at,
+    last_event_at);
+create table mon_drift_numeric as select *, timestamp '2026-01-01 10:00' as window_start,
+    timestamp '2026-01-01 11:59' as window_end from (values
+    ('1', 'deployment', 0, 'credit_score', 218, 5000, 0.21, 1e-9, 0.4, 'critical'),
+    ('1', 'deployment', 0, 'annual_income', 218, 5000, 0.03, 0.4, 0.01, 'ok'),
+    ('1', 'count', 0, 'credit_score', 218, 5000, 0.5, 1e-9, 0.4, 'critical')
+) t(model_version, window_kind, window_index, feature, n_production, n_reference, ks_d, ks_p_value, psi, verdict);
+create table mon_drift_categorical as select *, timestamp '2026-01-01 10:00' as window_start,
+    timestamp '2026-01-01 11:59' as window_end from (values
+    ('1', 'deployment', 0, 'purpose', 218, 5000, 0.02, 0.04, 0.3, 'ok')
+) t(model_version, window_kind, window_index, feature, n_production, n_reference, kl_divergence, psi, chi2_p_value,
+    verdict);
+create table mon_feature_histograms as select * from (values
+    ('1', 'deployment', 0, 'credit_score', 'numeric', 'b0', 0, null, 650.0, false, 2500, 50, 0.5, 0.23),
+    ('1', 'deployment', 0, 'credit_score', 'numeric', 'b1', 1, 650.0, null, false, 2500, 168, 0.5, 0.77),
+    ('1', 'deployment', 0, 'purpose', 'categorical', 'car', null, null, null, false, 4000, 200, 0.8, 0.917),
+    ('1', 'deployment', 0, 'purpose', 'categorical', 'boat', null, null, null, true, 0, 18, 0.0, 0.083)
+) t(model_version, window_kind, window_index, feature, feature_kind, bin, bin_index, bin_lower, bin_upper, is_unseen,
+    reference_count, production_count, reference_share, production_share);
+create table mon_positive_rates as select *, timestamp '2026-01-01 10:00' as window_start,
+    timestamp '2026-01-01 11:59' as window_end from (values
+    ('1', 'deployment', 0, 'Asian', 80, 10, 0.125, 0.2, 0.09, 0.33, true, false),
+    ('1', 'deployment', 0, 'White', 138, 40, 0.29, 0.2, 0.12, 0.28, true, true)
+) t(model_version, window_kind, window_index, fairness_group, n, positives, rate, expected_rate, ci_low, ci_high,
+    tested, breach);
+create table mon_fairness_estimated as select * from (values
+    ('1', 'deployment', 0, 'Asian', 80, 0.10, 0.11, true, 0.05, 2),
+    ('1', 'deployment', 0, 'White', 138, 0.15, 0.12, true, 0.05, 2)
+) t(model_version, window_kind, window_index, fairness_group, n, estimated_fpr, reference_fpr, in_gap,
+    estimated_fpr_gap, groups_in_gap);
+create table mon_alerts as select * from (values
+    ('a1', 'drift_ks', 'credit_score', '1', 'deployment', timestamp '2026-01-01 10:00',
+     timestamp '2026-01-01 11:59', 0.21, 0.15, 'critical', 'D=0.21')
+) t(alert_id, check_name, subject, model_version, window_kind, window_start, window_end, value, threshold,
+    severity, details);
+"""
+
+
+def publish_marts(paths: Paths, sql: str = MARTS) -> None:
+    paths.snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(paths.snapshot)) as con:
+        con.execute(sql)
+
+
+@pytest.fixture
+def published(paths: Paths) -> Paths:
+    publish_marts(paths)
+    return paths
+
+
+def test_view_model_reads_every_panel_and_fails_soft_on_missing_marts(published: Paths) -> None:
+    view = load_dashboard(published, with_registry=False)
+    assert view.version == "1", "no champion known: the latest version with traffic"
+    assert view.panel_rows == {"ops": 2, "drift": 3, "output": 2}
+    assert [r["feature"] for r in view.drift.rows] == ["credit_score", "annual_income", "purpose"]
+    assert view.feature == "credit_score", "the most drifted numeric input is shown first"
+    assert view.features == ["credit_score", "purpose"]
+    assert view.alert_count == 1
+    assert float(view.gaps["estimated_fpr_gap"]) == pytest.approx(0.05)
+    # mon_realised_quality and the delivery marts are absent: those parts say so, nothing raises.
+    assert view.gaps["realised_fpr_gap"] is None
+    assert "mon_realised_quality" in view.gaps["realised_missing"]
+    assert {r["fairness_group"] for r in view.fairness.rows} == {"Asian", "White"}
+    assert load_dashboard(published, feature="purpose", with_registry=False).feature == "purpose"
+    assert load_dashboard(published, feature="nope", with_registry=False).feature == "credit_score"
+
+
+def test_a_renamed_column_leaves_only_its_chart_without_data(paths: Paths) -> None:
+    publish_marts(paths, MARTS.replace("ks_d, ks_p_value", "ks_statistic, ks_p_value")
+                  .replace("('1', 'deployment', 0, 'purpose', 218", "('1', 'none', 0, 'purpose', 218"))
+    view = load_dashboard(paths, with_registry=False)
+    assert view.drift.rows == []
+    assert "ks_d" in (view.drift.missing or "")
+    html = render_page(view)
+    assert "data-panel='drift' data-rows='0'" in html
+    assert "data-panel='ops' data-rows='2'" in html
+    assert "Numeric inputs: KS D: no data yet" in html
+
+
+def test_latest_count_window_with_enough_rows_is_shown_by_default(paths: Paths) -> None:
+    publish_marts(paths, MARTS + """
+        insert into mon_drift_numeric values
+            ('1', 'count', 1, 'credit_score', 600, 5000, 0.3, 1e-9, 0.5, 'critical',
+             timestamp '2026-01-01 11:00', timestamp '2026-01-01 11:59');
+    """)
+    latest = load_dashboard(paths, with_registry=False)
+    assert latest.drift_window.key == ("count", 1), "600 rows: enough (drift_min_window_rows = 500)"
+    assert latest.drift_window.requests == 600
+    assert [float(r["ks_d"]) for r in latest.drift.rows] == [0.3]
+    assert latest.output_window.key == ("deployment", 0), "no count window of positive rates: the deployment"
+    assert "latest count window #1 (600 requests" in render_page(latest)
+    whole = load_dashboard(paths, window="deployment", with_registry=False)
+    assert whole.drift_window.key == ("deployment", 0)
+    assert len(whole.drift) == 3
+
+
+def test_missing_snapshot_raises(paths: Paths) -> None:
+    with pytest.raises(SnapshotMissingError, match="lendguard build"):
+        load_dashboard(paths, with_registry=False)
+
+
+def test_page_marks_panels_and_parses(published: Paths) -> None:
+    set_failover(published, by="oncall", reason="drift on credit_score")
+    html = render_page(load_dashboard(published, with_registry=False))
+    for panel, rows in (("ops", 2), ("drift", 3), ("output", 2), ("alerts", 1)):
+        assert f"data-panel='{panel}' data-rows='{rows}'" in html
+    assert "data-failover='active'" in html
+    assert "drift on credit_score" in html
+    for svg in re.findall(r"<svg.*?</svg>", html, flags=re.DOTALL):
+        root = ET.fromstring(svg)  # noqa: S314 - our own output: well-formed, with a title for screen readers
+        assert root.find("{http://www.w3.org/2000/svg}title") is not None
+    served_link = "href='?feature=purpose&amp;window=latest&amp;version=1#hist-purpose'"
+    assert served_link in html, "served: the selector asks the server"
+
+
+def test_exported_file_is_self_contained(published: Paths, tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "dashboard.html"
+    view = export_dashboard(published, out)
+    html = out.read_text()
+    assert view.panel_rows["drift"] == 3
+    assert "<script" not in html
+    assert html.count("<figure id='hist-") == 2, "every feature's histogram is in the file"
+    assert "href='#hist-purpose'" in html
+    external = re.findall(r"""(?:src|href)\s*=\s*['"]?(?:https?:)?//""", html)
+    assert external == [], "no resource from another host (the registry link is absent without a registry)"
+    assert not list(out.parent.glob(".*.tmp")), "written atomically, nothing left behind"
+
+
+def test_route_serves_the_page_and_503_before_the_first_build(paths: Paths) -> None:
+    app = Litestar(route_handlers=[dashboard_handler(paths)])
+    with TestClient(app) as client:
+        missing = client.get("/dashboard")
+        assert missing.status_code == 503
+        assert "lendguard build" in missing.text
+        publish_marts(paths)
+        page = client.get("/dashboard", params={"feature": "purpose"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<figure id='hist-purpose' class='hist selected'" in page.text
+
+
+def test_nice_ticks_and_number_format() -> None:
+    assert charts.nice_ticks(0, 0.23) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25]
+    assert charts.nice_ticks(0, 870) == [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]
+    assert charts.nice_ticks(5, 5)[0] <= 5 <= charts.nice_ticks(5, 5)[-1]
+    assert charts.fmt(None) == "–"
+    assert charts.fmt(1234.0) == "1,234"
+    assert charts.fmt(0.1250) == "0.125"
+    assert charts.fmt(0.00001234) == "1.23e-05"
+
+
+def test_time_series_draws_limits_and_gaps() -> None:
+    times = [datetime(2026, 1, 1, h) for h in range(4)]
+    svg = charts.time_series("Latency", times, [charts.Series("p99", [10.0, None, 30.0, 40.0], "#000")],
+                             limits=[charts.Limit("p99 limit", 250.0)])
+    root = ET.fromstring(svg)  # noqa: S314 - our own output
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}circle")) == 1, "the point before the gap stands alone"
+    assert len(root.findall(f"{ns}polyline")) == 1
+    assert "p99 limit 250" in svg
+    apart = charts.time_series("Requests", [datetime(2026, 1, 1, 0), datetime(2026, 1, 1, 1), datetime(2026, 3, 1, 0)],
+                               [charts.Series("requests", [1.0, 2.0, 3.0], "#000")])
+    root = ET.fromstring(apart)  # noqa: S314 - our own output
+    assert len(root.findall(f"{ns}polyline")) == 1, "no line drawn across two months without traffic"
+    assert len(root.findall(f"{ns}circle")) == 1

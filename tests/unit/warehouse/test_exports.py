@@ -1,0 +1,33 @@
+"""``lendguard export-marts``: the marts of the published snapshot as Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse.exports import export_marts
+from warehouse.paths import Paths
+from warehouse.publish import SnapshotMissingError
+
+
+def test_every_mart_and_only_the_marts_become_parquet(paths: Paths, tmp_path: Path) -> None:
+    paths.snapshot.parent.mkdir(parents=True)
+    with duckdb.connect(str(paths.snapshot)) as con:
+        con.execute("create table mon_ops_hourly as select range as requests from range(3)")
+        con.execute("create table dlv_approvals as select 'approved' as decision")
+        con.execute("create table feat_loans as select 1 as loan_id")
+        con.execute("create view mon_view as select 1 as x")
+    out = tmp_path / "bi"
+    written = export_marts(paths, out)
+    assert sorted(p.name for p in written) == ["dlv_approvals.parquet", "mon_ops_hourly.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["dlv_approvals.parquet", "mon_ops_hourly.parquet"]
+    assert duckdb.sql(f"select sum(requests) from '{out / 'mon_ops_hourly.parquet'}'").fetchone() == (3,)
+    export_marts(paths, out)  # again: replaced in place, nothing left behind
+    assert len(list(out.iterdir())) == 2
+
+
+def test_no_snapshot_no_export(paths: Paths, tmp_path: Path) -> None:
+    with pytest.raises(SnapshotMissingError):
+        export_marts(paths, tmp_path / "bi")
