@@ -1,8 +1,9 @@
 """``lendguard demo``: the whole path once, end to end, on the embedded simulated data.
 
-simulate → build → train → serve (a real uvicorn process) → replay a drift scenario → build,
-then a short summary of what happened and where to look. Ends by itself unless asked to keep
-the API up.
+simulate → build → deliver (pipeline, approval) → serve (a real uvicorn process) → replay a drift
+scenario → ``lendguard monitor`` (marts, alerts; a critical alert switches the running API to
+failover, which the demo shows with one more request) → the dashboard as one HTML file, then a
+short summary of what happened and where to look. Ends by itself unless asked to keep the API up.
 """
 
 from __future__ import annotations
@@ -100,6 +101,33 @@ def hourly_summary(paths: Paths) -> dict[str, Any]:
     return dict(zip(keys, row, strict=True))
 
 
+def monitor_summary(report: Any, console: Console) -> None:
+    """What the monitoring run found: alerts by severity and check, and whether failover was set."""
+    counts: dict[tuple[str, str], int] = {}
+    for alert in report.new_alerts:
+        counts[alert.severity, alert.check_name] = counts.get((alert.severity, alert.check_name), 0) + 1
+    found = ", ".join(f"{n} {severity} {check}" for (severity, check), n in sorted(counts.items())) or "no alerts"
+    console.print(f"6/7 monitor: {found}")
+    for alert in [a for a in report.new_alerts if a.critical][:5]:
+        console.print(f"    {alert.line()}")
+    if report.failover_set:
+        console.print("    a critical alert set the failover flag: every application now goes to manual review")
+
+
+def failover_probe(url: str) -> str:
+    """One more application, to show the API's answer while failover is set."""
+    from warehouse.build import current_loan_book  # noqa: PLC0415
+    from warehouse.simulator import simulate_traffic  # noqa: PLC0415
+
+    body = application_bodies(simulate_traffic("stable", 1, 99), current_loan_book(get_paths()))[0]
+    deadline = time.monotonic() + 5.0  # replicas re-read the flag every 0.5 s
+    while True:
+        answer = httpx.post(f"{url}/v1/score", json=body, timeout=10.0).json()
+        if answer.get("mode") == "failover" or time.monotonic() > deadline:
+            return f"mode={answer.get('mode')}, decision={answer.get('decision')}"
+        time.sleep(0.2)
+
+
 def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
     """Per policy: test AUC, cost per applicant, FPR per gated group and the gap (the fairness story)."""
     from warehouse.project import project_vars  # noqa: PLC0415
@@ -125,50 +153,58 @@ def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
 def run_demo(
     *, loans: int, scenario: str, requests: int, port: int, keep_serving: bool, console: Console
 ) -> None:
+    from api.dashboard.export import export_dashboard  # noqa: PLC0415
     from lendguard import pipeline  # noqa: PLC0415
+    from lendguard.monitor import run_monitor  # noqa: PLC0415
     from warehouse.build import build  # noqa: PLC0415
     from warehouse.importer import land_simulated  # noqa: PLC0415
 
     paths = get_paths()
     console.rule("lendguard demo")
-    with console.status(f"1/6 simulating {loans:,} loans"):
+    with console.status(f"1/7 simulating {loans:,} loans"):
         landed = land_simulated(paths, loans, seed=42)
-    console.print(f"1/6 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
-    with console.status("2/6 dbt build"):
+    console.print(f"1/7 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
+    with console.status("2/7 dbt build"):
         built = build(paths)
-    console.print(f"2/6 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
+    console.print(f"2/7 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
                   f"published {paths.snapshot}")
-    status = console.status("3/6 delivery pipeline")
+    status = console.status("3/7 delivery pipeline")
     with status:
-        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: status.update(f"3/6 pipeline: {name}"))
+        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: status.update(f"3/7 pipeline: {name}"))
     for policy, row in policy_summary(paths, str(run.version)).items():
         console.print(f"    {policy}: test AUC {row['auc']:.3f}, cost per applicant {row['cost']:.3f}, "
                       f"FPR by group {row['fprs']} (gap {row['gap']:.3f})")
-    console.print(f"3/6 version {run.version} passed the gate and the dev tests; it awaits approval")
+    console.print(f"3/7 version {run.version} passed the gate and the dev tests; it awaits approval")
     pipeline.decide(paths, str(run.version), approve=True, by="lendguard demo",
                     note="approved by the demo; in production a person runs `lendguard approve`")
     console.print(f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
     server = start_server(port, paths, console)
     url = f"http://127.0.0.1:{port}"
-    console.print(f"4/6 production API ready at {url} (pid {server.pid})")
+    console.print(f"4/7 production API ready at {url} (pid {server.pid})")
     try:
         result = replay_scenario(url, scenario, requests, console=console)
+        console.print(f"5/7 replay: {result.ok:,} of {result.sent:,} scored")
+        with console.status("6/7 lendguard monitor (dbt build of the monitoring marts and their checks)"):
+            report = run_monitor(paths, actor="lendguard demo")
+        monitor_summary(report, console)
+        if report.failover_active:
+            console.print(f"    the running API follows the flag: {failover_probe(url)}")
     finally:
         if not keep_serving:
             stop_server(server)
-    console.print(f"5/6 replay: {result.ok:,} of {result.sent:,} scored")
-    with console.status("6/6 dbt build"):
-        build(paths)
+    dashboard = paths.data_dir / "dashboard.html"
+    with console.status("7/7 dashboard"):
+        export_dashboard(paths, dashboard)
     summary = hourly_summary(paths)
-    console.print(f"6/6 mon_ops_hourly: {summary['requests']:,} requests over {summary['hours']} hours "
-                  f"({summary['first_hour']} to {summary['last_hour']}), {summary['positive_predictions']:,} "
-                  "sent to manual review")
+    console.print(f"7/7 dashboard (one offline HTML file): {dashboard}; mon_ops_hourly: {summary['requests']:,} "
+                  f"requests over {summary['hours']} hours, {summary['positive_predictions']:,} sent to manual review")
     console.rule("where to look")
     console.print(f"warehouse snapshot (read-only): .venv/bin/duckdb -readonly {paths.snapshot}")
     console.print("  e.g. select * from mon_ops_hourly order by hour_start;")
     console.print(f"landing zone: {paths.landing}")
     console.print(f"MLflow: mlflow ui --backend-store-uri {paths.tracking_uri}")
-    console.print("state of everything: lendguard status")
+    console.print("state of everything: lendguard status; failover: lendguard failover status "
+                  "(clearing it is a person's call: lendguard failover clear --by NAME --note TEXT)")
     if keep_serving:
         console.print(f"the API keeps serving at {url} (pid {server.pid}); stop it with: kill {server.pid}")
     if result.ok != result.sent:

@@ -140,3 +140,6 @@ def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> Non
     assert "approved as 'lendguard demo'" in out
     assert "200 of 200 scored" in out
     assert "mon_ops_hourly: 200 requests" in out
+    assert "6/7 monitor:" in out, "the monitoring marts and checks ran"
+    page = Path(env["LENDGUARD_DATA_DIR"]) / "dashboard.html"
+    assert "data-panel='ops'" in page.read_text(), "the dashboard was written"
