@@ -106,3 +106,122 @@
 {% macro duckdb__drift_epoch_seconds(timestamp) -%}
     cast(epoch({{ timestamp }}) as bigint)
 {%- endmacro %}
+
+
+{#-
+    Incremental drift marts (issue #6, item 7). mon_drift_requests stamps every row it (re)numbers
+    with the run's batch_at; each incremental drift mart keeps the newest batch_at it was built from
+    and, on the next run, recomputes only the windows holding a request of a newer batch (their hour,
+    day and count windows, and the version's deployment window), replacing those windows whole
+    (delete+insert on model_version, window_kind, window_key). Windows never shrink or disappear
+    (the log is append-only), so the result equals a full rebuild.
+-#}
+
+{#- The run's batch stamp (a timestamp literal): one value for every row a run (re)numbers. -#}
+{% macro drift_batch_stamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+
+{#- The newest batch_at `relation` (default: the model being built) holds, as a literal; none when
+    the model is not incremental this run or the relation is empty. -#}
+{% macro drift_built_through(relation=none) -%}
+    {%- if not drift_incremental_ready() -%}{{ return(none) }}{%- endif -%}
+    {%- set newest = run_query("select cast(max(batch_at) as varchar) from " ~ (relation or this)).columns[0].values()[0] -%}
+    {{ return(newest) }}
+{%- endmacro %}
+
+
+{#- True when this run is incremental and the existing table already has `columns` (a table built
+    before the drift marts were incremental lacks batch_at: that run rebuilds it whole, replacing
+    every window, and the columns are appended by on_schema_change). -#}
+{% macro drift_incremental_ready(columns=['batch_at']) -%}
+    {%- if not execute or not is_incremental() -%}{{ return(false) }}{%- endif -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- for column in columns -%}
+        {%- if column not in existing -%}{{ return(false) }}{%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+
+{#- The windows (model_version, window_kind, window_key) holding a request of mon_drift_requests
+    (`requests`) newer than `since` (a timestamp literal). -#}
+{% macro drift_touched_windows(requests, since, kinds=['hour', 'day', 'count', 'deployment']) -%}
+    {%- set keys = {
+        'hour': drift_epoch_seconds('hour_floor'),
+        'day': drift_epoch_seconds('day_floor'),
+        'count': 'count_index',
+        'deployment': 'cast(0 as bigint)',
+    } -%}
+    {%- for kind in kinds %}
+    select distinct model_version, '{{ kind }}' as window_kind, {{ keys[kind] }} as window_key
+    from {{ requests }}
+    where batch_at > cast('{{ since }}' as timestamp)
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- Rows of `requests` that belong to a touched hour, day or count window (`touched`: a relation of
+    drift_touched_windows), for the per-window aggregates of an incremental run. -#}
+{% macro drift_in_touched_windows(requests, touched, kinds=['hour', 'day', 'count']) -%}
+    {%- set keys = {
+        'hour': drift_epoch_seconds(requests ~ '.hour_floor'),
+        'day': drift_epoch_seconds(requests ~ '.day_floor'),
+        'count': requests ~ '.count_index',
+    } -%}
+    (
+    {%- for kind in kinds %}
+        exists (
+            select 1 from {{ touched }}
+            where {{ touched }}.model_version = {{ requests }}.model_version
+                and {{ touched }}.window_kind = '{{ kind }}' and {{ touched }}.window_key = {{ keys[kind] }}
+        ){% if not loop.last %} or{% endif %}
+    {%- endfor %}
+    )
+{%- endmacro %}
+
+
+{#- Every numeric input of `relation` as rows (model_version, [hour_floor, day_floor, count_index,]
+    feature, value), missing values left out. -#}
+{% macro drift_numeric_long(relation, window_columns=true) -%}
+    {%- for name in var('loan_book').numeric_features %}
+    select model_version,{% if window_columns %} hour_floor, day_floor, count_index,{% endif %} '{{ name }}' as feature, cast({{ name }} as double) as value
+    from {{ relation }}
+    where {{ name }} is not null
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- Counts of `long` (a relation with model_version, hour_floor, day_floor, count_index and the
+    columns `keys`) per window of the kinds `kinds` (columns model_version, window_kind, window_key,
+    `keys`, `measure`). With `deployment_long` (the same columns but the window keys, over the
+    deployment's rows), the deployment window is counted from it instead: an incremental run passes
+    only the touched windows' rows as `long`, and needs every row for the deployment. -#}
+{% macro drift_window_counts(long, keys, kinds, measure='n_at', deployment_long=none) -%}
+    {%- set windowed = kinds | reject('equalto', 'deployment') | list -%}
+    {%- set in_sets = windowed if deployment_long else kinds -%}
+    {%- if in_sets %}
+    select
+        model_version,
+        {{ drift_window_kind(in_sets) }} as window_kind,
+        {{ drift_window_key(in_sets) }} as window_key,
+        {{ keys | join(', ') }},
+        cast(count(*) as bigint) as {{ measure }}
+    from {{ long }}
+    group by {{ drift_grouping_sets(['model_version'] + keys, in_sets) }}
+    {%- endif %}
+    {%- if deployment_long and 'deployment' in kinds %}
+    {% if in_sets %}union all{% endif %}
+    select
+        model_version,
+        'deployment' as window_kind,
+        cast(0 as bigint) as window_key,
+        {{ keys | join(', ') }},
+        cast(count(*) as bigint) as {{ measure }}
+    from {{ deployment_long }}
+    group by model_version, {{ keys | join(', ') }}
+    {%- endif %}
+{%- endmacro %}

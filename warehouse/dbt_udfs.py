@@ -47,6 +47,11 @@ def binom_cdf(k: pa.Array, n: pa.Array, p: pa.Array) -> pa.Array:
     return pa.array(stats.binom.cdf(_floats(k), _floats(n), _floats(p)), type=pa.float64())
 
 
+def beta_ppf(q: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
+    """``scipy.stats.beta.ppf`` over Arrow columns (the Clopper–Pearson interval's ends)."""
+    return pa.array(stats.beta.ppf(_floats(q), _floats(a), _floats(b)), type=pa.float64())
+
+
 def ks_2samp_pvalue(d: pa.Array, n1: pa.Array, n2: pa.Array) -> pa.Array:
     """Two-sided p-value of ``scipy.stats.ks_2samp(..., method='asymp')`` for statistic ``d``.
 
@@ -81,6 +86,7 @@ class Udf:
 FUNCTIONS: tuple[Udf, ...] = (
     Udf("lg_binom_ppf", binom_ppf, (DOUBLE, BIGINT, DOUBLE), DOUBLE),
     Udf("lg_binom_cdf", binom_cdf, (DOUBLE, BIGINT, DOUBLE), DOUBLE),
+    Udf("lg_beta_ppf", beta_ppf, (DOUBLE, DOUBLE, DOUBLE), DOUBLE),
     Udf("lg_ks_2samp_pvalue", ks_2samp_pvalue, (DOUBLE, BIGINT, BIGINT), DOUBLE),
     Udf("lg_chi2_sf", chi2_sf, (DOUBLE, DOUBLE), DOUBLE),
 )

@@ -15,12 +15,24 @@
     Verdict (macro drift_verdict): p < drift_alpha / inputs tested per window AND
     psi >= drift_psi_warn / drift_psi_critical, in windows of at least drift_min_window_rows requests.
 -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['model_version', 'window_kind', 'window_key'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+{#- Incremental: the histogram windows recomputed since this mart's last run (their batch_at is newer),
+    replaced whole. -#}
 {%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
+{%- set since = drift_built_through() -%}
 
 with histograms as (
 
     select * from {{ ref('mon_feature_histograms') }}
     where feature_kind = 'categorical'
+    {%- if since %}
+        and batch_at > cast('{{ since }}' as timestamp)
+    {%- endif %}
 
 ),
 
@@ -51,6 +63,29 @@ smoothed as (
 
 ),
 
+{#- The sums of floating-point terms run over each window's categories in category order (a window
+    frame), so they add in the same order on every run: a plain sum() may add them in another order
+    from one run to the next (parallel partial aggregates) and differ in the last place. -#}
+summed as (
+
+    select
+        smoothed.*,
+        sum(p * ln(p / q)) over ordered_categories as kl_sum,
+        sum((p - q) * ln(p / q)) over ordered_categories as psi_sum,
+        sum(case when expected_production > 0
+            then (production_count - expected_production) * (production_count - expected_production) / expected_production
+                + (reference_count - expected_reference) * (reference_count - expected_reference) / expected_reference
+            else 0 end) over ordered_categories as chi2_sum
+
+    from smoothed
+    window ordered_categories as (
+        partition by model_version, window_kind, window_key, feature
+        order by bin
+        rows between unbounded preceding and unbounded following
+    )
+
+),
+
 measured as (
 
     select
@@ -67,15 +102,13 @@ measured as (
         cast(sum(case when is_unseen and production_count > 0 then 1 else 0 end) as integer) as n_unseen_categories,
         cast(sum(case when is_unseen then production_count else 0 end) as double) / nullif(max(n_production), 0)
             as unseen_share,
-        sum(p * ln(p / q)) as kl_divergence,
-        sum((p - q) * ln(p / q)) as psi,
-        sum(case when expected_production > 0
-            then (production_count - expected_production) * (production_count - expected_production) / expected_production
-                + (reference_count - expected_reference) * (reference_count - expected_reference) / expected_reference
-            else 0 end) as chi2_statistic,
-        max(n_observed_categories) - 1 as chi2_dof
+        max(kl_sum) as kl_divergence,
+        max(psi_sum) as psi,
+        max(chi2_sum) as chi2_statistic,
+        max(n_observed_categories) - 1 as chi2_dof,
+        max(batch_at) as batch_at
 
-    from smoothed
+    from summed
     group by model_version, window_kind, window_key, feature
 
 ),
@@ -115,7 +148,8 @@ final as (
         cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
         chi2_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
         {{ drift_verdict('n_production', 'chi2_p_value', 'psi', var('drift_psi_warn'), var('drift_psi_critical')) }}
-            as verdict
+            as verdict,
+        batch_at
 
     from tested
 

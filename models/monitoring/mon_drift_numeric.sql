@@ -18,24 +18,92 @@
     effect size (D >= drift_ks_d_warn / drift_ks_d_critical), in windows of at least
     drift_min_window_rows requests.
 -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['model_version', 'window_kind', 'window_key'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+{#- Incremental: only the windows holding requests numbered since the last run (mon_drift_requests
+    .batch_at) are recomputed, and replaced whole (macros/drift.sql). -#}
 {%- set lb = var('loan_book') -%}
 {%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
+{%- set ks_kinds = var('drift_ks_window_kinds') -%}
+{%- set windowed_kinds = ks_kinds | reject('equalto', 'deployment') | list -%}
+{%- set since = drift_built_through() -%}
 
-with requests as (
+with all_requests as (
 
     select * from {{ ref('mon_drift_requests') }}
+
+),
+
+{%- if since %}
+
+touched as (
+
+    {{ drift_touched_windows('all_requests', since, ks_kinds) }}
+
+),
+
+requests as (
+
+    select * from all_requests
+    {%- if windowed_kinds %}
+    where {{ drift_in_touched_windows('all_requests', 'touched', windowed_kinds) }}
+    {%- else %}
+    where false
+    {%- endif %}
+
+),
+
+deployment_requests as (
+
+    select * from all_requests
+    where model_version in (select model_version from touched where window_kind = 'deployment')
+
+),
+
+windows as (
+
+    select windows.*
+    from {{ ref('mon_drift_windows') }} as windows
+    inner join touched
+        on touched.model_version = windows.model_version
+        and touched.window_kind = windows.window_kind
+        and touched.window_key = windows.window_key
+
+),
+
+histograms as (
+
+    select histograms.*
+    from {{ ref('mon_feature_histograms') }} as histograms
+    inner join touched
+        on touched.model_version = histograms.model_version
+        and touched.window_kind = histograms.window_kind
+        and touched.window_key = histograms.window_key
+    where histograms.feature_kind = 'numeric'
+
+),
+
+{%- else %}
+
+requests as (
+
+    select * from all_requests
+
+),
+
+deployment_requests as (
+
+    select * from all_requests
 
 ),
 
 windows as (
 
     select * from {{ ref('mon_drift_windows') }}
-
-),
-
-reference_values as (
-
-    select * from {{ ref('mon_drift_reference_values') }}
 
 ),
 
@@ -46,29 +114,34 @@ histograms as (
 
 ),
 
-production_numeric as (
+{%- endif %}
 
-    {%- for name in lb.numeric_features %}
-    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature, cast({{ name }} as double) as value
-    from requests
-    where {{ name }} is not null
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+reference_values as (
+
+    select * from {{ ref('mon_drift_reference_values') }}
 
 ),
 
+production_numeric as (
+
+    {{ drift_numeric_long('requests') }}
+
+),
+
+{%- if since %}
+
+deployment_numeric as (
+
+    {{ drift_numeric_long('deployment_requests', window_columns=false) }}
+
+),
+
+{%- endif %}
+
 value_counts as (
 
-    select
-        model_version,
-        {{ drift_window_kind(var('drift_ks_window_kinds')) }} as window_kind,
-        {{ drift_window_key(var('drift_ks_window_kinds')) }} as window_key,
-        feature,
-        value,
-        count(*) as n_at
-
-    from production_numeric
-    group by {{ drift_grouping_sets(['model_version', 'feature', 'value'], var('drift_ks_window_kinds')) }}
+    {{ drift_window_counts('production_numeric', ['feature', 'value'], ks_kinds, 'n_at',
+                           'deployment_numeric' if since else none) }}
 
 ),
 
@@ -206,7 +279,8 @@ final as (
         cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
         tested.ks_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
         {{ drift_verdict('tested.n_production', 'tested.ks_p_value', 'tested.ks_d',
-                         var('drift_ks_d_warn'), var('drift_ks_d_critical')) }} as verdict
+                         var('drift_ks_d_warn'), var('drift_ks_d_critical')) }} as verdict,
+        (select max(batch_at) from all_requests) as batch_at
 
     from tested
     inner join windows

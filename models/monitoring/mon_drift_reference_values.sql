@@ -5,11 +5,23 @@
     histogram bin of each value.
       reference_le: reference rows <= value;  reference_lt: reference rows < value.
 -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['model_version', 'feature'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+{#- Incremental: the distinct values already tabulated plus those of the requests numbered since
+    (batch_at), re-tabulated against the reference: a pass over distinct values, not over the log. -#}
 {%- set lb = var('loan_book') -%}
+{%- set since = drift_built_through() -%}
 
 with requests as (
 
     select * from {{ ref('mon_drift_requests') }}
+    {%- if since %}
+    where batch_at > cast('{{ since }}' as timestamp)
+    {%- endif %}
 
 ),
 
@@ -45,6 +57,10 @@ production_values as (
     where {{ name }} is not null
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
+    {%- if since %}
+    union all
+    select model_version, feature, value, 0 as n_at from {{ this }}
+    {%- endif %}
 
 ),
 
@@ -111,7 +127,8 @@ final as (
         cumulative.reference_le,
         cumulative.reference_le - cumulative.reference_at as reference_lt,
         cumulative.n_reference,
-        binned.bin_index
+        binned.bin_index,
+        (select max(batch_at) from {{ ref('mon_drift_requests') }}) as batch_at
 
     from cumulative
     inner join binned

@@ -1,3 +1,9 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['model_version', 'window_kind', 'window_key'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
 {#-
     Training vs production histograms per model version, window and input, for charts (and the
     PSI / KL / chi-square statistics of mon_drift_numeric and mon_drift_categorical).
@@ -5,12 +11,50 @@
     ends), every bin in every window. Categorical inputs and the group column: every category of the
     reference in every window, plus any category production sent that the reference never had
     (is_unseen). Shares are raw (unsmoothed) fractions of the non-missing values of each side.
+    Incremental: only the windows holding requests numbered since the last run (mon_drift_requests
+    .batch_at) are recomputed, and replaced whole (macros/drift.sql); the deployment's counts are
+    the sum of its day windows' (the ones kept and the ones recomputed), so no pass over every request.
 -#}
 {%- set lb = var('loan_book') -%}
+{%- set since = drift_built_through() -%}
 
-with requests as (
+with all_requests as (
 
     select * from {{ ref('mon_drift_requests') }}
+
+),
+
+{%- if since %}
+
+touched as (
+
+    {{ drift_touched_windows('all_requests', since) }}
+
+),
+
+requests as (
+
+    select * from all_requests
+    where {{ drift_in_touched_windows('all_requests', 'touched') }}
+
+),
+
+windows as (
+
+    select windows.*
+    from {{ ref('mon_drift_windows') }} as windows
+    inner join touched
+        on touched.model_version = windows.model_version
+        and touched.window_kind = windows.window_kind
+        and touched.window_key = windows.window_key
+
+),
+
+{%- else %}
+
+requests as (
+
+    select * from all_requests
 
 ),
 
@@ -19,6 +63,8 @@ windows as (
     select * from {{ ref('mon_drift_windows') }}
 
 ),
+
+{%- endif %}
 
 reference as (
 
@@ -42,12 +88,7 @@ reference_values as (
 
 production_numeric as (
 
-    {%- for name in lb.numeric_features %}
-    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature, cast({{ name }} as double) as value
-    from requests
-    where {{ name }} is not null
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    {{ drift_numeric_long('requests') }}
 
 ),
 
@@ -69,20 +110,63 @@ production_numeric_binned as (
 
 ),
 
-production_bin_counts as (
+{%- if since %}
 
-    select
-        model_version,
-        {{ drift_window_kind() }} as window_kind,
-        {{ drift_window_key() }} as window_key,
-        feature,
-        bin_index,
-        cast(count(*) as bigint) as production_count
+window_bin_counts as (
 
-    from production_numeric_binned
-    group by {{ drift_grouping_sets(['model_version', 'feature', 'bin_index']) }}
+    {{ drift_window_counts('production_numeric_binned', ['feature', 'bin_index'], ['hour', 'day', 'count'], 'production_count') }}
 
 ),
+
+{#- The deployment's counts add up its day windows (days partition its requests): the days built
+    before, as this mart holds them, and the days recomputed now. No pass over every request. -#}
+production_bin_counts as (
+
+    select window_bin_counts.*
+    from window_bin_counts
+    inner join touched
+        on touched.model_version = window_bin_counts.model_version
+        and touched.window_kind = window_bin_counts.window_kind
+        and touched.window_key = window_bin_counts.window_key
+
+    union all
+
+    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, bin_index,
+        cast(sum(production_count) as bigint) as production_count
+    from (
+        select built.model_version, built.feature, built.bin_index, built.production_count
+        from {{ this }} as built
+        where built.window_kind = 'day' and built.feature_kind = 'numeric'
+            and not exists (
+                select 1 from touched
+                where touched.model_version = built.model_version and touched.window_kind = 'day'
+                    and touched.window_key = built.window_key
+            )
+            and built.model_version in (select model_version from touched where window_kind = 'deployment')
+        union all
+        select window_bin_counts.model_version, window_bin_counts.feature, window_bin_counts.bin_index,
+            window_bin_counts.production_count
+        from window_bin_counts
+        inner join touched
+            on touched.model_version = window_bin_counts.model_version
+            and touched.window_kind = 'day'
+            and touched.window_key = window_bin_counts.window_key
+        where window_bin_counts.window_kind = 'day'
+    ) as days
+    group by model_version, feature, bin_index
+
+),
+
+{%- else %}
+
+production_bin_counts as (
+
+    {{ drift_window_counts('production_numeric_binned', ['feature', 'bin_index'], ['hour', 'day', 'count', 'deployment'],
+                           'production_count') }}
+
+),
+
+{%- endif %}
 
 reference_bin_counts as (
 
@@ -143,20 +227,61 @@ production_categorical as (
 
 ),
 
-production_category_counts as (
+{%- if since %}
 
-    select
-        model_version,
-        {{ drift_window_kind() }} as window_kind,
-        {{ drift_window_key() }} as window_key,
-        feature,
-        category,
-        cast(count(*) as bigint) as production_count
+window_category_counts as (
 
-    from production_categorical
-    group by {{ drift_grouping_sets(['model_version', 'feature', 'category']) }}
+    {{ drift_window_counts('production_categorical', ['feature', 'category'], ['hour', 'day', 'count'], 'production_count') }}
 
 ),
+
+production_category_counts as (
+
+    select window_category_counts.*
+    from window_category_counts
+    inner join touched
+        on touched.model_version = window_category_counts.model_version
+        and touched.window_kind = window_category_counts.window_kind
+        and touched.window_key = window_category_counts.window_key
+
+    union all
+
+    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, category,
+        cast(sum(production_count) as bigint) as production_count
+    from (
+        select built.model_version, built.feature, built.bin as category, built.production_count
+        from {{ this }} as built
+        where built.window_kind = 'day' and built.feature_kind = 'categorical' and built.production_count > 0
+            and not exists (
+                select 1 from touched
+                where touched.model_version = built.model_version and touched.window_kind = 'day'
+                    and touched.window_key = built.window_key
+            )
+            and built.model_version in (select model_version from touched where window_kind = 'deployment')
+        union all
+        select window_category_counts.model_version, window_category_counts.feature, window_category_counts.category,
+            window_category_counts.production_count
+        from window_category_counts
+        inner join touched
+            on touched.model_version = window_category_counts.model_version
+            and touched.window_kind = 'day'
+            and touched.window_key = window_category_counts.window_key
+        where window_category_counts.window_kind = 'day'
+    ) as days
+    group by model_version, feature, category
+
+),
+
+{%- else %}
+
+production_category_counts as (
+
+    {{ drift_window_counts('production_categorical', ['feature', 'category'], ['hour', 'day', 'count', 'deployment'],
+                           'production_count') }}
+
+),
+
+{%- endif %}
 
 reference_category_counts as (
 
@@ -252,7 +377,8 @@ final as (
         cast(shared.n_reference as bigint) as n_reference,
         cast(shared.n_production as bigint) as n_production,
         cast(shared.reference_count as double) / nullif(shared.n_reference, 0) as reference_share,
-        cast(shared.production_count as double) / nullif(shared.n_production, 0) as production_share
+        cast(shared.production_count as double) / nullif(shared.n_production, 0) as production_share,
+        (select max(batch_at) from all_requests) as batch_at
 
     from shared
     inner join windows

@@ -8,12 +8,15 @@ with source as (
 ),
 
 {#- Each row is landed once, but a log compaction killed between writing its merged file and
-    removing its sources leaves rows in two files until the next compaction: keep one copy. -#}
+    removing its sources leaves rows in two files until the next compaction: keep one copy. The
+    copies are the same row, received_at included; partitioning by it too lets a filter on
+    received_at (the incremental monitoring marts' cutoff) reach the Parquet scan, which then skips
+    the files and row groups received before it, instead of numbering the whole log first. -#}
 numbered as (
 
     select
         source.*,
-        row_number() over (partition by request_id order by received_at) as copy_number
+        row_number() over (partition by request_id, received_at order by received_at) as copy_number
     from source
 
 ),

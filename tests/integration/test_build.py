@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import SMALL_BOOK
 from warehouse import landing
-from warehouse.build import NoLoanBookError, build, current_loan_book
+from warehouse.build import NoLoanBookError, build, current_loan_book, run_unit_tests
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.project import project_vars
@@ -25,6 +25,14 @@ pytestmark = pytest.mark.slow
 def test_build_without_a_loan_book_says_what_to_do(paths: Paths) -> None:
     with pytest.raises(NoLoanBookError, match="lendguard simulate"):
         build(paths)
+
+
+def test_the_dbt_unit_tests_pass(built_deployment: Paths) -> None:
+    """Every dbt unit test (known answers on small fixtures: windows, KS, KL, binomial intervals…)."""
+    run = run_unit_tests(built_deployment)
+    assert run.returncode == 0, run.output[-3000:]
+    assert len(run.results) >= 6, "the unit tests were selected"
+    assert all(r["status"] == "pass" for r in run.results)
 
 
 def test_the_build_publishes_features_and_split(built_deployment: Paths) -> None:

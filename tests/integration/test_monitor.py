@@ -205,10 +205,16 @@ def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_cle
     events = query(paths, "select action, actor from stg_landing__failover_events order by occurred_at")
     assert list(events.itertuples(index=False, name=None)) == [("set", "lendguard monitor"), ("clear", "Dana Reviewer")]
 
-    # the intervals are SciPy's: exact binomial quantiles at alpha / m (Bonferroni)
+    # the intervals are SciPy's: the reference rate's Clopper–Pearson interval, then exact binomial
+    # quantiles at its ends, all at alpha / m (Bonferroni)
     rates = query(paths, "select * from mon_positive_rates where tested")
     assert len(rates) > 10
-    low, high = stats.binom.interval(1 - rates.alpha_per_test, rates.n, rates.expected_rate)
+    a, x, m = rates.alpha_per_test, rates.reference_positives, rates.reference_n
+    p_low = np.where(x == 0, 0.0, stats.beta.ppf(a / 2, x, m - x + 1))
+    p_high = np.where(x == m, 1.0, stats.beta.ppf(1 - a / 2, x + 1, m - x))
+    np.testing.assert_allclose(rates.expected_rate_low, p_low, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(rates.expected_rate_high, p_high, rtol=0, atol=1e-9)
+    low, high = stats.binom.ppf(a / 2, rates.n, p_low), stats.binom.ppf(1 - a / 2, rates.n, p_high)
     np.testing.assert_allclose(rates.positives_low, low, rtol=0, atol=1e-9)
     np.testing.assert_allclose(rates.positives_high, high, rtol=0, atol=1e-9)
     np.testing.assert_allclose(rates.ci_high, high / rates.n, rtol=0, atol=1e-9)

@@ -43,5 +43,14 @@ def test_the_two_quantiles_are_scipys_interval(con: duckdb.DuckDBPyConnection) -
         assert (low, high) == pytest.approx(stats.binom.interval(1 - alpha, n, p), abs=1e-9)
 
 
+def test_beta_quantiles_equal_scipys(con: duckdb.DuckDBPyConnection) -> None:
+    """The Clopper–Pearson ends mon_positive_rates widens its intervals with."""
+    rng = np.random.default_rng(5)
+    q, a, b = rng.random(2_000), rng.integers(1, 5_000, 2_000), rng.integers(1, 5_000, 2_000)
+    got = con.execute("select lg_beta_ppf(unnest($1), unnest($2), unnest($3)) as x",
+                      [q.tolist(), a.tolist(), b.tolist()]).df().x
+    np.testing.assert_allclose(got, stats.beta.ppf(q, a, b), rtol=0, atol=1e-9)
+
+
 def test_null_in_null_out(con: duckdb.DuckDBPyConnection) -> None:
     assert con.execute("select lg_binom_ppf(null, 10, 0.5), lg_binom_ppf(0.5, 10, null)").fetchone() == (None, None)
