@@ -26,6 +26,7 @@ breaches as (
         feature as subject,
         model_version,
         window_kind,
+        window_key,
         window_start,
         window_end,
         ks_d as value,
@@ -50,6 +51,7 @@ breaches as (
         feature as subject,
         model_version,
         window_kind,
+        window_key,
         window_start,
         window_end,
         psi as value,
@@ -73,7 +75,9 @@ breaches as (
 alerts as (
 
     select
-        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind', 'window_start') }} as alert_id,
+        {# window_key too: count windows of simultaneous requests can share their start #}
+        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind',
+                               "cast(window_start as varchar) || '#' || cast(window_key as varchar)") }} as alert_id,
         check_name,
         subject,
         model_version,
