@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@command -v chromium >/dev/null || echo "note: no chromium, so the browser test is skipped; install it with: apt-get install -y chromium chromium-driver (.ci/run does)"
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile  # two workers, one test file each at a time
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
