@@ -94,8 +94,15 @@ def land_log(
     return frame
 
 
+TRAFFIC_DATASETS = ("prediction_log", "outcomes", "monitor_runs", "alert_notifications", "failover_events")
+"""What other tests may have landed in the shared deployment: each test here starts without it (and
+without the warehouse file, whose incremental marts hold that traffic too; the first build remakes it)."""
+
+
 def copy_deployment(source: Paths, target: Path) -> Paths:
-    shutil.copytree(source.data_dir, target / "data")
+    """The shared trained deployment (model, loan book, reference) without any traffic or monitoring history."""
+    shutil.copytree(source.data_dir, target / "data", ignore=shutil.ignore_patterns(
+        *TRAFFIC_DATASETS, "failover.json", "*.duckdb", "*.duckdb.wal"))
     return paths_for(target / "data")
 
 
