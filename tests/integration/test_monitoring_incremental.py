@@ -34,11 +34,12 @@ START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
 
 def _copy(source: Paths, tmp_path: Path) -> Paths:
-    """The trained deployment (warehouse, landing, state) with an empty prediction log."""
+    """The trained deployment (landing, state) with an empty prediction log and no warehouse file:
+    other tests may have built traffic into the shared one's incremental marts."""
     from tests.conftest import paths_for
 
     data = tmp_path / "data"
-    shutil.copytree(source.data_dir, data, symlinks=True)
+    shutil.copytree(source.data_dir, data, symlinks=True, ignore=shutil.ignore_patterns("*.duckdb", "*.duckdb.wal"))
     for path in (data / "landing" / landing.PREDICTION_LOG).glob("*.parquet"):
         if not path.name.startswith("0000-seed-"):
             path.unlink()
