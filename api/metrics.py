@@ -15,11 +15,15 @@ What is exported (every name starts ``lendguard_``):
   counted from prediction-log rows once they are durable, so they agree with the log;
 * gauges read at scrape time: ``model_info{name,version,alias}`` (1 for the version answering),
   ``failover_active`` (0/1), ``failover_info{requested,applied}``, ``prediction_log_pending_rows``,
-  ``process_start_time_seconds``.
+  ``process_start_time_seconds``;
+* the garbage collector, whose full passes stop the event loop: ``gc_collections_total`` and
+  ``gc_pause_seconds_total`` per generation, ``gc_pause_max_seconds`` (the longest pause seen) and
+  ``gc_frozen_objects`` (the start-up heap exempted from full passes: ``api.server``).
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -49,6 +53,48 @@ def error_kind(status: int) -> str | None:
     return _ERROR_KINDS.get(status, "client" if status < 500 else "internal")
 
 
+class GcPauses:
+    """Time spent in each generation's collections, from ``gc.callbacks`` (one per process)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.seconds[info["generation"]] += pause
+        self.longest = max(self.longest, pause)
+
+    def samples(self) -> list[str]:
+        lines: list[str] = []
+        stats = gc.get_stats()
+        _family(lines, "gc_collections_total", "counter", "Garbage collections, by generation.",
+                [({"generation": str(g)}, s["collections"]) for g, s in enumerate(stats)])
+        _family(lines, "gc_pause_seconds_total", "counter",
+                "Time the process was stopped in garbage collections (since metrics began), by generation.",
+                [({"generation": str(g)}, seconds) for g, seconds in enumerate(self.seconds)])
+        _family(lines, "gc_pause_max_seconds", "gauge", "The longest garbage-collection pause seen.",
+                [({}, self.longest)])
+        _family(lines, "gc_frozen_objects", "gauge",
+                "Objects exempt from full collections (the start-up heap, frozen once it is loaded).",
+                [({}, gc.get_freeze_count())])
+        return lines
+
+
+def gc_pauses() -> GcPauses:
+    """The process's pause recorder, installed in ``gc.callbacks`` on first use."""
+    for callback in gc.callbacks:
+        if isinstance(callback, GcPauses):
+            return callback
+    recorder = GcPauses()
+    gc.callbacks.append(recorder)
+    return recorder
+
+
 class Metrics:
     """This process's counters and latency histogram."""
 
@@ -59,6 +105,7 @@ class Metrics:
         self.latency: dict[str, list[float]] = {}
         """Per endpoint: one cumulative count per bucket, then +Inf, then the sum of seconds."""
         self.started = time.time()
+        self.gc = gc_pauses()
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests[(endpoint, method, str(status))] += 1
@@ -99,6 +146,7 @@ class Metrics:
             lines += _gauges(state)
         _family(lines, "process_start_time_seconds", "gauge", "When this API process started (Unix time).",
                 [({}, self.started)])
+        lines += self.gc.samples()
         return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ behind a load balancer rather than uvicorn workers sharing an app object.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 
 import uvicorn
@@ -37,6 +38,7 @@ def serve(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(effective, paths)
+    app.on_startup.append(freeze_startup_heap)  # runs after the lifespan has loaded the model
     log.info("listening on http://%s:%d", effective.host, effective.port)
     uvicorn.run(
         app,
@@ -46,3 +48,18 @@ def serve(
         access_log=False,  # every request is in the prediction log already
         timeout_graceful_shutdown=30,
     )
+
+
+def freeze_startup_heap(_app: object = None) -> None:
+    """Exempt everything alive after start-up from the cycle collector's full passes.
+
+    Start-up leaves millions of long-lived objects (MLflow, scikit-learn, pandas, the model), and
+    a full (generation 2) collection scans them all: 170-280 ms with the event loop stopped,
+    measured under load, which was the API's p99 at 1,000 requests/s (bench/README.md).
+    Frozen, they are never scanned again; what requests allocate later is collected as before.
+    A model loaded by a later reload is not frozen, so its memory can still be reclaimed when it
+    is retired.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("start-up heap frozen: %d objects exempt from full collections", gc.get_freeze_count())

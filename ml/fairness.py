@@ -74,6 +74,12 @@ class ThresholdPolicy:
             out[labels == group] = threshold
         return out
 
+    def threshold_of(self, group: object) -> float:
+        """``threshold_for`` for one applicant, without building arrays (the API's per-request path)."""
+        missing = group is None or (isinstance(group, float) and math.isnan(group))
+        label = self.not_provided if missing else str(group)
+        return self.default_threshold if label is None else self.thresholds.get(label, self.default_threshold)
+
     def flag(self, p: Any, groups: Any) -> np.ndarray:
         """Boolean decisions: ``p >= threshold_for(groups)`` (flagged = sent to manual review)."""
         scores = np.asarray(p, dtype=float)

@@ -33,4 +33,4 @@ class PolicySet:
 
     def threshold_for(self, group: str | None) -> float:
         """The deployed policy's threshold for one applicant's group."""
-        return float(self.active.threshold_for([group])[0])
+        return self.active.threshold_of(group)

@@ -13,6 +13,7 @@ import os
 import tempfile
 import types
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,9 @@ class ModelBundle:
     model_sql: str | None = None
     """The model compiled to DuckDB SQL over ``model_features``; None for a version logged without one."""
 
-    @property
+    @cached_property
     def policies(self) -> PolicySet:
+        """Parsed once per loaded bundle: the API asks for a threshold on every request."""
         return PolicySet.from_dict(self.policy)
 
     def threshold_for(self, group: str | None) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -191,6 +192,7 @@ def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp
         result = build(load_paths)
         during_build = len(load.ok_ids)
         load.wait_for(during_build + 100)
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     finally:
         load.finish()
         server.process.terminate()
@@ -206,3 +208,5 @@ def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp
     assert staged is not None
     assert staged[0] == staged[1] == sum(logged.values()) == len(logged), "the view reads every row once"
     assert set(load.ok_ids) <= set(logged)
+    frozen = re.search(r"^lendguard_gc_frozen_objects (\d+)$", metrics, re.MULTILINE)
+    assert frozen and int(frozen.group(1)) > 100_000, "the served process froze its start-up heap (api.server)"

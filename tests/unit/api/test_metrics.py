@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import pytest
@@ -90,6 +91,24 @@ def test_every_family_has_help_and_type() -> None:
         "lendguard_http_requests_total", "lendguard_http_errors_total", "lendguard_http_request_duration_seconds",
         "lendguard_decisions_total", "lendguard_positive_decisions_total", "lendguard_process_start_time_seconds"}
     assert all(f"# HELP {n} " in text for n, _ in names)
+
+
+def test_garbage_collections_and_their_pauses_are_reported() -> None:
+    metrics = Metrics()
+    assert Metrics().gc is metrics.gc, "one recorder per process, however many apps"
+    before = samples(metrics.render())
+    cycles = [[] for _ in range(10_000)]
+    for cycle in cycles:
+        cycle.append(cycle)  # garbage only the cycle collector can free
+    del cycles
+    gc.collect()
+    got = samples(metrics.render())
+    full = {name: f'lendguard_gc_{name}{{generation="2"}}' for name in ("collections_total", "pause_seconds_total")}
+    assert got[full["collections_total"]] == before[full["collections_total"]] + 1
+    pause = got[full["pause_seconds_total"]] - before[full["pause_seconds_total"]]
+    assert pause > 0
+    assert got["lendguard_gc_pause_max_seconds"] >= pause
+    assert got["lendguard_gc_frozen_objects"] == gc.get_freeze_count()
 
 
 @pytest.mark.parametrize(

@@ -294,6 +294,15 @@ def test_not_provided_is_its_own_group_when_large_enough() -> None:
         0.15, 0.15, 0.15, 0.40, policy.default_threshold]
 
 
+@pytest.mark.parametrize("not_provided", ["Not provided", None])
+def test_one_applicants_threshold_equals_the_vectorised_rule(not_provided: str | None) -> None:
+    """The API's per-request lookup (``threshold_of``) must apply exactly the batch rule."""
+    policy = ThresholdPolicy(kind=GROUP_THRESHOLDS, thresholds={"A": 0.4, "Not provided": 0.15, "7": 0.2},
+                             default_threshold=0.3, not_provided=not_provided)
+    groups = [None, np.nan, "Not provided", "A", "a", "Martian", "", 7, "7"]
+    assert [policy.threshold_of(g) for g in groups] == policy.threshold_for(groups).tolist()
+
+
 def test_not_provided_falls_back_when_small() -> None:
     p = np.append(HAND_P, [0.3, 0.5])
     y = np.append(HAND_Y, [0, 1])
