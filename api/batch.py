@@ -29,7 +29,7 @@ from api.handling import score_application
 from api.idempotency import fingerprint, request_key, store_of
 from api.log_writer import LogWriteError
 from api.schemas import ScoreResponse, build_request_struct
-from api.service import Receipt, ScoringService
+from api.service import Receipt, ScoringService, new_request_id
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ async def score_batch(
     fields = {**(log_fields or {}), "batch_id": batch_id}
 
     async def one(application: msgspec.Struct) -> ScoreResponse:
-        receipt = Receipt(uuid.uuid4().hex, batch_receipt.received_at, batch_receipt.started, batch_receipt.endpoint)
+        receipt = Receipt(new_request_id(), batch_receipt.received_at, batch_receipt.started, batch_receipt.endpoint)
         return await score_application(scoring, application, receipt, log_fields=fields)
 
     # Every application is waited for (no task left running); then the first failure, if any, is the batch's.

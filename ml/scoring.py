@@ -35,7 +35,6 @@ from ml.registry import FEATURE_RELATION, MODEL_FEATURES_RELATION, ModelBundle
 
 Engine = Literal["sql", "sklearn"]
 ENGINES: tuple[Engine, ...] = ("sql", "sklearn")
-_INCOMING = "incoming_applications"
 _STATEMENT = "score_model_features"
 
 
@@ -87,22 +86,28 @@ class FeatureScorer:
         self._connection.execute(f"CREATE VIEW {MODEL_FEATURES_RELATION} AS {bundle.feature_sql}")
         if engine == "sql":
             self._connection.execute(f"PREPARE {_STATEMENT} AS {bundle.model_sql}")
-        selected = [f'CAST("{n}" AS DOUBLE)' for n in self._numeric]
-        selected += [f'CAST("{n}" AS VARCHAR)' for n in self._categorical]
-        self._fill = f"INSERT INTO {FEATURE_RELATION} SELECT {', '.join(selected)} FROM {_INCOMING}"
+        self._input_schema = pa.schema([(n, pa.float64()) for n in self._numeric]
+                                       + [(n, pa.string()) for n in self._categorical])
 
     @property
     def inputs(self) -> tuple[str, ...]:
         return (*self._numeric, *self._categorical)
 
+    def _inputs(self, applications: pa.Table) -> pa.Table:
+        """The scored inputs in the table's column order and types, in one chunk per column.
+
+        Cast in Arrow, not SQL: inserting a table that already matches is the cheapest way into
+        DuckDB (about 1 ms less per group than ``INSERT … SELECT CAST``), and one chunk scans
+        faster than many (another 0.5 ms for the reason-code copies)."""
+        table = applications.select(self._input_schema.names)
+        if table.schema != self._input_schema:
+            table = table.cast(self._input_schema)
+        return table.combine_chunks()
+
     def _load(self, applications: pa.Table) -> None:
         """Replace the scored rows with ``applications`` (caller holds the lock)."""
         self._connection.execute(f"DELETE FROM {FEATURE_RELATION}")
-        self._connection.register(_INCOMING, applications)
-        try:
-            self._connection.execute(self._fill)
-        finally:
-            self._connection.unregister(_INCOMING)
+        self._connection.from_arrow(self._inputs(applications)).insert_into(FEATURE_RELATION)
 
     def features(self, applications: pa.Table) -> pd.DataFrame:
         """Model inputs for ``applications`` (columns under their loan-book names)."""
@@ -123,11 +128,13 @@ class FeatureScorer:
     def explain(self, applications: pa.Table) -> Explained:
         """Probabilities plus each input's contribution, from one query over ``1 + inputs`` copies."""
         n, inputs = applications.num_rows, self.inputs
-        copies = [applications.select(list(inputs))]
+        original = self._inputs(applications)
+        columns = {}
         for name in inputs:
-            blank = pa.nulls(n, copies[0].schema.field(name).type)
-            copies.append(copies[0].set_column(copies[0].schema.get_field_index(name), name, blank))
-        scores = self.probabilities(pa.concat_tables(copies)).reshape(1 + len(inputs), n)
+            column = original.column(name).chunk(0) if n else pa.array([], original.schema.field(name).type)
+            blank = pa.nulls(n, column.type)
+            columns[name] = pa.concat_arrays([column, *(blank if other == name else column for other in inputs)])
+        scores = self.probabilities(pa.table(columns)).reshape(1 + len(inputs), n)
         return Explained(scores[0], inputs, (scores[0] - scores[1:]).T)
 
     def close(self) -> None:

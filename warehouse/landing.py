@@ -43,12 +43,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_parquet(table: pa.Table, final_path: Path, *, durable: bool = True) -> Path:
+def atomic_write_parquet(
+    table: pa.Table, final_path: Path, *, durable: bool = True, compression: str = "zstd"
+) -> Path:
     """Write ``table`` to ``final_path`` so that readers see all of it or nothing."""
     final_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = final_path.with_name(f".{final_path.name}{TMP_SUFFIX}")
     with tmp.open("wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+        pq.write_table(table, handle, compression=compression)
         if durable:
             handle.flush()
             os.fsync(handle.fileno())
@@ -75,8 +77,9 @@ class LandingWriter:
     its previous run landed (the rename would silently overwrite them).
     """
 
-    def __init__(self, root: Path, dataset: str, writer_id: str | None = None) -> None:
+    def __init__(self, root: Path, dataset: str, writer_id: str | None = None, *, compression: str = "zstd") -> None:
         self.directory = root / dataset
+        self.compression = compression
         self.writer_id = writer_id or default_writer_id()
         self.run = f"{int(time.time() * 1000):011x}{uuid.uuid4().hex[:4]}"
         self._sequence = itertools.count()
@@ -86,7 +89,7 @@ class LandingWriter:
         with self._lock:
             seq = next(self._sequence)
         name = f"{self.writer_id}-{self.run}-{seq:09d}.parquet"
-        return atomic_write_parquet(table, self.directory / name, durable=durable)
+        return atomic_write_parquet(table, self.directory / name, durable=durable, compression=self.compression)
 
 
 def new_snapshot_id() -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -10,7 +12,16 @@ import pytest
 
 from api.app import field_errors, redact_uri
 from api.schemas import build_request_struct
-from api.service import RAW_BODY_MAX_CHARS, Receipt, decide, group_value, inputs_table, naive_utc, rejection_row
+from api.service import (
+    RAW_BODY_MAX_CHARS,
+    Receipt,
+    decide,
+    group_value,
+    inputs_table,
+    naive_utc,
+    new_request_id,
+    rejection_row,
+)
 from warehouse.loan_book import simulated_schema
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.simulator import simulate_traffic
@@ -91,3 +102,21 @@ def test_every_validation_error_is_keyed_by_its_field(entry: dict[str, str], exp
 def test_credentials_never_reach_the_log_line() -> None:
     assert redact_uri("https://user:secret@mlflow.example/api") == "https://***@mlflow.example/api"
     assert redact_uri("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"
+
+
+def test_request_ids_are_unique_hex_and_a_forked_child_draws_its_own() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report its next id and leave without running pytest's teardown
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    childs = os.read(read, 64).decode()
+    os.close(read)
+    parents = new_request_id()
+    assert childs[:16] != parents[:16], "the child drew its own process token"
+    assert childs not in ids
