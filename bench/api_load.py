@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,9 @@ def bodies(n: int) -> list[dict[str, Any]]:
 
 
 def start(command: list[str], port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with socket.socket() as probe:  # another server on the port would answer the readiness check
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is already in use; stop what listens there first")
     with log.open("ab") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
@@ -110,7 +114,7 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, flo
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
-        "connections": connections,
+        "connections": connections, "seconds": seconds,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": round(percentiles[50], 2), "p99_ms": round(percentiles[99], 2),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
@@ -159,6 +163,33 @@ def open_loop(port: int, sample: list[dict[str, Any]], rate: float, seconds: flo
     return asyncio.run(_open_loop(port, payloads, rate, seconds, connections=64))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gc_pauses(port: int) -> dict[str, float]:
+    """The API's full-collection count and pause seconds so far, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = dict(re.findall(r'^lendguard_gc_(collections_total|pause_seconds_total)\{generation="2"\} (\S+)$',
+                            text, re.MULTILINE))
+    return {name: float(value) for name, value in found.items()}
+
+
+def measured(pid: int, port: int | None, run: Any) -> dict[str, Any]:
+    """``run()``'s result plus the server's CPU per request and, for the API, its full GC passes."""
+    cpu, pauses = cpu_seconds(pid), gc_pauses(port) if port else {}
+    result = run()
+    answered = result.get("requests") or round(result["requests_per_s"] * result["seconds"])
+    result["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - cpu) * 1000 / answered, 3)
+    if port:
+        after = gc_pauses(port)
+        result["full_gc_passes"] = int(after["collections_total"] - pauses["collections_total"])
+        result["full_gc_pause_ms"] = round((after["pause_seconds_total"] - pauses["pause_seconds_total"]) * 1000, 1)
+    return result
+
+
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
@@ -178,6 +209,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=float, nargs="+", default=[500.0, 1000.0])
+    parser.add_argument("--api-env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra settings for the API process, e.g. LENDGUARD_LOG_MAX_WAIT_MS=0")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -191,18 +224,25 @@ def main() -> None:
         setup(args.loans)
         sample = bodies(2_000)
         script = lua_script(sample, folder)
+        api_env = dict(setting.split("=", 1) for setting in args.api_env)
         api = start([sys.executable, "-m", "lendguard.cli", "serve", "--port", str(API_PORT)], API_PORT,
-                    folder / "api.log", env)
+                    folder / "api.log", {**env, **api_env})
         bare = start([sys.executable, str(HERE / "bare_app.py"), str(BARE_PORT)], BARE_PORT, folder / "bare.log", env)
         results: dict[str, Any] = {"closed_loop": {"api": [], "bare": []}, "open_loop": {"api": [], "bare": []}}
         try:
-            for name, port in (("bare", BARE_PORT), ("api", API_PORT)):
-                wrk(f"http://127.0.0.1:{port}/v1/score", 8, 2, script)  # warm-up
+            for name, port, process in (("bare", BARE_PORT, bare), ("api", API_PORT, api)):
+                url, metrics_port = f"http://127.0.0.1:{port}/v1/score", port if name == "api" else None
+                wrk(url, 8, 2, script)  # warm-up
                 for connections in args.connections:
-                    results["closed_loop"][name].append(
-                        wrk(f"http://127.0.0.1:{port}/v1/score", connections, args.seconds, script))
+                    results["closed_loop"][name].append(measured(
+                        process.pid, metrics_port, lambda c=connections, u=url: wrk(u, c, args.seconds, script)))
                 for rate in args.rate:
-                    results["open_loop"][name].append(open_loop(port, sample, rate, args.seconds))
+                    results["open_loop"][name].append(measured(
+                        process.pid, metrics_port, lambda r=rate, p=port: open_loop(p, sample, r, args.seconds)))
+            for name, process in (("api", api), ("bare", bare)):
+                if process.poll() is not None:
+                    log = (folder / f"{name}.log").read_text()[-3000:]
+                    raise RuntimeError(f"the {name} server exited with {process.returncode} during the runs:\n{log}")
             results["api_peak_rss_mb"] = peak_rss_mb(api.pid)
             results["bare_peak_rss_mb"] = peak_rss_mb(bare.pid)
         finally:
@@ -214,7 +254,7 @@ def main() -> None:
     record = {
         "command": " ".join(["python", *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "loans": args.loans, **results,
+        "loans": args.loans, "api_env": api_env, **results,
         "api_share_of_bare_throughput": round(best["api"] / best["bare"], 3),
     }
     print(json.dumps(record, indent=2))
