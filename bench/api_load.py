@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import uvloop
 
 HERE = Path(__file__).resolve().parent
 API_PORT, BARE_PORT = 8411, 8412
@@ -160,7 +161,10 @@ def open_loop(port: int, sample: list[dict[str, Any]], rate: float, seconds: flo
         data = json.dumps(body).encode()
         payloads.append(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
-    return asyncio.run(_open_loop(port, payloads, rate, seconds, connections=64))
+    # uvloop: the generator shares the cores with the server, so it should take as little as it can
+    # (0.08 ms of CPU per request against 0.10 with asyncio's own loop).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_open_loop(port, payloads, rate, seconds, connections=64))
 
 
 def cpu_seconds(pid: int) -> float:
