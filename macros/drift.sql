@@ -163,15 +163,35 @@
 {%- endmacro %}
 
 
+{#- Where the rows of `relation` (re)written after `since` start, as literals a scan can prune by
+    (min/max statistics): the day of the earliest event among them and their lowest count_index.
+    Every touched hour or day window starts on or after that day, every touched count window has at
+    least that index (the rows before keep their numbers). None when no row changed. -#}
+{% macro drift_changed_from(relation, since) -%}
+    {%- set row = run_query(
+        "select cast(" ~ dbt.date_trunc('day', 'min(event_at)') ~ " as varchar), min(count_index) from " ~ relation
+        ~ " where batch_at > cast('" ~ since ~ "' as timestamp)").rows[0] -%}
+    {%- if row[0] is none %}{{ return(none) }}{% endif -%}
+    {{ return({'day': row[0], 'count_index': row[1]}) }}
+{%- endmacro %}
+
+
 {#- Rows of `requests` that belong to a touched hour, day or count window (`touched`: a relation of
-    drift_touched_windows), for the per-window aggregates of an incremental run. -#}
-{% macro drift_in_touched_windows(requests, touched, kinds=['hour', 'day', 'count']) -%}
+    drift_touched_windows), for the per-window aggregates of an incremental run. `changed_from`
+    (drift_changed_from) first narrows them to the table's tail by literals, so the scan skips the
+    untouched row groups and the window lookups run on the tail only. -#}
+{% macro drift_in_touched_windows(requests, touched, kinds=['hour', 'day', 'count'], changed_from=none) -%}
     {%- set keys = {
         'hour': drift_epoch_seconds(requests ~ '.hour_floor'),
         'day': drift_epoch_seconds(requests ~ '.day_floor'),
         'count': requests ~ '.count_index',
     } -%}
-    (
+    {%- if changed_from is none %}
+    false
+    {%- else %}
+    ({{ requests }}.event_at >= cast('{{ changed_from.day }}' as timestamp)
+        or {{ requests }}.count_index >= {{ changed_from.count_index }})
+    and (
     {%- for kind in kinds %}
         exists (
             select 1 from {{ touched }}
@@ -180,14 +200,15 @@
         ){% if not loop.last %} or{% endif %}
     {%- endfor %}
     )
+    {%- endif %}
 {%- endmacro %}
 
 
-{#- Every numeric input of `relation` as rows (model_version, [hour_floor, day_floor, count_index,]
+{#- Every numeric input of `relation` as rows (model_version, hour_floor, day_floor, count_index,
     feature, value), missing values left out. -#}
-{% macro drift_numeric_long(relation, window_columns=true) -%}
+{% macro drift_numeric_long(relation) -%}
     {%- for name in var('loan_book').numeric_features %}
-    select model_version,{% if window_columns %} hour_floor, day_floor, count_index,{% endif %} '{{ name }}' as feature, cast({{ name }} as double) as value
+    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature, cast({{ name }} as double) as value
     from {{ relation }}
     where {{ name }} is not null
     {% if not loop.last %}union all{% endif %}
@@ -197,31 +218,14 @@
 
 {#- Counts of `long` (a relation with model_version, hour_floor, day_floor, count_index and the
     columns `keys`) per window of the kinds `kinds` (columns model_version, window_kind, window_key,
-    `keys`, `measure`). With `deployment_long` (the same columns but the window keys, over the
-    deployment's rows), the deployment window is counted from it instead: an incremental run passes
-    only the touched windows' rows as `long`, and needs every row for the deployment. -#}
-{% macro drift_window_counts(long, keys, kinds, measure='n_at', deployment_long=none) -%}
-    {%- set windowed = kinds | reject('equalto', 'deployment') | list -%}
-    {%- set in_sets = windowed if deployment_long else kinds -%}
-    {%- if in_sets %}
+    `keys`, `measure`). -#}
+{% macro drift_window_counts(long, keys, kinds, measure='n_at') -%}
     select
         model_version,
-        {{ drift_window_kind(in_sets) }} as window_kind,
-        {{ drift_window_key(in_sets) }} as window_key,
+        {{ drift_window_kind(kinds) }} as window_kind,
+        {{ drift_window_key(kinds) }} as window_key,
         {{ keys | join(', ') }},
         cast(count(*) as bigint) as {{ measure }}
     from {{ long }}
-    group by {{ drift_grouping_sets(['model_version'] + keys, in_sets) }}
-    {%- endif %}
-    {%- if deployment_long and 'deployment' in kinds %}
-    {% if in_sets %}union all{% endif %}
-    select
-        model_version,
-        'deployment' as window_kind,
-        cast(0 as bigint) as window_key,
-        {{ keys | join(', ') }},
-        cast(count(*) as bigint) as {{ measure }}
-    from {{ deployment_long }}
-    group by model_version, {{ keys | join(', ') }}
-    {%- endif %}
+    group by {{ drift_grouping_sets(['model_version'] + keys, kinds) }}
 {%- endmacro %}

@@ -92,3 +92,120 @@
     {% endif %}
     {%- endfor %}
 {% endmacro %}
+
+
+{#- `where` clause of an incremental monitoring model reading a relation with received_at: the rows
+    received since the newest it holds, less var('monitor_incremental_lookback_minutes') (files
+    another API replica landed late). A literal cutoff, so the scan can skip files, row groups and
+    table segments by their min/max statistics. Empty when the model is built whole. -#}
+{% macro monitoring_received_since_last_run(incremental=none) %}
+    {%- set incremental = is_incremental() if incremental is none else incremental -%}
+    {%- if execute and incremental %}
+    {%- set newest = run_query("select cast(max(received_at) as varchar) from " ~ this).columns[0].values()[0] %}
+    {%- if newest %}
+    where received_at > cast('{{ newest }}' as timestamp) - interval '{{ var("monitor_incremental_lookback_minutes") }} minutes'
+    {%- endif %}
+    {%- endif %}
+{% endmacro %}
+
+
+{#-
+    Count-window numbering that survives incremental runs, shared by mon_drift_requests and
+    mon_scored_requests. Emits CTEs ending in `numbered`: the rows of `new_rows` (a CTE with
+    model_version, request_id, event_at and `columns`) with count_index, the 0-based window of
+    var('monitor_count_window') rows per version in (event_at, request_id) order.
+    Incremental (`incremental` true, the model holding count_index): a new row may fall before rows
+    already numbered (a late file, an application's own timestamp), so per version every row of
+    {{ this }} from the new rows' earliest event on is renumbered with them (they come back in
+    `numbered`, to replace themselves by request_id); the rows before keep their numbers, and the
+    count continues from how many they are. So the table always equals a full rebuild.
+-#}
+{% macro monitoring_count_numbered(new_rows, columns, incremental) %}
+    {%- set keys = ['model_version', 'request_id', 'event_at'] + columns %}
+    {%- if incremental %}
+restart as (
+
+    select model_version, min(event_at) as from_event_at
+    from {{ new_rows }}
+    group by model_version
+
+),
+
+carried as (
+
+    {#- Rows already numbered at or after the restart point: renumbered with the new ones. -#}
+    select {% for column in keys %}existing.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+    from {{ this }} as existing
+    inner join restart on restart.model_version = existing.model_version
+    where existing.event_at >= restart.from_event_at
+        and not exists (select 1 from {{ new_rows }} as new_row where new_row.request_id = existing.request_id)
+
+),
+
+offsets as (
+
+    select existing.model_version, count(*) as rows_before
+    from {{ this }} as existing
+    inner join restart on restart.model_version = existing.model_version
+    where existing.event_at < restart.from_event_at
+    group by existing.model_version
+
+),
+
+renumbered as (
+
+    select {{ keys | join(', ') }} from {{ new_rows }}
+    union all
+    select * from carried
+
+),
+    {%- else %}
+renumbered as (
+
+    select {{ keys | join(', ') }} from {{ new_rows }}
+
+),
+    {%- endif %}
+
+numbered as (
+
+    select
+        renumbered.*,
+        cast(floor((
+            {%- if incremental %}coalesce(offsets.rows_before, 0) + {% endif -%}
+            row_number() over (partition by renumbered.model_version order by renumbered.event_at, renumbered.request_id) - 1)
+            / {{ var('monitor_count_window') }}) as bigint) as count_index
+
+    from renumbered
+    {%- if incremental %}
+    left join offsets on offsets.model_version = renumbered.model_version
+    {%- endif %}
+
+)
+{% endmacro %}
+
+
+
+{#- on-run-start: drop the incremental marts whose delete+insert key has a column the existing table
+    lacks (built by an earlier version), so this run builds them whole. An incremental run could not
+    replace their old rows (the key never matches them), and a full rebuild of these marts is cheap
+    (a run that does not select them leaves them dropped until the next monitoring build). -#}
+{% macro monitoring_drop_outdated_marts() %}
+    {%- set outdated = {'mon_group_windows': ['window_key', 'batch_at']} -%}
+    {%- set dropped = [] -%}
+    {%- if execute -%}
+    {%- for name, columns in outdated.items() -%}
+        {%- set relation = adapter.get_relation(database=target.database, schema=target.schema, identifier=name) -%}
+        {%- if relation is not none -%}
+            {%- set existing = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+            {%- if columns | reject('in', existing) | list -%}
+                {%- do log("dropping " ~ name ~ ": built before it had " ~ columns | join(", "), info=true) -%}
+                {%- do adapter.drop_relation(relation) -%}
+                {%- do dropped.append(name) -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- endif -%}
+    {#- The hook's SQL: commit the drops now (the models run on other connections). -#}
+    {%- if dropped %}commit{% else %}select 1{% endif -%}
+{% endmacro %}

@@ -29,7 +29,9 @@
 {%- set lb = var('loan_book') -%}
 {%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
 {%- set ks_kinds = var('drift_ks_window_kinds') -%}
-{%- set windowed_kinds = ks_kinds | reject('equalto', 'deployment') | list -%}
+{#- Day and deployment value counts come from mon_drift_value_counts_daily (they add up); the
+    finer kinds are counted from the requests. -#}
+{%- set row_kinds = ks_kinds | reject('in', ['day', 'deployment']) | list -%}
 {%- set since = drift_built_through() -%}
 
 with all_requests as (
@@ -49,18 +51,12 @@ touched as (
 requests as (
 
     select * from all_requests
-    {%- if windowed_kinds %}
-    where {{ drift_in_touched_windows('all_requests', 'touched', windowed_kinds) }}
+    {%- if row_kinds %}
+    where {{ drift_in_touched_windows('all_requests', 'touched', row_kinds,
+                                      drift_changed_from(ref('mon_drift_requests'), since)) }}
     {%- else %}
     where false
     {%- endif %}
-
-),
-
-deployment_requests as (
-
-    select * from all_requests
-    where model_version in (select model_version from touched where window_kind = 'deployment')
 
 ),
 
@@ -95,12 +91,6 @@ requests as (
 
 ),
 
-deployment_requests as (
-
-    select * from all_requests
-
-),
-
 windows as (
 
     select * from {{ ref('mon_drift_windows') }}
@@ -128,20 +118,42 @@ production_numeric as (
 
 ),
 
-{%- if since %}
+daily_value_counts as (
 
-deployment_numeric as (
-
-    {{ drift_numeric_long('deployment_requests', window_columns=false) }}
+    select * from {{ ref('mon_drift_value_counts_daily') }}
+    {%- if since %}
+    where model_version in (select model_version from touched where window_kind = 'deployment')
+    {%- endif %}
 
 ),
 
-{%- endif %}
-
 value_counts as (
 
-    {{ drift_window_counts('production_numeric', ['feature', 'value'], ks_kinds, 'n_at',
-                           'deployment_numeric' if since else none) }}
+    {%- set parts = [] %}
+    {%- if row_kinds %}{% do parts.append('rows') %}{% endif %}
+    {%- if 'day' in ks_kinds %}{% do parts.append('day') %}{% endif %}
+    {%- if 'deployment' in ks_kinds %}{% do parts.append('deployment') %}{% endif %}
+    {%- for part in parts %}
+    {%- if part == 'rows' %}
+    {{ drift_window_counts('production_numeric', ['feature', 'value'], row_kinds, 'n_at') }}
+    {%- elif part == 'day' %}
+    select model_version, 'day' as window_kind, window_key, feature, value, n_at
+    from daily_value_counts
+    {%- if since %}
+    where exists (
+        select 1 from touched
+        where touched.model_version = daily_value_counts.model_version
+            and touched.window_kind = 'day' and touched.window_key = daily_value_counts.window_key
+    )
+    {%- endif %}
+    {%- else %}
+    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, value,
+        cast(sum(n_at) as bigint) as n_at
+    from daily_value_counts
+    group by model_version, feature, value
+    {%- endif %}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 

@@ -11,21 +11,12 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
 ) }}
-{#- Incremental: the distinct values already tabulated plus those of the requests numbered since
+{#- Incremental: the distinct values already tabulated plus those of the days recounted since
     (batch_at), re-tabulated against the reference: a pass over distinct values, not over the log. -#}
 {%- set lb = var('loan_book') -%}
 {%- set since = drift_built_through() -%}
 
-with requests as (
-
-    select * from {{ ref('mon_drift_requests') }}
-    {%- if since %}
-    where batch_at > cast('{{ since }}' as timestamp)
-    {%- endif %}
-
-),
-
-reference as (
+with reference as (
 
     select * from {{ ref('stg_landing__reference_inputs') }}
 
@@ -51,12 +42,13 @@ reference_counts as (
 
 production_values as (
 
-    {%- for name in lb.numeric_features %}
-    select distinct model_version, '{{ name }}' as feature, cast({{ name }} as double) as value, 0 as n_at
-    from requests
-    where {{ name }} is not null
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    {#- The distinct values production sent, from the daily value counts (far fewer rows than the
+        requests; an incremental run reads only the days recounted since it last ran). #}
+    select distinct model_version, feature, value, 0 as n_at
+    from {{ ref('mon_drift_value_counts_daily') }}
+    {%- if since %}
+    where batch_at > cast('{{ since }}' as timestamp)
+    {%- endif %}
     {%- if since %}
     union all
     select model_version, feature, value, 0 as n_at from {{ this }}

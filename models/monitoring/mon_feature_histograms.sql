@@ -35,7 +35,7 @@ touched as (
 requests as (
 
     select * from all_requests
-    where {{ drift_in_touched_windows('all_requests', 'touched') }}
+    where {{ drift_in_touched_windows('all_requests', 'touched', changed_from=drift_changed_from(ref('mon_drift_requests'), since)) }}
 
 ),
 

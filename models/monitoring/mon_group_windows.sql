@@ -1,33 +1,150 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['model_version', 'window_kind', 'window_key'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
 {#-
     Decisions per model version, window (hour, day, count, deployment) and group: counts, the
     calibrated probabilities' expectations and, where outcomes have landed, the confusion matrix.
     mon_positive_rates, mon_fairness_estimated and mon_realised_quality read it, so all three
-    share the same windows. Count windows number the scored requests of a version in event order.
+    share the same windows. Count windows are mon_scored_requests.count_index; the deployment adds
+    up its count windows (they partition its requests), so a full build and an incremental run sum
+    the same partial aggregates. Every measure is a count or a sum, so partial aggregates add up.
+    Incremental: only the windows holding requests mon_scored_requests (re)wrote since the last run
+    (batch_at) are recomputed, and replaced whole (delete+insert on the window), like the drift marts.
 -#}
-
-{%- set aggregates -%}
-        cast(count(*) as bigint) as n,
-        cast(sum(flagged) as bigint) as positives,
-        sum(probability) as expected_positives,
-        sum(1 - probability) as expected_negatives,
-        sum(case when flagged = 1 then 1 - probability else 0 end) as expected_false_positives,
-        cast(count(defaulted) as bigint) as n_with_outcome,
-        cast(coalesce(sum(defaulted), 0) as bigint) as defaults,
-        cast(sum(case when defaulted = 1 and flagged = 1 then 1 else 0 end) as bigint) as true_positives,
-        cast(sum(case when defaulted = 0 and flagged = 1 then 1 else 0 end) as bigint) as false_positives,
-        cast(sum(case when defaulted = 1 and flagged = 0 then 1 else 0 end) as bigint) as false_negatives,
-        cast(sum(case when defaulted = 0 and flagged = 0 then 1 else 0 end) as bigint) as true_negatives
-{%- endset %}
+{#- Each measure: its SQL over requests, and whether it is a count (bigint) or a sum (double). -#}
+{%- set measures = [
+    ('n', 'count(*)', 'bigint'),
+    ('positives', 'sum(flagged)', 'bigint'),
+    ('expected_positives', 'sum(probability)', 'double'),
+    ('expected_negatives', 'sum(1 - probability)', 'double'),
+    ('expected_false_positives', 'sum(case when flagged = 1 then 1 - probability else 0 end)', 'double'),
+    ('n_with_outcome', 'count(defaulted)', 'bigint'),
+    ('defaults', 'coalesce(sum(defaulted), 0)', 'bigint'),
+    ('true_positives', 'sum(case when defaulted = 1 and flagged = 1 then 1 else 0 end)', 'bigint'),
+    ('false_positives', 'sum(case when defaulted = 0 and flagged = 1 then 1 else 0 end)', 'bigint'),
+    ('false_negatives', 'sum(case when defaulted = 1 and flagged = 0 then 1 else 0 end)', 'bigint'),
+    ('true_negatives', 'sum(case when defaulted = 0 and flagged = 0 then 1 else 0 end)', 'bigint'),
+] -%}
+{%- set kinds = ['hour', 'day', 'count'] -%}
+{%- set since = drift_built_through() -%}
+{%- set changed_from = drift_changed_from(ref('mon_scored_requests'), since) if since else none -%}
 
 with scored as (
 
-    select * from {{ ref('mon_scored_requests') }}
+    select
+        *,
+        {{ dbt.date_trunc('hour', 'event_at') }} as hour_floor,
+        {{ dbt.date_trunc('day', 'event_at') }} as day_floor
+
+    from {{ ref('mon_scored_requests') }}
+
+),
+
+{%- if since %}
+
+touched as (
+
+    {{ drift_touched_windows('scored', since) }}
+
+),
+
+{%- endif %}
+
+{%- for kind in kinds %}
+
+{{ kind }}_windows as (
+
+    select
+        model_version,
+        '{{ kind }}' as window_kind,
+        {{ drift_window_key([kind]) }} as window_key,
+        {%- if kind == 'count' %}
+        count_index as window_index,
+        {#- A count window's bounds are its first and last event over every group. #}
+        min(min(event_at)) over (partition by model_version, count_index) as window_start,
+        max(max(event_at)) over (partition by model_version, count_index) as window_end,
+        {%- else %}
+        cast(null as bigint) as window_index,
+        {{ kind }}_floor as window_start,
+        {{ dbt.dateadd(kind, 1, kind ~ '_floor') }} as window_end,
+        {%- endif %}
+        fairness_group,
+        {%- for name, expression, type in measures %}
+        cast({{ expression }} as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from scored
+    {%- if since %}
+    where {{ drift_in_touched_windows('scored', 'touched', [kind], changed_from) }}
+    {%- endif %}
+    group by model_version, {{ 'count_index' if kind == 'count' else kind ~ '_floor' }}, fairness_group
+
+),
+
+{%- endfor %}
+
+count_windows_of_touched_versions as (
+
+    select * from count_windows
+    {%- if since %}
+    union all
+    {# The count windows built before and not recomputed now, of the versions touched. #}
+    select {% for column in ['model_version', 'window_kind', 'window_key', 'window_index', 'window_start', 'window_end', 'fairness_group'] %}built.{{ column }}, {% endfor %}
+        {%- for name, expression, type in measures %}
+        built.{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ this }} as built
+    where built.window_kind = 'count'
+        and built.model_version in (select model_version from touched where window_kind = 'deployment')
+        and not exists (
+            select 1 from touched
+            where touched.model_version = built.model_version and touched.window_kind = 'count'
+                and touched.window_key = built.window_key
+        )
+    {%- endif %}
+
+),
+
+deployment_windows as (
+
+    select
+        model_version,
+        'deployment' as window_kind,
+        cast(0 as bigint) as window_key,
+        cast(0 as bigint) as window_index,
+        min(min(window_start)) over (partition by model_version) as window_start,
+        max(max(window_end)) over (partition by model_version) as window_end,
+        fairness_group,
+        {%- for name, expression, type in measures %}
+        cast(sum({{ name }}) as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from count_windows_of_touched_versions
+    group by model_version, fairness_group
 
 ),
 
 windows as (
 
-    {{ monitoring_aggregate('scored', aggregates, group_by=['fairness_group']) }}
+    {%- for kind in kinds + ['deployment'] %}
+    select
+        model_version,
+        window_kind,
+        window_index,
+        window_start,
+        window_end,
+        fairness_group,
+        {%- for name, expression, type in measures %}
+        {{ name }},
+        {%- endfor %}
+        window_key,
+        (select max(batch_at) from scored) as batch_at
+    from {{ kind }}_windows
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 )
 

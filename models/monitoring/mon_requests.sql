@@ -5,22 +5,22 @@
     on_schema_change='append_new_columns',
 ) }}
 {#-
-    Every logged request, slimmed to what the ops and output marts read, copied once from the
-    landing zone and then appended to: a run reads only the log rows received since the last one
-    (minus var('monitor_incremental_lookback_minutes'), for files another API replica landed late;
-    rows seen twice replace themselves by request_id). `dbt build --full-refresh` rebuilds it.
+    Every logged request, with what the ops, output and drift marts read (the loan inputs included,
+    for mon_drift_requests), copied once from the landing zone and then appended to: a run reads only
+    the log rows received since the last one (minus var('monitor_incremental_lookback_minutes'), for
+    files another API replica landed late; rows seen twice replace themselves by request_id).
+    The only monitoring model that reads the log, so the staging view's de-duplication of every row
+    runs once per build, not once per consumer. `dbt build --full-refresh` rebuilds it.
 -#}
+
+{%- set inputs = var('loan_book').numeric_features + var('loan_book').categorical_features -%}
+{#- A table built before it held the inputs is rebuilt whole (every row replaces itself). -#}
+{%- set incremental = drift_incremental_ready(['received_at'] + inputs) -%}
 
 with requests as (
 
     select * from {{ ref('stg_landing__prediction_log') }}
-    {%- if is_incremental() %}
-    {#- A literal cutoff, so the Parquet scan can skip files and row groups by their statistics. -#}
-    {%- set newest = run_query("select cast(max(received_at) as varchar) from " ~ this).columns[0].values()[0] if execute else none %}
-    {%- if newest %}
-    where received_at > cast('{{ newest }}' as timestamp) - interval '{{ var("monitor_incremental_lookback_minutes") }} minutes'
-    {%- endif %}
-    {%- endif %}
+    {{ monitoring_received_since_last_run(incremental) }}
 
 ),
 
@@ -37,7 +37,10 @@ slim as (
         probability,
         threshold,
         latency_ms,
-        fairness_group
+        fairness_group,
+        {%- for name in inputs %}
+        {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
 
     from requests
 

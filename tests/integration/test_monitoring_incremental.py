@@ -1,9 +1,10 @@
 """Incremental monitoring builds (issue #6, item 7) equal a full rebuild, row for row.
 
-A copy of the trained deployment gets a first batch of logged predictions and a monitoring build;
-then a second batch lands (later requests, a drift, and late-arriving rows whose event time falls
-inside windows already built, which shifts every later count window) and the incremental build
-runs. Every monitoring mart is read, the same selection is rebuilt with ``--full-refresh``, and each
+A copy of the trained deployment gets a first batch of logged predictions (some with outcomes) and
+a monitoring build; then a second batch lands (later requests, a drift, and late-arriving rows whose
+event time falls inside windows already built, which shifts every later count window), with
+outcomes for old requests (new ones, and changed ones: the latest landed wins), and the incremental
+build runs. Every monitoring mart is read, the same selection is rebuilt with ``--full-refresh``, and each
 mart must hold the same rows (floating-point columns to 1e-12 relative: sums may add in another order).
 """
 
@@ -78,6 +79,16 @@ def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: 
     landing.LandingWriter(paths.landing, landing.PREDICTION_LOG, prefix).write(pa.table(arrays, schema=schema))
 
 
+def _land_outcomes(paths: Paths, tmp_path: Path, first: int, last: int, defaulted: int) -> None:
+    """Outcomes for the first batch's requests ``first`` to ``last`` (received long before the lookback)."""
+    from warehouse.outcomes import import_outcomes
+
+    path = tmp_path / f"outcomes-{first}-{last}-{defaulted}.csv"
+    pd.DataFrame({"request_id": [f"first-{i:06d}" for i in range(first, last)],
+                  "defaulted": [(i + defaulted) % 2 for i in range(first, last)]}).to_csv(path, index=False)
+    import_outcomes(paths, path)
+
+
 def _marts(paths: Paths) -> dict[str, pd.DataFrame]:
     with connect_snapshot(paths) as con:
         names = [row[0] for row in con.execute(
@@ -118,6 +129,7 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     paths = _copy(trained_deployment, tmp_path)
     first = simulate_traffic("stable", 5_000, seed=21, start=START, mean_interval_seconds=20)
     _land(paths, version, first, "first", received=START + timedelta(days=2))
+    _land_outcomes(paths, tmp_path, 0, 200, defaulted=0)
     assert build(paths, select=MONITOR_SELECT).ok
 
     # Later traffic that drifts, and late rows: received now, but their events are early in the
@@ -127,6 +139,8 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     late = simulate_traffic("stable", 700, seed=23, start=START + timedelta(hours=6), mean_interval_seconds=20)
     _land(paths, version, later, "later", received=START + timedelta(days=3))
     _land(paths, version, late, "late", received=START + timedelta(days=3, hours=1))
+    # Old requests' outcomes: 100-199 flip (a later landing wins), 200-399 are new.
+    _land_outcomes(paths, tmp_path, 100, 400, defaulted=1)
     incremental = build(paths, select=MONITOR_SELECT)
     assert incremental.ok, incremental.run.output
     after_increment = _marts(paths)
@@ -138,6 +152,11 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     assert {"mon_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "mon_requests"} <= set(rebuilt)
     assert len(rebuilt["mon_requests"]) == 8_700
     assert (rebuilt["mon_drift_numeric"]["window_kind"] == "count").sum() > 0
+    outcomes = rebuilt["mon_scored_requests"].set_index("request_id")["defaulted"]
+    assert outcomes.notna().sum() == 400
+    assert outcomes["first-000150"] == 1, "the outcome landed later wins"
+    deployment = rebuilt["mon_group_windows"].query("window_kind == 'deployment'")
+    assert deployment["n_with_outcome"].sum() == 400
     differences = {}
     for name, expected in rebuilt.items():
         got = after_increment[name]
