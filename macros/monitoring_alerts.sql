@@ -2,12 +2,17 @@
     Helpers for alert rows (mon_alerts and the marts that feed it, drift included).
 -#}
 
-{#- The alert's identity: md5 of check_name|subject|model_version|window_kind|window_start. The same
-    breach keeps its id from build to build, so `lendguard monitor` notifies it once. -#}
-{% macro monitoring_alert_id(check_name, subject, model_version, window_kind, window_start) -%}
+{#- The alert's identity: md5 of check_name|subject|model_version|window_kind|window_start, and for a
+    count window its index too (`window_index`): count windows of simultaneous requests (a batch, or
+    applications' own timestamps given to the second) can share a start. The same breach keeps its
+    id from build to build, so `lendguard monitor` notifies it once. -#}
+{% macro monitoring_alert_id(check_name, subject, model_version, window_kind, window_start, window_index=none) -%}
     md5(
         {{ check_name }} || '|' || {{ subject }} || '|' || coalesce({{ model_version }}, '') || '|'
         || {{ window_kind }} || '|' || coalesce(cast({{ window_start }} as varchar), '')
+        {%- if window_index is not none %}
+        || case when {{ window_kind }} = 'count' then '#' || cast({{ window_index }} as varchar) else '' end
+        {%- endif %}
     )
 {%- endmacro %}
 

@@ -46,6 +46,7 @@ output_rate_breaches as (
         model_version,
         window_kind,
         window_start,
+        window_index,
         window_end,
         rate as value,
         case when positives > positives_high then ci_high else ci_low end as threshold,
@@ -70,6 +71,7 @@ estimated_gap_breaches as (
         model_version,
         window_kind,
         window_start,
+        window_index,
         max(window_end) as window_end,
         max(estimated_fpr_gap) as value,
         {{ var('max_estimated_fpr_gap') }} as threshold,
@@ -93,6 +95,7 @@ realised_gap_breaches as (
         model_version,
         window_kind,
         window_start,
+        window_index,
         max(window_end) as window_end,
         max(realised_fpr_gap) as value,
         {{ var('max_realised_fpr_gap') }} as threshold,
@@ -141,6 +144,7 @@ ops_breaches as (
         model_version,
         'hour' as window_kind,
         hour_start as window_start,
+        cast(0 as bigint) as window_index,
         hour_end as window_end,
         cast({{ column }} as double) as value,
         cast({{ limit }} as double) as threshold,
@@ -175,7 +179,8 @@ own_breaches as (
 own_alerts as (
 
     select
-        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind', 'window_start') }} as alert_id,
+        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind', 'window_start',
+                               'window_index') }} as alert_id,
         check_name,
         subject,
         model_version,
