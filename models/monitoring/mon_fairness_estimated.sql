@@ -22,15 +22,7 @@ evaluations as (
 
 reference as (
 
-    select
-        model_version,
-        group_name,
-        fpr,
-        row_number() over (partition by model_version, group_name order by evaluated_at desc) as recency
-
-    from evaluations
-    where role = 'candidate' and is_deployed_policy
-
+    {{ monitoring_deployed_reference('evaluations') }}
 ),
 
 estimated as (

@@ -31,16 +31,7 @@ evaluations as (
 
 reference as (
 
-    select
-        model_version,
-        group_name,
-        positive_rate,
-        n,
-        row_number() over (partition by model_version, group_name order by evaluated_at desc) as recency
-
-    from evaluations
-    where role = 'candidate' and is_deployed_policy
-
+    {{ monitoring_deployed_reference('evaluations') }}
 ),
 
 joined as (
