@@ -229,3 +229,65 @@
     from {{ long }}
     group by {{ drift_grouping_sets(['model_version'] + keys, kinds) }}
 {%- endmacro %}
+
+
+{#- mon_feature_histograms' production counts of `binned` (rows per request with `value` and the
+    window columns): CTEs `window_<name>` and `production_<name>`, the latter with columns
+    model_version, window_kind, window_key, feature, `value`, production_count.
+    Full build (`incremental` false): every window kind counted from the rows.
+    Incremental: the touched hour, day and count windows counted from the rows (`binned` holds only
+    theirs), and the deployment as the sum of its days (days partition its requests): the days this
+    mart already holds (`feature_kind` rows, `built_value` their value column, `built_filter` an
+    extra condition on them) and the days recomputed now. No pass over every request. -#}
+{% macro histogram_production_counts(name, binned, value, feature_kind, built_value, incremental, built_filter='') %}
+    {%- if incremental %}
+window_{{ name }} as (
+
+    {{ drift_window_counts(binned, ['feature', value], ['hour', 'day', 'count'], 'production_count') }}
+
+),
+
+production_{{ name }} as (
+
+    select window_{{ name }}.*
+    from window_{{ name }}
+    inner join touched
+        on touched.model_version = window_{{ name }}.model_version
+        and touched.window_kind = window_{{ name }}.window_kind
+        and touched.window_key = window_{{ name }}.window_key
+
+    union all
+
+    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, {{ value }},
+        cast(sum(production_count) as bigint) as production_count
+    from (
+        select built.model_version, built.feature, built.{{ built_value }} as {{ value }}, built.production_count
+        from {{ this }} as built
+        where built.window_kind = 'day' and built.feature_kind = '{{ feature_kind }}'{{ built_filter }}
+            and not exists (
+                select 1 from touched
+                where touched.model_version = built.model_version and touched.window_kind = 'day'
+                    and touched.window_key = built.window_key
+            )
+            and built.model_version in (select model_version from touched where window_kind = 'deployment')
+        union all
+        select window_{{ name }}.model_version, window_{{ name }}.feature, window_{{ name }}.{{ value }},
+            window_{{ name }}.production_count
+        from window_{{ name }}
+        inner join touched
+            on touched.model_version = window_{{ name }}.model_version
+            and touched.window_kind = 'day'
+            and touched.window_key = window_{{ name }}.window_key
+        where window_{{ name }}.window_kind = 'day'
+    ) as days
+    group by model_version, feature, {{ value }}
+
+),
+    {%- else %}
+production_{{ name }} as (
+
+    {{ drift_window_counts(binned, ['feature', value], ['hour', 'day', 'count', 'deployment'], 'production_count') }}
+
+),
+    {%- endif %}
+{% endmacro %}

@@ -63,53 +63,34 @@ output_rate_breaches as (
 
 ),
 
-estimated_gap_breaches as (
+{#- The FPR-gap checks, label-free (estimated) and once outcomes land (realised): one row per window
+    whose gap over the groups in it exceeds its limit. #}
+{%- for basis, source in [('estimated', 'fairness_estimated'), ('realised', 'realised_quality')] %}
+{%- set check_name = basis ~ '_fpr_gap' %}
+{{ basis }}_gap_breaches as (
 
     select
-        'estimated_fpr_gap' as check_name,
+        '{{ check_name }}' as check_name,
         '__all_groups__' as subject,
         model_version,
         window_kind,
         window_start,
         window_index,
         max(window_end) as window_end,
-        max(estimated_fpr_gap) as value,
-        {{ var('max_estimated_fpr_gap') }} as threshold,
-        {{ monitoring_severity('estimated_fpr_gap') }} as severity,
-        {{ monitoring_json_group_object('fairness_group', 'estimated_fpr') }} as details
+        max({{ check_name }}) as value,
+        {{ var('max_' ~ check_name) }} as threshold,
+        {{ monitoring_severity(check_name) }} as severity,
+        {{ monitoring_json_group_object('fairness_group', basis ~ '_fpr') }} as details
 
-    from fairness_estimated
+    from {{ source }}
     where in_gap
         and groups_in_gap >= 2
-        and estimated_fpr_gap > {{ var('max_estimated_fpr_gap') }}
+        and {{ check_name }} > {{ var('max_' ~ check_name) }}
         and window_kind in {{ alert_kinds }}
     group by model_version, window_kind, window_start, window_index
 
 ),
-
-realised_gap_breaches as (
-
-    select
-        'realised_fpr_gap' as check_name,
-        '__all_groups__' as subject,
-        model_version,
-        window_kind,
-        window_start,
-        window_index,
-        max(window_end) as window_end,
-        max(realised_fpr_gap) as value,
-        {{ var('max_realised_fpr_gap') }} as threshold,
-        {{ monitoring_severity('realised_fpr_gap') }} as severity,
-        {{ monitoring_json_group_object('fairness_group', 'realised_fpr') }} as details
-
-    from realised_quality
-    where in_gap
-        and groups_in_gap >= 2
-        and realised_fpr_gap > {{ var('max_realised_fpr_gap') }}
-        and window_kind in {{ alert_kinds }}
-    group by model_version, window_kind, window_start, window_index
-
-),
+{% endfor %}
 
 ops_measures as (
 

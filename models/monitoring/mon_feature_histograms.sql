@@ -110,63 +110,7 @@ production_numeric_binned as (
 
 ),
 
-{%- if since %}
-
-window_bin_counts as (
-
-    {{ drift_window_counts('production_numeric_binned', ['feature', 'bin_index'], ['hour', 'day', 'count'], 'production_count') }}
-
-),
-
-{#- The deployment's counts add up its day windows (days partition its requests): the days built
-    before, as this mart holds them, and the days recomputed now. No pass over every request. -#}
-production_bin_counts as (
-
-    select window_bin_counts.*
-    from window_bin_counts
-    inner join touched
-        on touched.model_version = window_bin_counts.model_version
-        and touched.window_kind = window_bin_counts.window_kind
-        and touched.window_key = window_bin_counts.window_key
-
-    union all
-
-    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, bin_index,
-        cast(sum(production_count) as bigint) as production_count
-    from (
-        select built.model_version, built.feature, built.bin_index, built.production_count
-        from {{ this }} as built
-        where built.window_kind = 'day' and built.feature_kind = 'numeric'
-            and not exists (
-                select 1 from touched
-                where touched.model_version = built.model_version and touched.window_kind = 'day'
-                    and touched.window_key = built.window_key
-            )
-            and built.model_version in (select model_version from touched where window_kind = 'deployment')
-        union all
-        select window_bin_counts.model_version, window_bin_counts.feature, window_bin_counts.bin_index,
-            window_bin_counts.production_count
-        from window_bin_counts
-        inner join touched
-            on touched.model_version = window_bin_counts.model_version
-            and touched.window_kind = 'day'
-            and touched.window_key = window_bin_counts.window_key
-        where window_bin_counts.window_kind = 'day'
-    ) as days
-    group by model_version, feature, bin_index
-
-),
-
-{%- else %}
-
-production_bin_counts as (
-
-    {{ drift_window_counts('production_numeric_binned', ['feature', 'bin_index'], ['hour', 'day', 'count', 'deployment'],
-                           'production_count') }}
-
-),
-
-{%- endif %}
+{{ histogram_production_counts('bin_counts', 'production_numeric_binned', 'bin_index', 'numeric', 'bin_index', since) }}
 
 reference_bin_counts as (
 
@@ -227,61 +171,8 @@ production_categorical as (
 
 ),
 
-{%- if since %}
-
-window_category_counts as (
-
-    {{ drift_window_counts('production_categorical', ['feature', 'category'], ['hour', 'day', 'count'], 'production_count') }}
-
-),
-
-production_category_counts as (
-
-    select window_category_counts.*
-    from window_category_counts
-    inner join touched
-        on touched.model_version = window_category_counts.model_version
-        and touched.window_kind = window_category_counts.window_kind
-        and touched.window_key = window_category_counts.window_key
-
-    union all
-
-    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, category,
-        cast(sum(production_count) as bigint) as production_count
-    from (
-        select built.model_version, built.feature, built.bin as category, built.production_count
-        from {{ this }} as built
-        where built.window_kind = 'day' and built.feature_kind = 'categorical' and built.production_count > 0
-            and not exists (
-                select 1 from touched
-                where touched.model_version = built.model_version and touched.window_kind = 'day'
-                    and touched.window_key = built.window_key
-            )
-            and built.model_version in (select model_version from touched where window_kind = 'deployment')
-        union all
-        select window_category_counts.model_version, window_category_counts.feature, window_category_counts.category,
-            window_category_counts.production_count
-        from window_category_counts
-        inner join touched
-            on touched.model_version = window_category_counts.model_version
-            and touched.window_kind = 'day'
-            and touched.window_key = window_category_counts.window_key
-        where window_category_counts.window_kind = 'day'
-    ) as days
-    group by model_version, feature, category
-
-),
-
-{%- else %}
-
-production_category_counts as (
-
-    {{ drift_window_counts('production_categorical', ['feature', 'category'], ['hour', 'day', 'count', 'deployment'],
-                           'production_count') }}
-
-),
-
-{%- endif %}
+{{ histogram_production_counts('category_counts', 'production_categorical', 'category', 'categorical', 'bin', since,
+                                built_filter=' and built.production_count > 0') }}
 
 reference_category_counts as (
 
