@@ -205,10 +205,13 @@
 
 
 {#- Every numeric input of `relation` as rows (model_version, hour_floor, day_floor, count_index,
-    feature, value), missing values left out. -#}
+    feature, feature_index, value), missing values left out. feature_index is the input's position
+    in var('loan_book').numeric_features (macro drift_feature_index): an integer key to sort and
+    group by, which DuckDB compares far faster than the name. -#}
 {% macro drift_numeric_long(relation) -%}
     {%- for name in var('loan_book').numeric_features %}
-    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature, cast({{ name }} as double) as value
+    select model_version, hour_floor, day_floor, count_index, '{{ name }}' as feature,
+        {{ loop.index0 }} as feature_index, cast({{ name }} as double) as value
     from {{ relation }}
     where {{ name }} is not null
     {% if not loop.last %}union all{% endif %}
@@ -216,10 +219,34 @@
 {%- endmacro %}
 
 
+{#- A numeric input's position in var('loan_book').numeric_features, from its name (`expression`). -#}
+{% macro drift_feature_index(expression) -%}
+    case {{ expression }}
+        {%- for name in var('loan_book').numeric_features %}
+        when '{{ name }}' then {{ loop.index0 }}
+        {%- endfor %}
+    end
+{%- endmacro %}
+
+
+{#- A numeric input's name, from its position (`expression`, see drift_feature_index). -#}
+{% macro drift_feature_name(expression) -%}
+    case {{ expression }}
+        {%- for name in var('loan_book').numeric_features %}
+        when {{ loop.index0 }} then '{{ name }}'
+        {%- endfor %}
+    end
+{%- endmacro %}
+
+
 {#- Counts of `long` (a relation with model_version, hour_floor, day_floor, count_index and the
     columns `keys`) per window of the kinds `kinds` (columns model_version, window_kind, window_key,
-    `keys`, `measure`). -#}
+    `keys`, `measure`). With more than one kind, the rows are counted once per (hour, count window)
+    cell and the window kinds are rolled up from those counts: DuckDB evaluates every grouping set
+    over its whole input, so grouping the rows themselves by four sets would hash each row four
+    times (an hour holds every row of its day, so the cells add up to every kind exactly). -#}
 {% macro drift_window_counts(long, keys, kinds, measure='n_at') -%}
+    {%- if kinds | length == 1 %}
     select
         model_version,
         {{ drift_window_kind(kinds) }} as window_kind,
@@ -228,6 +255,20 @@
         cast(count(*) as bigint) as {{ measure }}
     from {{ long }}
     group by {{ drift_grouping_sets(['model_version'] + keys, kinds) }}
+    {%- else %}
+    select
+        model_version,
+        {{ drift_window_kind(kinds) }} as window_kind,
+        {{ drift_window_key(kinds) }} as window_key,
+        {{ keys | join(', ') }},
+        cast(sum(cell_count) as bigint) as {{ measure }}
+    from (
+        select model_version, hour_floor, day_floor, count_index, {{ keys | join(', ') }}, count(*) as cell_count
+        from {{ long }}
+        group by model_version, hour_floor, day_floor, count_index, {{ keys | join(", ") }}
+    ) as cells
+    group by {{ drift_grouping_sets(['model_version'] + keys, kinds) }}
+    {%- endif %}
 {%- endmacro %}
 
 

@@ -106,9 +106,20 @@ histograms as (
 
 {%- endif %}
 
+{#- The KS statistic runs on integer keys: the production CDF is a sort of every window's distinct
+    values, and DuckDB sorts one integer key (window_feature_key, one per window and input) much
+    faster than the text window kind and feature name. The names come back in `ks`. -#}
 reference_values as (
 
-    select * from {{ ref('mon_drift_reference_values') }}
+    select
+        model_version,
+        {{ drift_feature_index('feature') }} as feature_index,
+        value,
+        reference_le,
+        reference_lt,
+        n_reference
+
+    from {{ ref('mon_drift_reference_values') }}
 
 ),
 
@@ -135,9 +146,10 @@ value_counts as (
     {%- if 'deployment' in ks_kinds %}{% do parts.append('deployment') %}{% endif %}
     {%- for part in parts %}
     {%- if part == 'rows' %}
-    {{ drift_window_counts('production_numeric', ['feature', 'value'], row_kinds, 'n_at') }}
+    {{ drift_window_counts('production_numeric', ['feature_index', 'value'], row_kinds, 'n_at') }}
     {%- elif part == 'day' %}
-    select model_version, 'day' as window_kind, window_key, feature, value, n_at
+    select model_version, 'day' as window_kind, window_key, {{ drift_feature_index('feature') }} as feature_index,
+        value, n_at
     from daily_value_counts
     {%- if since %}
     where exists (
@@ -147,8 +159,8 @@ value_counts as (
     )
     {%- endif %}
     {%- else %}
-    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key, feature, value,
-        cast(sum(n_at) as bigint) as n_at
+    select model_version, 'deployment' as window_kind, cast(0 as bigint) as window_key,
+        {{ drift_feature_index('feature') }} as feature_index, value, cast(sum(n_at) as bigint) as n_at
     from daily_value_counts
     group by model_version, feature, value
     {%- endif %}
@@ -157,25 +169,52 @@ value_counts as (
 
 ),
 
+coded_value_counts as (
+
+    select
+        model_version,
+        case window_kind
+            {%- for kind in monitoring_window_kinds() %}
+            when '{{ kind }}' then {{ loop.index0 }}
+            {%- endfor %}
+        end as window_code,
+        window_key,
+        feature_index,
+        value,
+        n_at
+
+    from value_counts
+
+),
+
+keyed_value_counts as (
+
+    {#- One integer per (window_code, window_key, feature_index), distinct for distinct triples
+        (mixed radix: window_code < 4, feature_index < the number of inputs). -#}
+    select
+        *,
+        (window_key * 4 + window_code) * {{ lb.numeric_features | length }} + feature_index as window_feature_key
+
+    from coded_value_counts
+
+),
+
 production_cdf as (
 
     select
         model_version,
-        window_kind,
+        window_code,
         window_key,
-        feature,
+        feature_index,
         value,
         n_at,
         sum(n_at) over (
-            partition by model_version, window_kind, window_key, feature
+            partition by model_version, window_feature_key
             order by value rows between unbounded preceding and current row
         ) as production_le,
-        sum(n_at) over (
-            partition by model_version, window_kind, window_key, feature
-            order by value rows between unbounded preceding and unbounded following
-        ) as n_production
+        sum(n_at) over (partition by model_version, window_feature_key) as n_production
 
-    from value_counts
+    from keyed_value_counts
 
 ),
 
@@ -183,9 +222,9 @@ gaps as (
 
     select
         production_cdf.model_version,
-        production_cdf.window_kind,
+        production_cdf.window_code,
         production_cdf.window_key,
-        production_cdf.feature,
+        production_cdf.feature_index,
         production_cdf.n_production,
         reference_values.n_reference,
         greatest(
@@ -198,7 +237,7 @@ gaps as (
     from production_cdf
     inner join reference_values
         on reference_values.model_version = production_cdf.model_version
-        and reference_values.feature = production_cdf.feature
+        and reference_values.feature_index = production_cdf.feature_index
         and reference_values.value = production_cdf.value
 
 ),
@@ -207,15 +246,19 @@ ks as (
 
     select
         model_version,
-        window_kind,
+        case window_code
+            {%- for kind in monitoring_window_kinds() %}
+            when {{ loop.index0 }} then '{{ kind }}'
+            {%- endfor %}
+        end as window_kind,
         window_key,
-        feature,
+        {{ drift_feature_name('feature_index') }} as feature,
         cast(max(n_production) as bigint) as n_production,
         cast(max(n_reference) as bigint) as n_reference,
         max(gap) as ks_d
 
     from gaps
-    group by model_version, window_kind, window_key, feature
+    group by model_version, window_code, window_key, feature_index
 
 ),
 
