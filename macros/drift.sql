@@ -145,9 +145,21 @@
 {%- endmacro %}
 
 
+{#- The condition on a row of mon_drift_requests or mon_scored_requests that it changed after
+    `since` (a timestamp literal): (re)written by a later run (batch_at); with `outcomes`, also an
+    outcome landed since (less the lookback, for a file landed while that run was reading). -#}
+{% macro drift_changed_since(since, outcomes=false) -%}
+    (batch_at > cast('{{ since }}' as timestamp)
+    {%- if outcomes %}
+        or outcome_landed_at > cast('{{ since }}' as timestamp)
+            - interval '{{ var("monitor_incremental_lookback_minutes") }} minutes'
+    {%- endif %})
+{%- endmacro %}
+
+
 {#- The windows (model_version, window_kind, window_key) holding a request of mon_drift_requests
-    (`requests`) newer than `since` (a timestamp literal). -#}
-{% macro drift_touched_windows(requests, since, kinds=['hour', 'day', 'count', 'deployment']) -%}
+    (`requests`) changed after `since` (drift_changed_since). -#}
+{% macro drift_touched_windows(requests, since, kinds=['hour', 'day', 'count', 'deployment'], outcomes=false) -%}
     {%- set keys = {
         'hour': drift_epoch_seconds('hour_floor'),
         'day': drift_epoch_seconds('day_floor'),
@@ -157,7 +169,7 @@
     {%- for kind in kinds %}
     select distinct model_version, '{{ kind }}' as window_kind, {{ keys[kind] }} as window_key
     from {{ requests }}
-    where batch_at > cast('{{ since }}' as timestamp)
+    where {{ drift_changed_since(since, outcomes) }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 {%- endmacro %}
@@ -167,10 +179,10 @@
     (min/max statistics): the day of the earliest event among them and their lowest count_index.
     Every touched hour or day window starts on or after that day, every touched count window has at
     least that index (the rows before keep their numbers). None when no row changed. -#}
-{% macro drift_changed_from(relation, since) -%}
+{% macro drift_changed_from(relation, since, outcomes=false) -%}
     {%- set row = run_query(
         "select cast(" ~ dbt.date_trunc('day', 'min(event_at)') ~ " as varchar), min(count_index) from " ~ relation
-        ~ " where batch_at > cast('" ~ since ~ "' as timestamp)").rows[0] -%}
+        ~ " where " ~ drift_changed_since(since, outcomes)).rows[0] -%}
     {%- if row[0] is none %}{{ return(none) }}{% endif -%}
     {{ return({'day': row[0], 'count_index': row[1]}) }}
 {%- endmacro %}

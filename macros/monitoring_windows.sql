@@ -110,17 +110,21 @@
 
 
 {#-
-    Count-window numbering that survives incremental runs, shared by mon_drift_requests and
-    mon_scored_requests. Emits CTEs ending in `numbered`: the rows of `new_rows` (a CTE with
-    model_version, request_id, event_at and `columns`) with count_index, the 0-based window of
-    var('monitor_count_window') rows per version in (event_at, request_id) order.
-    Incremental (`incremental` true, the model holding count_index): a new row may fall before rows
+    Count-window numbering that survives incremental runs, for mon_requests (the drift and the
+    output count windows, numbered in one sort). Emits CTEs ending in `numbered`: the rows of
+    `new_rows` (a CTE with model_version, request_id, event_at and `columns`) with one index column
+    per entry of `counters` (name -> a condition on those columns): the 0-based window of
+    var('monitor_count_window') rows, among the version's rows meeting the condition, in
+    (event_at, request_id) order; null for the rows that do not meet it.
+    Incremental (`incremental` true, the model holding the counters): a new row may fall before rows
     already numbered (a late file, an application's own timestamp), so per version every row of
     {{ this }} from the new rows' earliest event on is renumbered with them (they come back in
-    `numbered`, to replace themselves by request_id); the rows before keep their numbers, and the
-    count continues from how many they are. So the table always equals a full rebuild.
+    `numbered`, to replace themselves by request_id); the rows before keep their numbers, and each
+    count continues from how many of them it numbered. So the table always equals a full rebuild.
+    The running counts are count(case ...), not count(*) filter (...): DuckDB 1.5 evaluates a
+    filtered running window aggregate frame by frame (151 s for 1M rows, against 0.24 s).
 -#}
-{% macro monitoring_count_numbered(new_rows, columns, incremental) %}
+{% macro monitoring_count_numbered(new_rows, columns, incremental, counters) %}
     {%- set keys = ['model_version', 'request_id', 'event_at'] + columns %}
     {%- if incremental %}
 restart as (
@@ -144,7 +148,11 @@ carried as (
 
 offsets as (
 
-    select existing.model_version, count(*) as rows_before
+    select
+        existing.model_version,
+        {%- for name in counters %}
+        count(existing.{{ name }}) as {{ name }}_before{{ "," if not loop.last }}
+        {%- endfor %}
     from {{ this }} as existing
     inner join restart on restart.model_version = existing.model_version
     where existing.event_at < restart.from_event_at
@@ -167,19 +175,37 @@ renumbered as (
 ),
     {%- endif %}
 
-numbered as (
+counted as (
 
     select
         renumbered.*,
-        cast(floor((
-            {%- if incremental %}coalesce(offsets.rows_before, 0) + {% endif -%}
-            row_number() over (partition by renumbered.model_version order by renumbered.event_at, renumbered.request_id) - 1)
-            / {{ var('monitor_count_window') }}) as bigint) as count_index
-
+        {%- for name, condition in counters.items() %}
+        coalesce({{ condition }}, false) as is_{{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
     from renumbered
+
+),
+
+numbered as (
+
+    select
+        {% for column in keys %}counted.{{ column }},
+        {% endfor -%}
+        {%- for name in counters %}
+        case when counted.is_{{ name }} then cast(floor((
+            {%- if incremental %}coalesce(offsets.{{ name }}_before, 0) + {% endif -%}
+            count(case when counted.is_{{ name }} then 1 end) over version_order - 1)
+            / {{ var('monitor_count_window') }}) as bigint) end as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from counted
     {%- if incremental %}
-    left join offsets on offsets.model_version = renumbered.model_version
+    left join offsets on offsets.model_version = counted.model_version
     {%- endif %}
+    window version_order as (
+        partition by counted.model_version order by counted.event_at, counted.request_id
+        rows between unbounded preceding and current row
+    )
 
 )
 {% endmacro %}

@@ -11,8 +11,9 @@
     share the same windows. Count windows are mon_scored_requests.count_index; the deployment adds
     up its count windows (they partition its requests), so a full build and an incremental run sum
     the same partial aggregates. Every measure is a count or a sum, so partial aggregates add up.
-    Incremental: only the windows holding requests mon_scored_requests (re)wrote since the last run
-    (batch_at) are recomputed, and replaced whole (delete+insert on the window), like the drift marts.
+    Incremental: only the windows holding requests mon_requests (re)wrote since the last run
+    (batch_at), or whose outcome landed since (outcome_landed_at, less the lookback), are
+    recomputed, and replaced whole (delete+insert on the window), like the drift marts.
 -#}
 {#- Each measure: its SQL over requests, and whether it is a count (bigint) or a sum (double). -#}
 {%- set measures = [
@@ -30,7 +31,7 @@
 ] -%}
 {%- set kinds = ['hour', 'day', 'count'] -%}
 {%- set since = drift_built_through() -%}
-{%- set changed_from = drift_changed_from(ref('mon_scored_requests'), since) if since else none -%}
+{%- set changed_from = drift_changed_from(ref('mon_scored_requests'), since, outcomes=true) if since else none -%}
 
 with scored as (
 
@@ -47,7 +48,7 @@ with scored as (
 
 touched as (
 
-    {{ drift_touched_windows('scored', since) }}
+    {{ drift_touched_windows('scored', since, outcomes=true) }}
 
 ),
 
@@ -141,7 +142,7 @@ windows as (
         {{ name }},
         {%- endfor %}
         window_key,
-        (select max(batch_at) from scored) as batch_at
+        {{ drift_batch_stamp() }} as batch_at
     from {{ kind }}_windows
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}

@@ -5,17 +5,26 @@
     on_schema_change='append_new_columns',
 ) }}
 {#-
-    Every logged request, with what the ops, output and drift marts read (the loan inputs included,
-    for mon_drift_requests), copied once from the landing zone and then appended to: a run reads only
-    the log rows received since the last one (minus var('monitor_incremental_lookback_minutes'), for
-    files another API replica landed late; rows seen twice replace themselves by request_id).
-    The only monitoring model that reads the log, so the staging view's de-duplication of every row
-    runs once per build, not once per consumer. `dbt build --full-refresh` rebuilds it.
+    Every logged request, with what the ops, output and drift marts read (the loan inputs included)
+    and both count-window numberings: drift_count_index over the requests drift is measured on
+    (accepted, status 200, of a version with a drift reference) and scored_count_index over the
+    model's own decisions (answered in normal mode with a probability). Copied once from the landing
+    zone and then appended to: a run reads only the log rows received since the last one (minus
+    var('monitor_incremental_lookback_minutes'), for files another API replica landed late; rows
+    seen twice replace themselves by request_id), and renumbers each version's rows from the new
+    rows' earliest event on (macro monitoring_count_numbered), so it always equals a full rebuild.
+    The only monitoring model that reads the log, and the only one that sorts every request: the
+    staging view's de-duplication runs once per build, and both numberings share one sort
+    (mon_drift_requests and mon_scored_requests are views over this table; batch_at stamps the rows
+    each run (re)wrote, for the incremental marts). `dbt build --full-refresh` rebuilds it.
 -#}
 
-{%- set inputs = var('loan_book').numeric_features + var('loan_book').categorical_features -%}
-{#- A table built before it held the inputs is rebuilt whole (every row replaces itself). -#}
-{%- set incremental = drift_incremental_ready(['received_at'] + inputs) -%}
+{%- set lb = var('loan_book') -%}
+{%- set inputs = lb.numeric_features + lb.categorical_features -%}
+{%- set columns = ['received_at', 'status_code', 'decision', 'mode', 'probability', 'threshold', 'latency_ms',
+                   'fairness_group'] + inputs -%}
+{#- A table built before it held the inputs and the numberings is rebuilt whole (every row replaces itself). -#}
+{%- set incremental = drift_incremental_ready(['received_at', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
 
 with requests as (
 
@@ -24,7 +33,35 @@ with requests as (
 
 ),
 
+referenced_versions as (
+
+    select distinct model_version from {{ ref('stg_landing__reference_inputs') }}
+
+),
+
 slim as (
+
+    select
+        request_id,
+        event_at,
+        model_version,
+        {%- for name in columns %}
+        {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from requests
+
+),
+
+{{ monitoring_count_numbered('slim', columns, incremental, {
+    'drift_count_index':
+        "status_code = 200 and model_version in (select model_version from referenced_versions)",
+    'scored_count_index':
+        "status_code < 400 and decision is not null and mode = 'normal' and probability is not null"
+        ~ " and model_version is not null",
+}) }},
+
+final as (
 
     select
         request_id,
@@ -39,11 +76,14 @@ slim as (
         latency_ms,
         fairness_group,
         {%- for name in inputs %}
-        {{ name }}{{ "," if not loop.last }}
+        {{ name }},
         {%- endfor %}
+        drift_count_index,
+        scored_count_index,
+        {{ drift_batch_stamp() }} as batch_at
 
-    from requests
+    from numbered
 
 )
 
-select * from slim
+select * from final
