@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from warehouse import landing
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from warehouse.loan_book import LoanBookSchema
     from warehouse.paths import Paths
 
@@ -186,6 +187,8 @@ def land_reference_inputs(paths: Paths, loan_book: LoanBookSchema, frame: pd.Dat
 def land_rows(paths: Paths, dataset: str, rows: list[dict[str, Any]] | pd.DataFrame) -> None:
     """Append rows to a dataset of the landing zone (one immutable file)."""
     schema = SCHEMAS[dataset]
+    import pandas as pd  # noqa: PLC0415 - imported here: every `lendguard build` imports this module, and pandas takes 0.7 s
+
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=schema.names)
     table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     landing.LandingWriter(paths.landing, dataset, writer_id=f"ml-{landing.default_writer_id()}").write(table)

@@ -21,8 +21,10 @@ Other modules add theirs to ``FUNCTIONS``; the readers of the published snapshot
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,16 @@ import pyarrow as pa
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 from duckdb.sqltypes import BIGINT, DOUBLE, DuckDBPyType
-from scipy import stats
+
+
+@functools.cache
+def _stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: the import takes about a second, and every dbt
+    invocation loads this plugin before its first model, on the one thread that is busy then; a
+    build first calls a UDF mid-run, while the other thread has work."""
+    from scipy import stats  # noqa: PLC0415
+
+    return stats
 
 
 def _floats(array: pa.Array) -> np.ndarray:
@@ -39,17 +50,17 @@ def _floats(array: pa.Array) -> np.ndarray:
 
 def binom_ppf(q: pa.Array, n: pa.Array, p: pa.Array) -> pa.Array:
     """``scipy.stats.binom.ppf`` over Arrow columns."""
-    return pa.array(stats.binom.ppf(_floats(q), _floats(n), _floats(p)), type=pa.float64())
+    return pa.array(_stats().binom.ppf(_floats(q), _floats(n), _floats(p)), type=pa.float64())
 
 
 def binom_cdf(k: pa.Array, n: pa.Array, p: pa.Array) -> pa.Array:
     """``scipy.stats.binom.cdf`` over Arrow columns."""
-    return pa.array(stats.binom.cdf(_floats(k), _floats(n), _floats(p)), type=pa.float64())
+    return pa.array(_stats().binom.cdf(_floats(k), _floats(n), _floats(p)), type=pa.float64())
 
 
 def beta_ppf(q: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
     """``scipy.stats.beta.ppf`` over Arrow columns (the Clopper–Pearson interval's ends)."""
-    return pa.array(stats.beta.ppf(_floats(q), _floats(a), _floats(b)), type=pa.float64())
+    return pa.array(_stats().beta.ppf(_floats(q), _floats(a), _floats(b)), type=pa.float64())
 
 
 def ks_2samp_pvalue(d: pa.Array, n1: pa.Array, n2: pa.Array) -> pa.Array:
@@ -64,14 +75,14 @@ def ks_2samp_pvalue(d: pa.Array, n1: pa.Array, n2: pa.Array) -> pa.Array:
         pairs = np.column_stack([d_, np.round(m * n / (m + n))])
         # SciPy evaluates kstwo element by element (milliseconds each): each distinct pair once.
         unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        values = stats.kstwo.sf(unique[:, 0], unique[:, 1])[inverse.reshape(-1)]
+        values = _stats().kstwo.sf(unique[:, 0], unique[:, 1])[inverse.reshape(-1)]
     return pa.array(values, type=pa.float64(), mask=np.isnan(values))
 
 
 def chi2_sf(x: pa.Array, df: pa.Array) -> pa.Array:
     """``scipy.stats.chi2.sf(x, df)`` (the p-value of a chi-square statistic)."""
     with np.errstate(invalid="ignore"):
-        values = stats.chi2.sf(_floats(x), _floats(df))
+        values = _stats().chi2.sf(_floats(x), _floats(df))
     return pa.array(values, type=pa.float64(), mask=np.isnan(values))
 
 
