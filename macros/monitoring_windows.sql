@@ -118,7 +118,7 @@
     (event_at, request_id) order; null for the rows that do not meet it.
     Incremental (`incremental` true, the model holding the counters): a new row may fall before rows
     already numbered (a late file, an application's own timestamp), so per version every row of
-    {{ this }} from the new rows' earliest event on is renumbered with them (they come back in
+    {{ this }} from the earliest event of the new rows counted is renumbered with them (they come back in
     `numbered`, to replace themselves by request_id); the rows before keep their numbers, and each
     count continues from how many of them it numbered. So the table always equals a full rebuild.
     The running counts are count(case ...), not count(*) filter (...): DuckDB 1.5 evaluates a
@@ -129,8 +129,11 @@
     {%- if incremental %}
 restart as (
 
+    {#- From the earliest new row that is counted at all: one that meets no condition (a refused
+        request sent with an old timestamp, say) shifts no window, so it re-opens none. -#}
     select model_version, min(event_at) as from_event_at
     from {{ new_rows }}
+    where {% for condition in counters.values() %}coalesce({{ condition }}, false){{ " or " if not loop.last }}{% endfor %}
     group by model_version
 
 ),

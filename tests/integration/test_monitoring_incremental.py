@@ -47,8 +47,10 @@ def _copy(source: Paths, tmp_path: Path) -> Paths:
     return paths_for(data)
 
 
-def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: datetime) -> None:
-    """``traffic`` as accepted, scored log rows (probabilities made up: drift does not read them)."""
+def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: datetime,
+          *, refused: bool = False) -> None:
+    """``traffic`` as accepted, scored log rows (probabilities made up: drift does not read them),
+    or as refused ones (422: no decision)."""
     loan_book = current_loan_book(paths)
     schema = prediction_log_schema(loan_book)
     n = traffic.num_rows
@@ -62,11 +64,11 @@ def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: 
         "request_id": [f"{prefix}-{i:06d}" for i in range(n)],
         "received_at": received_at,
         "occurred_at": occurred,
-        "status_code": [200] * n,
+        "status_code": [422 if refused else 200] * n,
         "model_version": [version] * n,
-        "threshold": [0.2] * n,
-        "probability": probability,
-        "decision": ["manual_review" if p >= 0.2 else "auto_approve" for p in probability],
+        "threshold": [None if refused else 0.2] * n,
+        "probability": [None] * n if refused else probability,
+        "decision": [None] * n if refused else ["manual_review" if p >= 0.2 else "auto_approve" for p in probability],
         "mode": ["normal"] * n,
         "latency_ms": [3.0] * n,
     }
@@ -133,6 +135,8 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     _land(paths, version, first, "first", received=START + timedelta(days=2))
     _land_outcomes(paths, tmp_path, 0, 200, defaulted=0)
     assert build(paths, select=MONITOR_SELECT).ok
+    with connect_snapshot(paths) as con:
+        first_stamp = con.execute("select max(batch_at) from mon_requests").fetchone()[0]
 
     # Later traffic that drifts, and late rows: received now, but their events are early in the
     # first batch's span (so count windows already built are renumbered from there on).
@@ -141,6 +145,10 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     late = simulate_traffic("stable", 700, seed=23, start=START + timedelta(hours=6), mean_interval_seconds=20)
     _land(paths, version, later, "later", received=START + timedelta(days=3))
     _land(paths, version, late, "late", received=START + timedelta(days=3, hours=1))
+    # Refused requests sent with the first batch's earliest timestamps: counted in no window, so they
+    # must not re-open (renumber and rewrite) the windows from there on.
+    refused = simulate_traffic("stable", 5, seed=24, start=START, mean_interval_seconds=20)
+    _land(paths, version, refused, "refused", received=START + timedelta(days=3, hours=2), refused=True)
     # Old requests' outcomes: 100-199 flip (a later landing wins), 200-399 are new.
     _land_outcomes(paths, tmp_path, 100, 400, defaulted=1)
     incremental = build(paths, select=MONITOR_SELECT)
@@ -153,7 +161,14 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     assert set(after_increment) == set(rebuilt)
     assert {"mon_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "mon_requests",
             "mon_scored_requests", "mon_group_windows"} <= set(rebuilt)
-    assert len(rebuilt["mon_requests"]) == 8_700
+    assert len(rebuilt["mon_requests"]) == 8_705
+    # Only the rows from the earliest counted new row (the late batch) on were renumbered and
+    # rewritten; the refused rows before it re-opened nothing.
+    requests = after_increment["mon_requests"]
+    before_late = requests[(requests["event_at"] < START.replace(tzinfo=None) + timedelta(hours=6))
+                           & (requests["status_code"] == 200)]
+    assert len(before_late) > 500
+    assert (before_late["batch_at"] == first_stamp).all()
     assert (rebuilt["mon_drift_numeric"]["window_kind"] == "count").sum() > 0
     outcomes = rebuilt["mon_scored_requests"].set_index("request_id")["defaulted"]
     assert outcomes.notna().sum() == 400
