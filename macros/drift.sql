@@ -110,9 +110,10 @@
 
 {#-
     Incremental drift marts (issue #6, item 7). mon_requests stamps every row it (re)numbers with
-    the run's batch_at (mon_drift_requests, a view over it, carries it); each incremental drift mart keeps the newest batch_at it was built from
-    and, on the next run, recomputes only the windows holding a request of a newer batch (their hour,
-    day and count windows, and the version's deployment window), replacing those windows whole
+    the run's batch_at (mon_drift_requests, a view over it, carries it); each incremental drift
+    mart keeps the newest batch_at it was built from and, on the next run, recomputes only the
+    windows holding a request of a newer batch (their hour, day and count windows, and the
+    version's deployment window), replacing those windows whole
     (delete+insert on model_version, window_kind, window_key). Windows never shrink or disappear
     (the log is append-only), so the result equals a full rebuild.
 -#}

@@ -21,7 +21,6 @@ Other modules add theirs to ``FUNCTIONS``; the readers of the published snapshot
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -34,11 +33,10 @@ from duckdb import DuckDBPyConnection
 from duckdb.sqltypes import BIGINT, DOUBLE, DuckDBPyType
 
 
-@functools.cache
 def _stats() -> ModuleType:
-    """``scipy.stats``, imported on first use: the import takes about a second, and every dbt
-    invocation loads this plugin before its first model, on the one thread that is busy then; a
-    build first calls a UDF mid-run, while the other thread has work."""
+    """``scipy.stats``, imported on first use (later calls find it in ``sys.modules``): the import
+    takes about a second, and every dbt invocation loads this plugin before its first model, on the
+    one thread that is busy then; a build first calls a UDF mid-run, while the other thread has work."""
     from scipy import stats  # noqa: PLC0415
 
     return stats

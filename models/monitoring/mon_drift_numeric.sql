@@ -190,10 +190,11 @@ coded_value_counts as (
 keyed_value_counts as (
 
     {#- One integer per (window_code, window_key, feature_index), distinct for distinct triples
-        (mixed radix: window_code < 4, feature_index < the number of inputs). -#}
+        (mixed radix: window_code < the number of window kinds, feature_index < the number of inputs). -#}
     select
         *,
-        (window_key * 4 + window_code) * {{ lb.numeric_features | length }} + feature_index as window_feature_key
+        (window_key * {{ monitoring_window_kinds() | length }} + window_code) * {{ lb.numeric_features | length }}
+            + feature_index as window_feature_key
 
     from coded_value_counts
 

@@ -48,8 +48,6 @@ production_values as (
     from {{ ref('mon_drift_value_counts_daily') }}
     {%- if since %}
     where batch_at > cast('{{ since }}' as timestamp)
-    {%- endif %}
-    {%- if since %}
     union all
     select model_version, feature, value, 0 as n_at from {{ this }}
     {%- endif %}
