@@ -49,11 +49,11 @@ from api.operations import operations
 from api.reload import WATCHER_STATE_KEY, ModelSlot, ModelWatcher, start_model
 from api.schemas import ReadyResponse, ScoreResponse, build_request_struct
 from api.service import Receipt, rejection_row
-from api.settings import Settings, get_settings, redact_uri
 from ml.registry import ModelBundle
 from warehouse.landing import PREDICTION_LOG
 from warehouse.paths import Paths, get_paths
 from warehouse.prediction_log import META_FIELDS, prediction_log_schema
+from warehouse.settings import ApiSettings, DashboardSettings, get_settings, redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,22 @@ class Serving:
     """When the registry answered the factory (the first successful registry check)."""
 
 
-def create_app(settings: Settings | None = None, paths: Paths | None = None) -> Litestar:
-    """The scoring API for the bundle ``settings.model_alias`` points at in ``paths``' registry."""
-    settings = settings or get_settings()
+def create_app(
+    settings: ApiSettings | None = None, paths: Paths | None = None, *, dashboard: DashboardSettings | None = None
+) -> Litestar:
+    """The scoring API for the bundle ``settings.model_alias`` points at in ``paths``' registry.
+
+    Sections left as None are this process's (``warehouse.settings.get_settings``).
+    """
+    settings = settings or get_settings().api
+    dashboard = dashboard or get_settings().dashboard
     paths = paths or get_paths()
     serving = _load_serving(paths, settings.model_alias)
     score = _score_handler(serving)
     ops = operations(settings, paths, MODELS_STATE_KEY)  # auth, admin, metrics, failover, offline docs
     return Litestar(
-        route_handlers=[score, batch_handler(serving, settings), healthz, readyz, dashboard_handler(paths),
-                        *ops.route_handlers],
+        route_handlers=[score, batch_handler(serving, settings), healthz, readyz,
+                        dashboard_handler(paths, dashboard.mlflow_ui_url), *ops.route_handlers],
         lifespan=[_lifespan(settings, paths, serving), idempotency_lifespan(settings, paths), *ops.lifespan],
         after_exception=[_log_rejected],
         guards=list(ops.guards),
@@ -136,7 +142,7 @@ def _load_serving(paths: Paths, alias: str) -> Serving:
     return Serving(alias, bundle, None, allowed, loaded_at=datetime.now(UTC))
 
 
-def _lifespan(settings: Settings, paths: Paths, serving: Serving) -> Callable[[Litestar], Any]:
+def _lifespan(settings: ApiSettings, paths: Paths, serving: Serving) -> Callable[[Litestar], Any]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         """Open the log writer and the model, follow the alias; on shutdown close them in reverse,

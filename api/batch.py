@@ -30,7 +30,7 @@ from api.idempotency import fingerprint, request_key, store_of
 from api.log_writer import LogWriteError
 from api.schemas import ScoreResponse, build_request_struct
 from api.service import Receipt, ScoringService, new_request_id
-from api.settings import Settings
+from warehouse.settings import ApiSettings
 
 if TYPE_CHECKING:
     from api.app import Serving
@@ -80,7 +80,7 @@ async def score_batch(
     return BatchScoreResponse(batch_id=batch_id, results=list(outcomes))  # type: ignore[arg-type]
 
 
-def batch_handler(serving: Serving, settings: Settings) -> HTTPRouteHandler:
+def batch_handler(serving: Serving, settings: ApiSettings) -> HTTPRouteHandler:
     """The batch route, typed with the contract's application Struct (shared with ``/v1/score``)."""
     from api.app import (  # noqa: PLC0415 - api.app builds this route in create_app
         LOGGED_OPT,

@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
     from api.log_writer import PredictionLogWriter
     from api.schemas import Mode
-    from api.settings import Settings
     from warehouse.paths import Paths
+    from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ class Applied:
 class FailoverFollower:
     """Follows the failover flag file and holds the previous champion when that is the fallback."""
 
-    def __init__(self, paths: Paths, settings: Settings, served: ModelSlot, writer: PredictionLogWriter | None) -> None:
+    def __init__(
+        self, paths: Paths, settings: ApiSettings, served: ModelSlot, writer: PredictionLogWriter | None
+    ) -> None:
         self.paths = paths
         self.settings = settings
         self.served = served
@@ -292,7 +294,7 @@ def failover_headers(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def failover_lifespan(settings: Settings, paths: Paths, models_key: str) -> Callable[[Litestar], Any]:
+def failover_lifespan(settings: ApiSettings, paths: Paths, models_key: str) -> Callable[[Litestar], Any]:
     """Runs after the app's main lifespan opened the log writer and the model (and stops before it)."""
 
     @asynccontextmanager

@@ -41,9 +41,9 @@ from litestar import Litestar, Request
 from litestar.exceptions import ClientException, ValidationException
 
 from api.schemas import ScoreResponse
-from api.settings import Settings
 from warehouse.landing import PREDICTION_LOG
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def _response(values: dict[str, Any]) -> ScoreResponse | None:
         return None
 
 
-def idempotency_lifespan(settings: Settings, paths: Paths) -> Callable[[Litestar], Any]:
+def idempotency_lifespan(settings: ApiSettings, paths: Paths) -> Callable[[Litestar], Any]:
     """Put an :class:`IdempotencyStore` on ``app.state``, rebuilt from the prediction log."""
 
     @asynccontextmanager

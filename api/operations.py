@@ -22,8 +22,8 @@ from api.metrics import METRICS_STATE_KEY, Metrics, count_requests, metrics_endp
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from api.settings import Settings
     from warehouse.paths import Paths
+    from warehouse.settings import ApiSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Operations:
     """Extra ``OpenAPIConfig`` arguments: the offline docs page and the security schemes."""
 
 
-def operations(settings: Settings, paths: Paths, models_key: str) -> Operations:
+def operations(settings: ApiSettings, paths: Paths, models_key: str) -> Operations:
     """The pieces for one app. Raises ``api.auth.KeyFileError`` when the keys file is unusable."""
     keys = open_keys(settings.api_keys_file, require=settings.require_auth)
     return Operations(

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 
 from api.log_writer import PredictionLogWriter
 from api.service import ScoringService, warm_up
-from api.settings import Settings, redact_uri
 from ml.registry import MODEL_NAME, ModelBundle
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings, redact_uri
 
 if TYPE_CHECKING:
     from litestar.datastructures import State
@@ -160,7 +160,7 @@ class LoadedModel:
         self.scorer.close()
 
 
-async def start_model(bundle: ModelBundle, writer: PredictionLogWriter, settings: Settings) -> LoadedModel:
+async def start_model(bundle: ModelBundle, writer: PredictionLogWriter, settings: ApiSettings) -> LoadedModel:
     """A warmed-up, running service for ``bundle``; it answers nothing until installed in a slot."""
     from ml.scoring import FeatureScorer  # noqa: PLC0415 - keeps create_app's import light
 
@@ -256,7 +256,7 @@ class ModelWatcher:
         self,
         slot: ModelSlot,
         writer: PredictionLogWriter,
-        settings: Settings,
+        settings: ApiSettings,
         paths: Paths,
         *,
         checked_at: datetime | None = None,

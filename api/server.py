@@ -7,15 +7,14 @@ behind a load balancer rather than uvicorn workers sharing an app object.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings, get_settings
 from warehouse.paths import Paths
+from warehouse.settings import REGISTRY_FAIL_FAST, ApiSettings, apply_tool_environment, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +24,19 @@ def serve(
     port: int | None = None,
     alias: str | None = None,
     *,
-    settings: Settings | None = None,
+    settings: ApiSettings | None = None,
     paths: Paths | None = None,
 ) -> None:
     """Serve the model ``alias`` points at until SIGINT/SIGTERM (then flush the log and exit).
 
-    Arguments left as None come from ``settings`` (default: the environment, see ``api.settings``).
+    Arguments left as None come from ``settings`` (default: this process's, ``warehouse.settings``).
+    This is the API process's edge: it gives MLflow its environment once (no telemetry; registry
+    reads fail fast, the alias poller tries again at its next poll).
     """
-    base = settings or get_settings()
+    apply_tool_environment(REGISTRY_FAIL_FAST)
+    base = settings or get_settings().api
     overrides = {k: v for k, v in {"host": host, "port": port, "model_alias": alias}.items() if v is not None}
-    effective = dataclasses.replace(base, **overrides)
+    effective = base.model_copy(update=overrides)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(effective, paths)

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from api.failover import FailoverFollower  # noqa: E402
 from api.reload import ModelSlot  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from warehouse.failover import flag_path, set_failover  # noqa: E402
 from warehouse.paths import Paths  # noqa: E402
+from warehouse.settings import ApiSettings  # noqa: E402
 
 WRITER = """
 import sys, time
@@ -46,7 +46,7 @@ for index in range(changes):
 """
 
 
-async def follow(paths: Paths, settings: Settings, changes: int, spacing: float) -> list[float]:
+async def follow(paths: Paths, settings: ApiSettings, changes: int, spacing: float) -> list[float]:
     follower = FailoverFollower(paths, settings, ModelSlot(), None)
     await follower.start()
     env = {**os.environ, "LENDGUARD_DATA_DIR": str(paths.data_dir), "PYTHONPATH": str(ROOT)}
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=1.3, help="seconds between changes")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    settings = Settings()
+    settings = ApiSettings()
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths.from_env({"LENDGUARD_DATA_DIR": str(Path(tmp) / "data")})
         set_failover(paths, by="bench", reason="create the file")

@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
+from warehouse.settings import REGISTRY_FAIL_FAST, apply_tool_environment, get_settings, load, variable
 
 if TYPE_CHECKING:
     from lendguard.pipeline import PipelineRun
@@ -178,11 +180,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_api_key_create(args: argparse.Namespace) -> None:
     from api.auth import create_key  # noqa: PLC0415
-    from api.settings import ENV_API_KEYS_FILE  # noqa: PLC0415
 
-    target = args.file or os.environ.get(ENV_API_KEYS_FILE, "").strip()
+    target = args.file or get_settings().api.api_keys_file
     if not target:
-        raise CommandError(f"no keys file: pass --file PATH or set {ENV_API_KEYS_FILE}")
+        raise CommandError(f"no keys file: pass --file PATH or set {variable('api.api_keys_file')}")
     key = create_key(Path(target), args.name, args.scope)
     errors.print(f"key {args.name!r} ({', '.join(dict.fromkeys(args.scope))}) added to {target}; "
                  "it is shown once, below, and stored nowhere:")
@@ -210,6 +211,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     from lendguard.status import collect_status  # noqa: PLC0415
 
+    apply_tool_environment(REGISTRY_FAIL_FAST)  # a status check answers quickly when the registry is down
     state = collect_status(get_paths())
     if args.json:
         sys.stdout.write(json.dumps(state, indent=2) + "\n")
@@ -222,9 +224,11 @@ def cmd_status(args: argparse.Namespace) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> None:
     from api.dashboard.export import export_dashboard  # noqa: PLC0415
 
+    apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
     out = Path(args.out)
     with console.status("rendering the dashboard from the published snapshot"):
-        view = export_dashboard(get_paths(), out, version=args.version, window=args.window)
+        view = export_dashboard(get_paths(), out, get_settings().dashboard.mlflow_ui_url,
+                                version=args.version, window=args.window)
     rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
     console.print(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline")
 
@@ -235,6 +239,17 @@ def cmd_export_marts(args: argparse.Namespace) -> None:
     with console.status("exporting the marts from the published snapshot"):
         written = export_marts(get_paths(), Path(args.out))
     console.print(f"wrote {len(written)} Parquet files to {args.out}: {', '.join(p.stem for p in written)}")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    from lendguard.config import config_json, config_table, effective_settings  # noqa: PLC0415
+
+    loaded = load()
+    rows = effective_settings(loaded)
+    if args.json:
+        sys.stdout.write(config_json(rows, loaded.config_file) + "\n")
+    else:
+        console.print(config_table(rows, loaded.config_file))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -470,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command'
                  "to Parquet files, for BI tools")
     export.add_argument("--out", required=True, metavar="DIR")
 
+    config = add("config", cmd_config, "show every setting: its effective value (secrets masked), "
+                 "variable, source (environment, file, default) and meaning")
+    config.add_argument("--json", action="store_true", help="machine-readable form")
+
     status = add("status", cmd_status, "show where everything is and what state it is in")
     status.add_argument("--json", action="store_true", help="stable machine-readable form")
 
@@ -516,7 +535,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        get_settings()  # read once, here: a bad setting stops every command before it starts
         code = args.handler(args)
+    except LendguardError as exc:
+        errors.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+        return exc.exit_code
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130

@@ -8,7 +8,6 @@ short summary of what happened and where to look. Ends by itself unless asked to
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lendguard.replay import ReplayResult, application_bodies, replay
 from warehouse.paths import Paths, get_paths
+from warehouse.settings import get_settings
 
 READY_TIMEOUT_SECONDS = 120.0
 
@@ -61,7 +61,7 @@ def start_server(port: int, paths: Paths, console: Console) -> subprocess.Popen[
     with log_file.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-            stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            stdout=sink, stderr=subprocess.STDOUT,  # inherits this environment
         )
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     with console.status(f"starting the API on port {port}"):
@@ -194,7 +194,7 @@ def run_demo(
             stop_server(server)
     dashboard = paths.data_dir / "dashboard.html"
     with console.status("7/7 dashboard"):
-        export_dashboard(paths, dashboard)
+        export_dashboard(paths, dashboard, get_settings().dashboard.mlflow_ui_url)
     summary = hourly_summary(paths)
     console.print(f"7/7 dashboard (one offline HTML file): {dashboard}; mon_ops_hourly: {summary['requests']:,} "
                   f"requests over {summary['hours']} hours, {summary['positive_predictions']:,} sent to manual review")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
 import uuid
@@ -44,10 +43,12 @@ from warehouse.failover import read_failover, set_failover
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
+from warehouse.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 ACTOR = "lendguard monitor"
+"""Who sets failover when a monitoring run finds critical alerts (the run itself is ``pipeline.actor``'s)."""
 MONITOR_TEST_PREFIX = "test.lendguard.monitor_"
 """unique_id prefix of the monitor checks (models/monitoring/_monitoring__models.yml names them)."""
 MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
@@ -239,8 +240,11 @@ def run_monitor(
     settings: notify.NotifySettings | None = None,
     actor: str | None = None,
 ) -> MonitorReport:
-    """One monitoring run (see the module docstring); raises ``DbtError`` when dbt could not run."""
-    actor = actor or os.environ.get("LENDGUARD_ACTOR") or ACTOR
+    """One monitoring run (see the module docstring); raises ``DbtError`` when dbt could not run.
+
+    ``settings`` and ``actor`` left as None are this process's (``notify``, ``pipeline.actor``).
+    """
+    actor = actor or get_settings().pipeline.actor
     report = MonitorReport(monitor_run_id=f"{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", started_at=_now())
     try:
         result = build(paths, select=MONITOR_SELECT, monitor=True)
@@ -278,7 +282,7 @@ def run_monitor(
         report.failover_set = report.failover_active = True
     if report.new_alerts:
         report.deliveries = notify.send(alert_notification(report, fallback),
-                                        settings or notify.NotifySettings.from_env())
+                                        settings or get_settings().notify)
         _record_notifications(paths, report)
     report.status = CRITICAL if critical else ALERTS if report.alerts else OK
     _record_run(paths, report, actor)

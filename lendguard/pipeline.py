@@ -13,12 +13,10 @@ A failed stage stops the run with its reason; running again starts a fresh run, 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +37,7 @@ from warehouse import datasets
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
+from warehouse.settings import Settings, child_environment, get_settings, variable
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +51,6 @@ class StageFailedError(RuntimeError):
 
 class PipelineBusyError(RuntimeError):
     """Another run is still running or waiting for its approval."""
-
-
-def actor() -> str:
-    """Who is acting: ``LENDGUARD_ACTOR`` (CI servers set it), else user@host."""
-    return os.environ.get("LENDGUARD_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def utc_now() -> datetime:
@@ -127,10 +121,11 @@ def _record(paths: Paths, run: PipelineRun, entry: dict[str, Any]) -> None:
 
 
 # ----- the stages ---------------------------------------------------------------------------------
-StageFn = Callable[[Paths, PipelineRun], dict[str, Any]]
+StageFn = Callable[[Paths, PipelineRun, Settings], dict[str, Any]]
+"""A stage: the deployment's paths, the run it updates, and the process's settings."""
 
 
-def stage_train(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_train(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
     outcome = train(paths)
     run.mlflow_run_id = outcome.run_id
     best = outcome.cv_results.iloc[0]
@@ -140,13 +135,13 @@ def stage_train(paths: Paths, run: PipelineRun) -> dict[str, Any]:
             "candidates": outcome.cv_results[["candidate", "log_loss_mean", "auc_mean"]].to_dict("records")}
 
 
-def stage_thresholds(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_thresholds(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
     policies = delivery.thresholds_stage(paths, _require(run.mlflow_run_id, "train"))
     return {"deployed": policies.deployed,
             "policies": {name: policy.to_dict() for name, policy in policies.policies.items()}}
 
 
-def stage_evaluate(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_evaluate(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
     evaluation = delivery.evaluate_stage(paths, _require(run.mlflow_run_id, "train"))
     run.version = evaluation.version
     overall = {name: frame[frame["group"] == "__overall__"].iloc[0][
@@ -155,7 +150,7 @@ def stage_evaluate(paths: Paths, run: PipelineRun) -> dict[str, Any]:
     return {"version": evaluation.version, "champion_version": evaluation.champion_version, "overall": overall}
 
 
-def stage_gate(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_gate(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
     result = delivery.gate_stage(paths, _require(run.version, "evaluate"), pipeline_run_id=run.run_id)
     details = {"passed": result.passed, "checks": _json_records(result.checks), "other_failures": result.other_failures}
     if not result.passed:
@@ -163,15 +158,14 @@ def stage_gate(paths: Paths, run: PipelineRun) -> dict[str, Any]:
     return details
 
 
-def stage_deploy_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
-    port = int(os.environ.get("LENDGUARD_DEV_API_PORT", "8001"))
+def stage_deploy_dev(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
     stop_dev_api(paths)
-    url = start_api(paths, port=port, alias=delivery.CANDIDATE, name="dev-api")
+    url = start_api(paths, port=settings.pipeline.dev_api_port, alias=delivery.CANDIDATE, name="dev-api")
     run.dev_api_url = url
     return {"url": url, "alias": delivery.CANDIDATE}
 
 
-def stage_test_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_test_dev(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
     """Integration tests and the performance requirement against the dev API."""
     from lendguard.replay import application_bodies, replay  # noqa: PLC0415
 
@@ -213,8 +207,8 @@ def stage_test_dev(paths: Paths, run: PipelineRun) -> dict[str, Any]:
     return details
 
 
-def stage_request_approval(paths: Paths, run: PipelineRun) -> dict[str, Any]:
-    from ml.notify import NotifySettings, approval_request, send  # noqa: PLC0415
+def stage_request_approval(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
+    from ml.notify import approval_request, send  # noqa: PLC0415
 
     version = _require(run.version, "evaluate")
     with connect_snapshot(paths) as con:
@@ -238,27 +232,29 @@ def stage_request_approval(paths: Paths, run: PipelineRun) -> dict[str, Any]:
                         for r in candidate[candidate["group_name"] == "__overall__"].itertuples()},
         champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
         deployed_policy=str(overall["policy"]),
+        answer_url=settings.pipeline.approval_url,
     )
-    deliveries = send(notification, NotifySettings.from_env())
+    deliveries = send(notification, settings.notify)
     run.status = AWAITING
     return {"notified": [asdict(d) for d in deliveries], "subject": notification.subject,
             "approve": f"lendguard approve {version} --by NAME --note TEXT",
             "reject": f"lendguard reject {version} --by NAME --note TEXT"}
 
 
-def stage_deploy_prod(paths: Paths, run: PipelineRun) -> dict[str, Any]:
+def stage_deploy_prod(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
     """The alias has moved (by the approval); wait for the production API to serve it, if it is known."""
     version = _require(run.version, "evaluate")
     details: dict[str, Any] = {"alias": delivery.CHAMPION, "version": version}
-    prod_url = os.environ.get("LENDGUARD_PROD_API_URL")
+    prod_url = settings.pipeline.prod_api_url
     if prod_url:
         details["prod_api_url"] = prod_url
-        details["serving"] = _wait_for_version(prod_url, version, timeout=float(os.environ.get(
-            "LENDGUARD_PROD_SWITCH_TIMEOUT_SECONDS", "120")))
+        details["serving"] = _wait_for_version(prod_url, version,
+                                               timeout=settings.pipeline.prod_switch_timeout_seconds)
         if details["serving"] != version:
             raise StageFailedError(f"the production API at {prod_url} still serves {details['serving']}, not {version}")
     else:
-        details["note"] = "LENDGUARD_PROD_API_URL not set: production APIs switch at their next alias poll"
+        details["note"] = (f"{variable('pipeline.prod_api_url')} not set: "
+                           "production APIs switch at their next alias poll")
     stop_dev_api(paths)
     return details
 
@@ -298,15 +294,21 @@ def _json_records(frame: Any) -> list[dict[str, Any]]:
 
 
 # ----- running ------------------------------------------------------------------------------------
-def run_stage(paths: Paths, run: PipelineRun, name: str, who: str | None = None) -> PipelineRun:
-    """Run one stage of ``run``, recording its start and end; raise StageFailedError on failure."""
+def run_stage(
+    paths: Paths, run: PipelineRun, name: str, who: str | None = None, *, settings: Settings | None = None
+) -> PipelineRun:
+    """Run one stage of ``run``, recording its start and end; raise StageFailedError on failure.
+
+    ``settings`` left as None are this process's (``warehouse.settings.get_settings``), here and below.
+    """
+    settings = settings or get_settings()
     function = dict(STAGES)[name]
     entry: dict[str, Any] = {"stage": name, "status": "running", "started_at": utc_now().isoformat(),
-                             "ended_at": None, "actor": who or actor(), "details": {}}
+                             "ended_at": None, "actor": who or settings.pipeline.actor, "details": {}}
     run.stages = [s for s in run.stages if s["stage"] != name] + [entry]
     _record(paths, run, entry)
     try:
-        entry["details"] = function(paths, run)
+        entry["details"] = function(paths, run, settings)
     except Exception as exc:
         entry.update(status="failed", ended_at=utc_now().isoformat(), details={"error": f"{exc}"})
         run.status, run.reason = FAILED, f"{name}: {exc}"
@@ -320,7 +322,8 @@ def run_stage(paths: Paths, run: PipelineRun, name: str, who: str | None = None)
     return run
 
 
-def start_run(paths: Paths, *, supersede: bool = False) -> PipelineRun:
+def start_run(paths: Paths, *, supersede: bool = False, settings: Settings | None = None) -> PipelineRun:
+    settings = settings or get_settings()
     current = latest(paths)
     if current is not None and current.status in OPEN_STATES:
         if not supersede:
@@ -332,20 +335,22 @@ def start_run(paths: Paths, *, supersede: bool = False) -> PipelineRun:
         current.status, current.reason = FAILED, "superseded by a new run"
         save(paths, current)
     run = PipelineRun(run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", status=RUNNING,
-                      started_at=utc_now().isoformat(), actor=actor())
+                      started_at=utc_now().isoformat(), actor=settings.pipeline.actor)
     save(paths, run)
     return run
 
 
 def run_pipeline(
-    paths: Paths, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None
+    paths: Paths, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> PipelineRun:
     """Run every automatic stage; return the run (awaiting approval, or raise on failure)."""
-    run = start_run(paths, supersede=supersede)
+    settings = settings or get_settings()
+    run = start_run(paths, supersede=supersede, settings=settings)
     for name in AUTOMATIC:
         if on_stage is not None:
             on_stage(name)
-        run_stage(paths, run, name)
+        run_stage(paths, run, name, settings=settings)
     return run
 
 
@@ -362,7 +367,9 @@ def wait_for_decision(paths: Paths, run_id: str, timeout: float | None = None, p
         time.sleep(poll)
 
 
-def decide(paths: Paths, version: str, *, approve: bool, by: str, note: str) -> PipelineRun | None:
+def decide(
+    paths: Paths, version: str, *, approve: bool, by: str, note: str, settings: Settings | None = None
+) -> PipelineRun | None:
     """Record the decision; on approval deploy to production (the run's last stage)."""
     run = run_for_version(paths, version)
     pipeline_run_id = run.run_id if run is not None else None
@@ -377,7 +384,7 @@ def decide(paths: Paths, version: str, *, approve: bool, by: str, note: str) -> 
         _record(paths, run, waiting)
     if approve:
         run.status = RUNNING
-        run_stage(paths, run, "deploy-prod", who=by)
+        run_stage(paths, run, "deploy-prod", who=by, settings=settings)
         run.status = DEPLOYED
     else:
         run.status, run.reason = REJECTED, f"rejected by {by}: {note}"
@@ -399,7 +406,7 @@ def start_api(paths: Paths, *, port: int, alias: str, name: str, timeout: float 
     """
     log_path = paths.data_dir / f"{name}.log"
     landing = paths.data_dir / name / "landing"
-    env = {**os.environ, "LENDGUARD_LANDING": str(landing), "LENDGUARD_WRITER_ID": name}
+    env = child_environment({variable("paths.landing"): str(landing), variable("api.writer_id"): name})
     with log_path.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port), "--alias", alias],

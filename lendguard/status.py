@@ -6,7 +6,6 @@ The JSON form (``--json``) is a stable contract for scripts and CI: keys are onl
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +58,9 @@ def _landing(paths: Paths) -> dict[str, Any]:
 def _models(paths: Paths) -> dict[str, Any]:
     """Versions behind each alias, with their tags (gate and approval state arrive as tags).
 
-    A status check must answer quickly when the registry is down: at most one retry, 5 s timeout
-    (MLflow's defaults retry for minutes). Set the variables yourself to override.
+    A status check must answer quickly when the registry is down: the command applies
+    ``warehouse.settings.REGISTRY_FAIL_FAST`` at its edge (MLflow's defaults retry for minutes).
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     try:
         from mlflow import MlflowClient  # noqa: PLC0415
         from mlflow.exceptions import MlflowException  # noqa: PLC0415

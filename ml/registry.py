@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import types
 from dataclasses import dataclass
@@ -43,8 +42,6 @@ def model_sql_file(dialect: str) -> str:
 
 
 MODEL_SQL_FILE = model_sql_file("duckdb")
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 class ModelNotFoundError(LookupError):

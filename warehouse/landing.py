@@ -61,10 +61,7 @@ def atomic_write_parquet(
 
 
 def default_writer_id() -> str:
-    """A prefix unique to this process: host, pid and start time (or ``LENDGUARD_WRITER_ID``)."""
-    configured = os.environ.get("LENDGUARD_WRITER_ID")
-    if configured:
-        return configured
+    """A prefix unique to this process: host, pid and start time (a configured one is passed in instead)."""
     host = socket.gethostname().split(".")[0].replace("-", "")[:20] or "host"
     return f"{host}-{os.getpid()}-{int(time.time() * 1000)}"
 

@@ -1,24 +1,19 @@
-"""Where everything lives. One frozen settings object, read from the environment once.
+"""Where everything lives: the path settings (``warehouse.settings.PathSettings``) resolved.
 
-Every path can be moved by an environment variable so tests, CI and several deployments can run
-side by side; the defaults keep all runtime data under ``warehouse/data/`` (git-ignored).
+Every path can be moved by a setting so tests, CI and several deployments can run side by side;
+the defaults keep all runtime data under ``warehouse/data/`` (git-ignored).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-"""The repository root: holds ``dbt_project.yml`` and ``profiles.yml``."""
+from warehouse.settings import PROJECT_DIR, PathSettings, child_environment, get_settings, load_settings, variable
 
-DBT_PROFILE_ENV = {
-    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-}
+__all__ = ["PROJECT_DIR", "Paths", "get_paths"]
 
 
 @dataclass(frozen=True)
@@ -34,31 +29,35 @@ class Paths:
     state_dir: Path
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Paths:
-        env = os.environ if environ is None else environ
-        data_dir = Path(env.get("LENDGUARD_DATA_DIR", PROJECT_DIR / "warehouse" / "data")).resolve()
+    def from_settings(cls, settings: PathSettings) -> Paths:
+        """Absolute paths; the unset ones derived from the data directory."""
+        data_dir = settings.data_dir.resolve()
         mlflow_dir = data_dir / "mlflow"
+        tracking_uri = settings.tracking_uri.get_secret_value() if settings.tracking_uri else None
         return cls(
             data_dir=data_dir,
-            warehouse=Path(env.get("LENDGUARD_WAREHOUSE", data_dir / "lendguard.duckdb")).resolve(),
-            snapshot=Path(env.get("LENDGUARD_SNAPSHOT", data_dir / "published" / "lendguard.duckdb")).resolve(),
-            landing=Path(env.get("LENDGUARD_LANDING", data_dir / "landing")).resolve(),
+            warehouse=(settings.warehouse or data_dir / "lendguard.duckdb").resolve(),
+            snapshot=(settings.snapshot or data_dir / "published" / "lendguard.duckdb").resolve(),
+            landing=(settings.landing or data_dir / "landing").resolve(),
             mlflow_dir=mlflow_dir,
-            tracking_uri=env.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
+            tracking_uri=tracking_uri or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
             state_dir=data_dir / "state",
         )
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        """The paths ``environ`` describes (default: this process's environment), uncached: for tests and tools."""
+        return cls.from_settings(load_settings(environ).paths)
+
     def dbt_env(self) -> dict[str, str]:
         """Environment for a dbt process: absolute paths, so dbt's working directory does not matter."""
-        return {
-            **os.environ,
-            **DBT_PROFILE_ENV,
-            "LENDGUARD_WAREHOUSE": str(self.warehouse),
-            "LENDGUARD_LANDING": str(self.landing),
-        }
+        return child_environment({
+            variable("paths.warehouse"): str(self.warehouse),
+            variable("paths.landing"): str(self.landing),
+        })
 
 
 @cache
 def get_paths() -> Paths:
-    """The process-wide paths (cached: the environment is read once)."""
-    return Paths.from_env()
+    """The process-wide paths, derived from :func:`warehouse.settings.get_settings` (read once)."""
+    return Paths.from_settings(get_settings().paths)

@@ -16,9 +16,11 @@ from api.dashboard.page import render_page
 from warehouse.paths import Paths
 
 
-def export_dashboard(paths: Paths, out: Path, *, version: str | None = None, window: str = LATEST) -> Dashboard:
+def export_dashboard(
+    paths: Paths, out: Path, mlflow_ui_url: str, *, version: str | None = None, window: str = LATEST
+) -> Dashboard:
     """Render the dashboard of ``paths``' snapshot into ``out``; raises SnapshotMissingError before a build."""
-    view = load_dashboard(paths, version=version, window=window)
+    view = load_dashboard(paths, mlflow_ui_url, version=version, window=window)
     write_atomically(out, render_page(view, standalone=True))
     return view
 

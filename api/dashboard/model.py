@@ -11,7 +11,6 @@ not exist yet (the monitoring marts grow with the project) leaves its chart with
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,8 +25,6 @@ from warehouse.publish import connect_snapshot, snapshot_age_seconds
 
 log = logging.getLogger(__name__)
 
-ENV_MLFLOW_UI_URL = "LENDGUARD_MLFLOW_UI_URL"
-DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 DEPLOYMENT = "deployment"
 LATEST = "latest"
 WINDOWS = (LATEST, DEPLOYMENT)
@@ -168,6 +165,7 @@ class Dashboard:
 
 def load_dashboard(
     paths: Paths,
+    mlflow_ui_url: str,
     *,
     feature: str | None = None,
     version: str | None = None,
@@ -178,11 +176,13 @@ def load_dashboard(
 
     ``window``: ``latest`` (the drift and output panels show the version's latest count window with
     at least ``drift_min_window_rows`` requests: what detection judges now; the whole deployment
-    until there is one) or ``deployment`` (everything the version did).
+    until there is one) or ``deployment`` (everything the version did). ``mlflow_ui_url``: where the
+    MLflow UI runs, for the link to the deployed version's run.
     """
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}; expected one of {list(WINDOWS)}")
-    model = _model_info(paths) if with_registry else ModelInfo(ALIAS, None, registry_error="registry not asked")
+    model = (_model_info(paths, mlflow_ui_url) if with_registry
+             else ModelInfo(ALIAS, None, registry_error="registry not asked"))
     age = snapshot_age_seconds(paths)
     now = datetime.now(UTC)
     with connect_snapshot(paths) as con:
@@ -402,14 +402,11 @@ def _chosen_feature(asked: str | None, features: list[str], drift: Rows) -> str 
 
 
 # ----- the deployed version -----------------------------------------------------------------------
-def mlflow_ui_url() -> str:
-    return os.environ.get(ENV_MLFLOW_UI_URL, "").strip().rstrip("/") or DEFAULT_MLFLOW_UI_URL
+def _model_info(paths: Paths, mlflow_ui_url: str) -> ModelInfo:
+    """The champion's version, run and experiment from the registry (fail soft: unreachable → reason).
 
-
-def _model_info(paths: Paths) -> ModelInfo:
-    """The champion's version, run and experiment from the registry (fail soft: unreachable → reason)."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    How long an unreachable registry may take is the process's choice (``REGISTRY_FAIL_FAST``).
+    """
     try:
         from mlflow import MlflowClient  # noqa: PLC0415 - about a second, paid only here
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
@@ -427,7 +424,7 @@ def _model_info(paths: Paths) -> ModelInfo:
         return ModelInfo(ALIAS, None, registry_error=f"registry unreachable ({type(exc).__name__})")
     run_id = str(version.run_id)
     return ModelInfo(ALIAS, str(version.version), run_id, experiment_id,
-                     f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}")
+                     f"{mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}")
 
 
 def _with_records(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> ModelInfo:

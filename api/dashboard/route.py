@@ -23,8 +23,8 @@ DASHBOARD_PATH = "/dashboard"
 _HEADERS = {"Cache-Control": "no-store"}
 
 
-def dashboard_handler(paths: Paths) -> HTTPRouteHandler:
-    """The route for one deployment's snapshot (``paths``)."""
+def dashboard_handler(paths: Paths, mlflow_ui_url: str) -> HTTPRouteHandler:
+    """The route for one deployment's snapshot (``paths``), linking its run in the MLflow UI at ``mlflow_ui_url``."""
 
     @get(
         DASHBOARD_PATH,
@@ -39,7 +39,7 @@ def dashboard_handler(paths: Paths) -> HTTPRouteHandler:
     )
     def dashboard(feature: str | None = None, version: str | None = None, window: str = LATEST) -> Response[str]:
         try:
-            view = load_dashboard(paths, feature=feature, version=version,
+            view = load_dashboard(paths, mlflow_ui_url, feature=feature, version=version,
                                   window=window if window in WINDOWS else LATEST)
         except SnapshotMissingError as exc:
             return Response(render_missing(str(exc)), status_code=503, media_type=MediaType.HTML,

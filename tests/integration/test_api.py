@@ -17,7 +17,6 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import SCORE_PATH, create_app
-from api.settings import Settings
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
 from tests.conftest import paths_for
@@ -25,6 +24,7 @@ from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
+from warehouse.settings import ApiSettings
 from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def api_paths(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def client(api_paths: Paths) -> Iterator[TestClient]:
-    app = create_app(Settings(writer_id="test-api"), api_paths)
+    app = create_app(ApiSettings(writer_id="test-api"), api_paths)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -230,7 +230,7 @@ def test_without_a_champion_the_api_starts_but_is_not_ready(
 ) -> None:
     empty = paths_for(tmp_path / "data")
     with caplog.at_level(logging.ERROR, logger="api.app"):
-        app = create_app(Settings(model_alias="champion"), empty)
+        app = create_app(ApiSettings(model_alias="champion"), empty)
     lines = [r.getMessage() for r in caplog.records if r.name == "api.app"]
     assert len(lines) == 1
     assert "'champion'" in lines[0]

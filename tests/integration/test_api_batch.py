@@ -14,13 +14,13 @@ from litestar.testing import TestClient
 from api.app import SCORE_PATH, create_app
 from api.batch import BATCH_PATH
 from api.idempotency import HEADER
-from api.settings import Settings
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
 from tests.integration.test_api import application, inputs
 from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def api_paths(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def client(api_paths: Paths) -> Iterator[TestClient]:
-    app = create_app(Settings(writer_id="test-batch", batch_max_items=MAX_ITEMS, model_poll_seconds=0), api_paths)
+    app = create_app(ApiSettings(writer_id="test-batch", batch_max_items=MAX_ITEMS, model_poll_seconds=0), api_paths)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -169,7 +169,7 @@ def test_batch_retries_are_idempotent_too(client: TestClient, api_paths: Paths) 
 def test_keys_survive_a_restart_through_the_log(client: TestClient, api_paths: Paths) -> None:
     body = application(19)
     first = client.post(SCORE_PATH, json=body, headers={HEADER: "restart-1"}).json()
-    restarted = create_app(Settings(writer_id="test-batch-2", batch_max_items=MAX_ITEMS, model_poll_seconds=0),
+    restarted = create_app(ApiSettings(writer_id="test-batch-2", batch_max_items=MAX_ITEMS, model_poll_seconds=0),
                            api_paths)
     with TestClient(restarted) as fresh:
         assert fresh.post(SCORE_PATH, json=body, headers={HEADER: "restart-1"}).json() == first

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core.failures import FailureGroup
 
 from api.app import create_app
-from api.settings import Settings
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def free_port() -> int:
 def api_url(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     paths = dataclasses.replace(trained_deployment, landing=tmp_path_factory.mktemp("fuzz") / "landing")
     port = free_port()
-    app = create_app(Settings(writer_id="fuzz", port=port, model_poll_seconds=0, batch_max_items=10), paths)
+    app = create_app(ApiSettings(writer_id="fuzz", port=port, model_poll_seconds=0, batch_max_items=10), paths)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -27,7 +27,6 @@ from litestar.testing import TestClient
 
 from api.app import SCORE_PATH, create_app
 from api.auth import create_key
-from api.settings import Settings
 from ml import registry
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
 from ml.scoring import FeatureScorer
@@ -37,6 +36,7 @@ from tests.integration.test_api_reload import scaled_policy
 from warehouse.failover import flag_path
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
@@ -103,8 +103,8 @@ def deployment(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFacto
     )
 
 
-def settings_for(deployment: Deployment, writer_id: str) -> Settings:
-    return Settings(writer_id=writer_id, model_poll_seconds=0, api_keys_file=deployment.keys_file,
+def settings_for(deployment: Deployment, writer_id: str) -> ApiSettings:
+    return ApiSettings(writer_id=writer_id, model_poll_seconds=0, api_keys_file=deployment.keys_file,
                     failover_poll_seconds=0.5)
 
 

@@ -26,7 +26,6 @@ from litestar.testing import TestClient
 
 from api.app import SCORE_PATH, create_app
 from api.reload import ReloadOutcome, registry_alias_version, reload_model
-from api.settings import Settings
 from ml import registry
 from ml.policy import PolicySet
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
@@ -34,6 +33,7 @@ from tests.conftest import paths_for
 from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import LoanBookSchema, simulated_schema
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
@@ -175,7 +175,7 @@ def versions(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory
 
 def serve(versions: Versions, alias_at: str, writer_id: str) -> TestClient:
     set_alias(versions.paths, CHAMPION, alias_at)
-    settings = Settings(writer_id=writer_id, model_poll_seconds=POLL_SECONDS)
+    settings = ApiSettings(writer_id=writer_id, model_poll_seconds=POLL_SECONDS)
     return TestClient(create_app(settings, versions.paths))
 
 

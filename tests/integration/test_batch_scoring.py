@@ -11,12 +11,12 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import SCORE_PATH, create_app
-from api.settings import Settings
 from ml import registry
 from ml.train import load_split
 from warehouse.build import build
 from warehouse.paths import Paths
 from warehouse.publish import connect_snapshot
+from warehouse.settings import ApiSettings
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_online_and_batch_scoring_agree_on_the_same_applications(
             "select * from stg_landing__loans where loan_id in (select loan_id from scored)"
         ).df().set_index("loan_id")
     api_paths = dataclasses.replace(trained_deployment, landing=tmp_path_factory.mktemp("agree") / "landing")
-    with TestClient(create_app(Settings(writer_id="agree"), api_paths)) as client:
+    with TestClient(create_app(ApiSettings(writer_id="agree"), api_paths)) as client:
         for row in scored.itertuples():
             loan = loans.loc[row.loan_id]
             body = {name: _json_value(loan[name]) for name in book.input_names}

@@ -23,6 +23,7 @@ from warehouse import landing
 from warehouse.build import build
 from warehouse.paths import Paths
 from warehouse.publish import connect_snapshot
+from warehouse.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -138,15 +139,17 @@ def shared_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("shared_cores")
-def test_the_whole_pipeline_with_approval(delivery_deployment: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
     paths = delivery_deployment
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    monkeypatch.setenv("LENDGUARD_WEBHOOK_URL", f"http://127.0.0.1:{receiver.server_address[1]}/hook")
-    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(_free_port()))
-    monkeypatch.setenv("LENDGUARD_ACTOR", "ci-runner")
+    settings = load_settings({
+        "LENDGUARD_WEBHOOK_URL": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+        "LENDGUARD_DEV_API_PORT": str(_free_port()),
+        "LENDGUARD_ACTOR": "ci-runner",
+    })
     try:
-        run = pipeline.run_pipeline(paths, supersede=True)
+        run = pipeline.run_pipeline(paths, supersede=True, settings=settings)
     finally:
         receiver.shutdown()
     version = str(run.version)

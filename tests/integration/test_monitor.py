@@ -31,6 +31,7 @@ from warehouse.failover import read_failover
 from warehouse.paths import Paths, get_paths
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.publish import connect_snapshot
+from warehouse.settings import get_settings
 from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
@@ -153,12 +154,14 @@ def use(monkeypatch: pytest.MonkeyPatch, paths: Paths, receiver: Receiver) -> No
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LENDGUARD_WEBHOOK_URL", receiver.url)
     get_paths.cache_clear()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_paths() -> Iterator[None]:
     yield
     get_paths.cache_clear()
+    get_settings.cache_clear()
 
 
 def query(paths: Paths, sql: str) -> pd.DataFrame:

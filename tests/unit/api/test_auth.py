@@ -29,7 +29,6 @@ from api.auth import (
     parse_keys,
     required_scope,
 )
-from api.settings import Settings, SettingsError
 from lendguard.cli import main
 
 
@@ -136,24 +135,6 @@ def test_without_a_keys_file_auth_is_off_unless_required(tmp_path: Path) -> None
         open_keys(None, require=True)
     with pytest.raises(KeyFileError, match="cannot read"):
         open_keys(tmp_path / "missing.yml", require=False)
-
-
-def test_settings_read_the_auth_and_failover_variables(tmp_path: Path) -> None:
-    settings = Settings.from_env({
-        "LENDGUARD_API_KEYS_FILE": str(tmp_path / "k.yml"), "LENDGUARD_REQUIRE_AUTH": "true",
-        "LENDGUARD_FAILOVER_FALLBACK": "previous_champion", "LENDGUARD_FAILOVER_POLL_SECONDS": "0.2",
-    })
-    assert (settings.api_keys_file, settings.require_auth) == (tmp_path / "k.yml", True)
-    assert (settings.failover_fallback, settings.failover_poll_seconds) == ("previous_champion", 0.2)
-    defaults = Settings.from_env({})
-    assert (defaults.api_keys_file, defaults.require_auth, defaults.failover_fallback) == (None, False, "manual_review")
-    for name, value, problem in (
-        ("LENDGUARD_REQUIRE_AUTH", "maybe", "not a boolean"),
-        ("LENDGUARD_FAILOVER_FALLBACK", "coin_toss", "fallback must be one of"),
-        ("LENDGUARD_FAILOVER_POLL_SECONDS", "0", "failover_poll_seconds must be"),
-    ):
-        with pytest.raises(SettingsError, match=problem):
-            Settings.from_env({name: value})
 
 
 def test_the_cli_prints_the_key_once_and_stores_its_hash(

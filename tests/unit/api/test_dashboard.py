@@ -25,6 +25,8 @@ from warehouse.failover import set_failover
 from warehouse.paths import Paths
 from warehouse.publish import SnapshotMissingError
 
+MLFLOW_UI = "http://mlflow.example"
+
 MARTS = """
 create table mon_ops_hourly as select * from (values
     (timestamp '2026-01-01 10:00', '1', 100, 2, 1, 98, 20, 0, 3.0, 9.0, 12.0),
@@ -87,7 +89,7 @@ def published(paths: Paths) -> Paths:
 
 
 def test_view_model_reads_every_panel_and_fails_soft_on_missing_marts(published: Paths) -> None:
-    view = load_dashboard(published, with_registry=False)
+    view = load_dashboard(published, MLFLOW_UI, with_registry=False)
     assert view.version == "1", "no champion known: the latest version with traffic"
     assert view.panel_rows == {"ops": 2, "drift": 3, "output": 2}
     assert [r["feature"] for r in view.drift.rows] == ["credit_score", "annual_income", "purpose"]
@@ -99,14 +101,14 @@ def test_view_model_reads_every_panel_and_fails_soft_on_missing_marts(published:
     assert view.gaps["realised_fpr_gap"] is None
     assert "mon_realised_quality" in view.gaps["realised_missing"]
     assert {r["fairness_group"] for r in view.fairness.rows} == {"Asian", "White"}
-    assert load_dashboard(published, feature="purpose", with_registry=False).feature == "purpose"
-    assert load_dashboard(published, feature="nope", with_registry=False).feature == "credit_score"
+    assert load_dashboard(published, MLFLOW_UI, feature="purpose", with_registry=False).feature == "purpose"
+    assert load_dashboard(published, MLFLOW_UI, feature="nope", with_registry=False).feature == "credit_score"
 
 
 def test_a_renamed_column_leaves_only_its_chart_without_data(paths: Paths) -> None:
     publish_marts(paths, MARTS.replace("ks_d, ks_p_value", "ks_statistic, ks_p_value")
                   .replace("('1', 'deployment', 0, 'purpose', 218", "('1', 'none', 0, 'purpose', 218"))
-    view = load_dashboard(paths, with_registry=False)
+    view = load_dashboard(paths, MLFLOW_UI, with_registry=False)
     assert view.drift.rows == []
     assert "ks_d" in (view.drift.missing or "")
     html = render_page(view)
@@ -121,25 +123,25 @@ def test_latest_count_window_with_enough_rows_is_shown_by_default(paths: Paths) 
             ('1', 'count', 1, 'credit_score', 600, 5000, 0.3, 1e-9, 0.5, 'critical',
              timestamp '2026-01-01 11:00', timestamp '2026-01-01 11:59');
     """)
-    latest = load_dashboard(paths, with_registry=False)
+    latest = load_dashboard(paths, MLFLOW_UI, with_registry=False)
     assert latest.drift_window.key == ("count", 1), "600 rows: enough (drift_min_window_rows = 500)"
     assert latest.drift_window.requests == 600
     assert [float(r["ks_d"]) for r in latest.drift.rows] == [0.3]
     assert latest.output_window.key == ("deployment", 0), "no count window of positive rates: the deployment"
     assert "latest count window #1 (600 requests" in render_page(latest)
-    whole = load_dashboard(paths, window="deployment", with_registry=False)
+    whole = load_dashboard(paths, MLFLOW_UI, window="deployment", with_registry=False)
     assert whole.drift_window.key == ("deployment", 0)
     assert len(whole.drift) == 3
 
 
 def test_missing_snapshot_raises(paths: Paths) -> None:
     with pytest.raises(SnapshotMissingError, match="lendguard build"):
-        load_dashboard(paths, with_registry=False)
+        load_dashboard(paths, MLFLOW_UI, with_registry=False)
 
 
 def test_page_marks_panels_and_parses(published: Paths) -> None:
     set_failover(published, by="oncall", reason="drift on credit_score")
-    html = render_page(load_dashboard(published, with_registry=False))
+    html = render_page(load_dashboard(published, MLFLOW_UI, with_registry=False))
     for panel, rows in (("ops", 2), ("drift", 3), ("output", 2), ("alerts", 1)):
         assert f"data-panel='{panel}' data-rows='{rows}'" in html
     assert "data-failover='active'" in html
@@ -153,7 +155,7 @@ def test_page_marks_panels_and_parses(published: Paths) -> None:
 
 def test_exported_file_is_self_contained(published: Paths, tmp_path: Path) -> None:
     out = tmp_path / "sub" / "dashboard.html"
-    view = export_dashboard(published, out)
+    view = export_dashboard(published, out, MLFLOW_UI)
     html = out.read_text()
     assert view.panel_rows["drift"] == 3
     assert "<script" not in html
@@ -165,7 +167,7 @@ def test_exported_file_is_self_contained(published: Paths, tmp_path: Path) -> No
 
 
 def test_route_serves_the_page_and_503_before_the_first_build(paths: Paths) -> None:
-    app = Litestar(route_handlers=[dashboard_handler(paths)])
+    app = Litestar(route_handlers=[dashboard_handler(paths, MLFLOW_UI)])
     with TestClient(app) as client:
         missing = client.get("/dashboard")
         assert missing.status_code == 503

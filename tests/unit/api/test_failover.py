@@ -16,11 +16,11 @@ import pytest
 
 from api.failover import PREVIOUS_CHAMPION_ALIAS, FailoverFollower
 from api.reload import LoadedModel, ModelSlot
-from api.settings import Settings
 from ml.delivery import PREVIOUS_CHAMPION
 from tests.conftest import deployment_env
 from warehouse.failover import FailoverState, clear_failover, flag_path, set_failover
 from warehouse.paths import Paths
+from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +56,7 @@ async def wait_until(condition: Any, timeout: float = 10.0) -> float:
 
 def test_a_flag_set_and_cleared_by_another_process_is_followed(paths: Paths) -> None:
     """How fast is a benchmark (``bench/failover_follow.py``); here: followed both ways, with who and why."""
-    settings = Settings(failover_poll_seconds=0.5)
+    settings = ApiSettings(failover_poll_seconds=0.5)
 
     async def scenario() -> tuple[float, float]:
         follower = FailoverFollower(paths, settings, ModelSlot(), None)
@@ -84,7 +84,7 @@ def test_a_flag_set_and_cleared_by_another_process_is_followed(paths: Paths) -> 
 
 def test_previous_champion_without_a_served_model_falls_back_to_manual_review(paths: Paths) -> None:
     async def scenario() -> None:
-        follower = FailoverFollower(paths, Settings(), ModelSlot(), None)
+        follower = FailoverFollower(paths, ApiSettings(), ModelSlot(), None)
         await follower.start()
         try:
             set_failover(paths, by="ops", reason="drift", fallback="previous_champion")
@@ -102,7 +102,7 @@ def test_previous_champion_without_a_served_model_falls_back_to_manual_review(pa
 
 def test_an_unreadable_flag_keeps_the_last_state(paths: Paths) -> None:
     async def scenario() -> None:
-        follower = FailoverFollower(paths, Settings(), ModelSlot(), None)
+        follower = FailoverFollower(paths, ApiSettings(), ModelSlot(), None)
         set_failover(paths, by="ops", reason="drift")
         await follower.refresh()
         assert follower.active
@@ -136,7 +136,7 @@ def test_the_served_slot_leases_what_the_flag_says(
     async def scenario() -> None:
         served = ModelSlot()
         served.install(_fake_model("1"))
-        follower = FailoverFollower(paths, Settings(), served, None)
+        follower = FailoverFollower(paths, ApiSettings(), served, None)
         follower.previous.install(_fake_model("0"))
         follower.flag = flag
         served.divert, served.in_failover = follower._divert, follower._review_all  # what start() hooks in

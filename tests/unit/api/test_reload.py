@@ -25,7 +25,6 @@ from api.reload import (
 )
 from api.schemas import build_request_struct
 from api.service import Receipt
-from api.settings import Settings
 from ml.export.sql import to_sql
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
@@ -34,6 +33,7 @@ from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
+from warehouse.settings import ApiSettings
 from warehouse.simulator import simulate_traffic
 
 BOOK = simulated_schema()
@@ -95,10 +95,10 @@ def test_a_request_keeps_its_model_until_it_is_answered_then_the_old_model_close
         writer = PredictionLogWriter.for_landing(tmp_path, PREDICTION_LOG, prediction_log_schema(BOOK), writer_id="t")
         await writer.start()
         slot = ModelSlot()
-        old = await start_model(old_bundle, writer, Settings())
+        old = await start_model(old_bundle, writer, ApiSettings())
         assert slot.install(old) is None, "nothing to retire at first"
         async with slot.lease() as in_flight:
-            retiring = slot.install(await start_model(new_bundle, writer, Settings()))
+            retiring = slot.install(await start_model(new_bundle, writer, ApiSettings()))
             assert retiring is not None
             async with slot.lease() as arriving:
                 assert arriving is not None
