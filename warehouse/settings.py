@@ -305,7 +305,7 @@ class Declaration:
         extra = _extra(self.info)
         if "shown_default" in extra:
             return str(extra["shown_default"])
-        return show(self.default())
+        return show(self.default(), relative=True)
 
 
 def _extra(info: FieldInfo) -> dict[str, Any]:
@@ -330,14 +330,15 @@ def variable(key: str) -> str:
     return next(d.variable for d in declarations() if d.key == key)
 
 
-def show(value: Any) -> str:
-    """A value as people read it: secrets masked, credentials out of URIs, paths relative to the repository."""
+def show(value: Any, *, relative: bool = False) -> str:
+    """A value as people read it: secrets masked; with ``relative``, paths inside the repository relative
+    to it (documentation must read the same on every machine)."""
     if value is None:
         return "(unset)"
     if isinstance(value, SecretStr):
         return "**********" if value.get_secret_value() else ""
-    if isinstance(value, Path):
-        return str(value.relative_to(PROJECT_DIR)) if value.is_relative_to(PROJECT_DIR) else str(value)
+    if isinstance(value, Path) and relative and value.is_relative_to(PROJECT_DIR):
+        return str(value.relative_to(PROJECT_DIR))
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, tuple):

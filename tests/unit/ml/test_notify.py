@@ -17,6 +17,7 @@ import pytest
 
 from ml import notify
 from ml.notify import Delivery, Notification, NotifySettings, approval_request, send
+from warehouse.settings import SettingsError, load_settings
 
 FPR = {
     "group_thresholds": {"asian": 0.0999, "black": 0.1012, "hispanic": 0.1005, "white": 0.1010},
@@ -59,10 +60,13 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- settings
+def from_environment(environ: dict[str, str]) -> NotifySettings:
+    return load_settings(environ).notify
+
 
 
 def test_settings_read_every_variable() -> None:
-    settings = NotifySettings.from_env(
+    settings = from_environment(
         {
             "LENDGUARD_SMTP_HOST": "mail.example.org",
             "LENDGUARD_SMTP_PORT": "587",
@@ -93,7 +97,7 @@ def test_settings_read_every_variable() -> None:
 
 
 def test_settings_defaults_configure_nothing() -> None:
-    settings = NotifySettings.from_env({"LENDGUARD_SMTP_HOST": "", "LENDGUARD_SMTP_PORT": " "})
+    settings = from_environment({"LENDGUARD_SMTP_HOST": "", "LENDGUARD_SMTP_PORT": " "})
     assert settings == NotifySettings()
     assert (settings.smtp_port, settings.smtp_starttls, settings.timeout_seconds) == (25, False, 10.0)
     assert not settings.email_configured
@@ -123,8 +127,8 @@ MAIL = {"LENDGUARD_SMTP_HOST": "localhost", "LENDGUARD_SMTP_FROM": "a@x.org", "L
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], variable: str) -> None:
-    with pytest.raises(ValueError, match=variable):
-        NotifySettings.from_env(environ)
+    with pytest.raises(SettingsError, match=variable):
+        from_environment(environ)
 
 
 # --------------------------------------------------------------------------- the message
