@@ -399,8 +399,11 @@ def load(environ: Mapping[str, str] | None = None) -> Loaded:
             raise SettingsError(f"{config_file}: unknown settings {', '.join(unknown)} (see `lendguard config`)")
     environment = DeclaredVariables(Settings, env, "environment")
     file = DeclaredVariables(Settings, file_values, "file")
+    values = file()
+    for section, fields in environment().items():  # the environment wins over the file
+        values.setdefault(section, {}).update(fields)
     try:
-        settings = Settings(_build_sources=((environment, file), {}))
+        settings = Settings(**values)
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None
     return Loaded(settings, environment, file, config_file)
