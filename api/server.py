@@ -36,7 +36,7 @@ def serve(
     apply_tool_environment(REGISTRY_FAIL_FAST)
     base = settings or get_settings().api
     overrides = {k: v for k, v in {"host": host, "port": port, "model_alias": alias}.items() if v is not None}
-    effective = base.model_copy(update=overrides)
+    effective = ApiSettings.model_validate({**base.model_dump(), **overrides})  # the flags obey the same bounds
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(effective, paths)

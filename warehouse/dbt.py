@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.paths import PROJECT_DIR, Paths
+from warehouse.settings import variable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def compile_inline(paths: Paths, sql: str, dbt_vars: dict[str, Any]) -> str:
             ["compile", "--inline", sql, "--output", "json", "--log-format", "text", "--quiet"],
             dbt_vars,
             target_path=Path(tmp),
-            env_overrides={"LENDGUARD_WAREHOUSE": ":memory:"},
+            env_overrides={variable("paths.warehouse"): ":memory:"},
         )
     if run.returncode != 0:
         raise DbtError(f"dbt compile failed:\n{run.output.strip()}")

@@ -7,7 +7,7 @@ the defaults keep all runtime data under ``warehouse/data/`` (git-ignored).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +25,7 @@ class Paths:
     snapshot: Path
     landing: Path
     mlflow_dir: Path
-    tracking_uri: str
+    tracking_uri: str = field(repr=False)  # it may hold credentials
     state_dir: Path
 
     @classmethod
