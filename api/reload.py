@@ -35,6 +35,7 @@ from api.log_writer import PredictionLogWriter
 from api.service import ScoringService, warm_up
 from api.settings import Settings, redact_uri
 from ml.registry import MODEL_NAME, ModelBundle
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ ALIAS_UNSET_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VAL
 WATCHER_STATE_KEY = "model_watcher"
 
 
-class RegistryUnavailableError(RuntimeError):
+class RegistryUnavailableError(LendguardError):
     """The registry could not be asked (down, unreachable, unreadable): not the same as "no alias"."""
 
 

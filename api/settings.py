@@ -41,6 +41,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from warehouse.env import env_number
+from warehouse.errors import LendguardError
 
 _Number = TypeVar("_Number", int, float)
 
@@ -66,7 +67,7 @@ FAILOVER_FALLBACKS = ("manual_review", "previous_champion")
 MAX_POLL_SECONDS = 86_400.0
 
 
-class SettingsError(ValueError):
+class SettingsError(LendguardError, ValueError):
     """An environment variable holds a value the API cannot run with."""
 
 

@@ -19,12 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lendguard.replay import ReplayResult, application_bodies, replay
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 
 READY_TIMEOUT_SECONDS = 120.0
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(LendguardError):
     """The API process did not become ready."""
 
 

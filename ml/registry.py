@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.policy import PolicySet
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 
@@ -47,7 +48,7 @@ MODEL_SQL_FILE = model_sql_file("duckdb")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(LendguardError):
     """No version carries the requested alias (or the registry is unreachable)."""
 
 

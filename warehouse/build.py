@@ -14,6 +14,7 @@ from pathlib import Path
 
 from warehouse import compaction, datasets, landing
 from warehouse.dbt import DbtError, DbtRun, run_dbt
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
@@ -22,7 +23,7 @@ from warehouse.publish import publish
 log = logging.getLogger(__name__)
 
 
-class NoLoanBookError(RuntimeError):
+class NoLoanBookError(LendguardError):
     """Nothing to build from yet."""
 
 

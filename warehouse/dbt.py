@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warehouse.errors import LendguardError
 from warehouse.paths import PROJECT_DIR, Paths
 
 log = logging.getLogger(__name__)
 
 
-class DbtError(RuntimeError):
+class DbtError(LendguardError):
     """dbt could not run, or reported failures; the message names what failed."""
 
 
