@@ -119,6 +119,8 @@ def build(
         run = run_dbt(paths, args, variables)
         if run.returncode >= 2 or (run.returncode == 1 and not run.results):
             raise DbtError(f"dbt build could not run (exit {run.returncode}):\n{_tail(run.output)}")
+        if select and not run.results:  # dbt says "Nothing to do" and exits 0
+            raise DbtError(f"--select {' '.join(select)} matches no dbt node: nothing was built or published")
         snapshot = publish(paths)
     log.info("published %s", snapshot)
     return BuildResult(run, snapshot)
