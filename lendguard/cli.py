@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lendguard.progress import step
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 
@@ -101,10 +102,8 @@ def _not_blank(_ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @contextmanager
 def _step(description: str) -> Iterator[None]:
-    """A spinner with the elapsed time on stderr while a slow step runs (a terminal only: logs stay clean)."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=errors, transient=True, disable=not errors.is_terminal) as progress:
-        progress.add_task(escape(description), total=None)
+    """A spinner with the elapsed time on stderr (a terminal only) while a slow step runs."""
+    with step(errors, description):
         yield
 
 
@@ -184,7 +183,7 @@ class LendguardGroup(click.Group):
 def cli(verbose: bool) -> None:
     """Fair loan-risk scoring, delivered and monitored inside the data warehouse.
 
-    Every command works on the deployment in $LENDGUARD_DATA_DIR (default: data/ in the project).
+    Every command works on the deployment in $LENDGUARD_DATA_DIR (default: warehouse/data/ in the project).
     """
     _configure_logging(verbose)
 

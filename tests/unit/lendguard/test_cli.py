@@ -201,3 +201,15 @@ def test_build_selection_json_and_export(deployment: Path, tmp_path: Path) -> No
     files = json.loads(exported.stdout)["files"]
     assert files
     assert all(Path(f).suffix == ".parquet" and Path(f).exists() for f in files)
+
+
+def test_shell_completion_offers_commands_and_values() -> None:
+    def complete(words: str) -> list[str]:
+        env = {"_LENDGUARD_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        result = CliRunner().invoke(cli.cli, [], env=env, prog_name="lendguard")
+        assert result.exit_code == 0, result.output
+        return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+    assert complete("lendguard rep") == ["replay"]
+    assert complete("lendguard replay --scenario econ") == ["economic_shock"]
+    assert complete("lendguard pipeline stage deploy") == ["deploy-dev", "deploy-prod"]
