@@ -32,6 +32,10 @@ class ServerStartError(LendguardError):
     """The API process did not become ready."""
 
 
+class ReplayFailedError(LendguardError):
+    """Replayed requests were not answered (the API is down or refused them)."""
+
+
 def replay_scenario(
     url: str, scenario: str, requests: int, *, seed: int = 7, onset: int | None = None,
     concurrency: int = 16, console: Console,
@@ -43,10 +47,12 @@ def replay_scenario(
     traffic = simulate_traffic(scenario, requests, seed, onset=onset)
     bodies = application_bodies(traffic, current_loan_book(get_paths()))
     progress = Progress(TextColumn(f"replaying {scenario}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
+                        console=console, transient=True, disable=not console.is_terminal)
     with progress:
         task = progress.add_task("replay", total=len(bodies))
         result = replay(url, scenario, bodies, concurrency=concurrency, on_done=lambda: progress.advance(task))
+    if result.sent and result.status_counts.get(0, 0) == result.sent:  # status 0: no HTTP answer at all
+        raise ReplayFailedError(f"no answer from {url} to any of the {result.sent:,} requests: {result.failures[0]}")
     effective_onset = SCENARIOS[scenario].onset if onset is None else onset
     drift = "no drift" if effective_onset is None else f"drift from request {effective_onset:,}"
     console.print(
@@ -212,4 +218,4 @@ def run_demo(
     if keep_serving:
         console.print(f"the API keeps serving at {url} (pid {server.pid}); stop it with: kill {server.pid}")
     if result.ok != result.sent:
-        raise RuntimeError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")
+        raise ReplayFailedError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")

@@ -4,6 +4,7 @@ output that survives Rich markup, and ``--json`` that parses."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from datetime import datetime
 from importlib.metadata import version
@@ -213,3 +214,16 @@ def test_shell_completion_offers_commands_and_values() -> None:
     assert complete("lendguard rep") == ["replay"]
     assert complete("lendguard replay --scenario econ") == ["economic_shock"]
     assert complete("lendguard pipeline stage deploy") == ["deploy-dev", "deploy-prod"]
+
+
+def test_replay_to_a_stopped_api_is_one_line_and_no_summary(deployment: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runner = CliRunner()
+    assert runner.invoke(cli.cli, ["simulate", "--loans", "1000"]).exit_code == 0
+    result = runner.invoke(cli.cli, ["replay", "--url", f"http://127.0.0.1:{port}", "--requests", "5"])
+    assert result.exit_code == 1
+    assert "replayed" not in result.stdout
+    assert result.stderr.startswith(f"error: no answer from http://127.0.0.1:{port} to any of the 5 requests: ")
+    assert len(result.stderr.splitlines()) == 1
