@@ -63,8 +63,8 @@ class LazyChoice(click.Choice[str]):
         self._load = load
         self.case_sensitive = True
 
-    @property  # type: ignore[override]
-    def choices(self) -> tuple[str, ...]:  # the values click lists and checks
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]  # click's is a plain attribute; this one loads
         return tuple(self._load())
 
 
@@ -80,7 +80,7 @@ def _stage_names() -> list[str]:
     return [stage[0] for stage in pipeline.STAGES]
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[float]):
     """``15m``, ``1h30m``, ``90s``: parsed by the monitor's own rule."""
 
     name = "DURATION"

@@ -13,9 +13,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from lendguard import cli, pipeline
 from lendguard.monitor import Alert, MonitorReport
+from lendguard.status import collect_status, print_status
 from tests.conftest import deployment_env
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
@@ -227,3 +229,12 @@ def test_replay_to_a_stopped_api_is_one_line_and_no_summary(deployment: Path) ->
     assert "replayed" not in result.stdout
     assert result.stderr.startswith(f"error: no answer from http://127.0.0.1:{port} to any of the 5 requests: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_status_prints_data_not_markup(deployment: Path) -> None:
+    state = collect_status(get_paths())
+    state["pipeline"] = {"run_id": "r-1", "status": "failed", "version": "2", "stages": [],
+                         "reason": "gate failed: [annual_income] moved, [bold]x[/bold]"}
+    console = Console(record=True, width=300)
+    print_status(state, console)
+    assert "gate failed: [annual_income] moved, [bold]x[/bold]" in console.export_text()
