@@ -157,6 +157,9 @@ def test_usage_errors_exit_two(deployment: Path) -> None:
     every = CliRunner().invoke(cli.cli, ["monitor", "--every", "soon"])
     assert every.exit_code == 2
     assert "not a duration" in every.stderr
+    stray = CliRunner().invoke(cli.cli, ["build", "models/staging"])
+    assert stray.exit_code == 2, "selectors follow --select"
+    assert "unexpected argument(s): models/staging" in stray.stderr
 
 
 def test_alert_lines_keep_bracketed_names(capsys: pytest.CaptureFixture[str]) -> None:
