@@ -48,6 +48,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from warehouse.errors import LendguardError
+
 log = logging.getLogger(__name__)
 
 Scope = Literal["score", "admin"]
@@ -67,7 +69,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
-class KeyFileError(ValueError):
+class KeyFileError(LendguardError):
     """The keys file cannot be used (unreadable, malformed, a bad entry); the message says which."""
 
 

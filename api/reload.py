@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from api.log_writer import PredictionLogWriter
 from api.service import ScoringService, warm_up
 from ml.registry import MODEL_NAME, ModelBundle
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings, redact_uri
 
@@ -49,7 +50,7 @@ ALIAS_UNSET_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VAL
 WATCHER_STATE_KEY = "model_watcher"
 
 
-class RegistryUnavailableError(RuntimeError):
+class RegistryUnavailableError(LendguardError):
     """The registry could not be asked (down, unreachable, unreadable): not the same as "no alias"."""
 
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from warehouse.errors import LendguardError
 from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeature
 from warehouse.prediction_log import META_FIELDS
 
@@ -35,7 +36,7 @@ Mode = Literal["normal", "failover"]
 """Spelled as ``warehouse.prediction_log.DECISIONS`` and ``MODES`` (a unit test holds them equal)."""
 
 
-class ContractNotServableError(ValueError):
+class ContractNotServableError(LendguardError):
     """The loan-book contract cannot be turned into a request body (a name clash)."""
 
 

@@ -1,308 +1,506 @@
-"""``lendguard``: the one command-line entry point. Thin: every command calls a service function.
+"""``lendguard``: the one command-line entry point (click). Thin: parse, call a service, print.
 
-Failures end with a one-line reason on stderr and a non-zero exit; nothing half-done is left
-behind (each service writes atomically).
+Expected failures are :class:`warehouse.errors.LendguardError`: one line on stderr and its exit
+code (``-v`` adds the traceback). Anything else is a bug and propagates with its traceback.
+Progress goes to stderr, so ``--json`` output on stdout stays one clean document.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lendguard.progress import step
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import REGISTRY_FAIL_FAST, apply_tool_environment, get_settings, load, variable
 
 if TYPE_CHECKING:
+    from lendguard.monitor import MonitorReport
     from lendguard.pipeline import PipelineRun
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# The process edge: what MLflow and dbt read from the environment is set here, once. MLflow also
+# installs its own INFO handlers on import unless told not to; its loggers then obey ours.
+apply_tool_environment({"MLFLOW_CONFIGURE_LOGGING": "false"})
 
 console = Console()
 errors = Console(stderr=True)
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_CRITICAL = 3
 """`lendguard monitor` found new critical alerts (and switched the API to failover)."""
+EXIT_INTERRUPTED = 130
+
+OWN_LOGGERS = ("warehouse", "ml", "api", "lendguard")
+"""Without ``-v``, their warnings are shown; every other library stays quiet below ERROR."""
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
-class CommandError(RuntimeError):
-    """A command could not do its job; the message says why in one line or a short list."""
+def _examples(*lines: str) -> str:
+    r"""A help epilog; ``\b`` keeps click from re-wrapping the example lines."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def cmd_simulate(args: argparse.Namespace) -> None:
-    from warehouse.importer import land_simulated  # noqa: PLC0415
+class LazyChoice(click.Choice[str]):
+    """A choice whose values come from a service module, imported only when they are needed
+    (help, completion, validation), so ``lendguard --help`` does not pay for ML imports."""
 
-    with console.status(f"simulating {args.loans:,} loans (seed {args.seed})"):
-        result = land_simulated(get_paths(), args.loans, args.seed)
-    console.print(f"landed {result.rows:,} simulated loans as snapshot [bold]{result.snapshot_id}[/]")
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self.case_sensitive = True
 
-
-def cmd_import(args: argparse.Namespace) -> None:
-    from warehouse.importer import import_loan_book  # noqa: PLC0415
-
-    with console.status(f"checking {args.file} against {args.schema}"):
-        result = import_loan_book(get_paths(), Path(args.file), Path(args.schema))
-    console.print(f"imported {result.rows:,} loans as snapshot [bold]{result.snapshot_id}[/]")
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]  # click's is a plain attribute; this one loads
+        return tuple(self._load())
 
 
-def cmd_build(args: argparse.Namespace) -> None:
-    from warehouse.build import build  # noqa: PLC0415
+def _scenario_names() -> list[str]:
+    from warehouse.simulator import SCENARIOS  # noqa: PLC0415  # numpy/pyarrow: only when needed
 
-    with console.status("dbt build"):
-        result = build(get_paths(), select=args.select, full_refresh=args.full_refresh)
+    return list(SCENARIOS)
+
+
+def _stage_names() -> list[str]:
+    from lendguard import pipeline  # noqa: PLC0415  # MLflow/scikit-learn: only when needed
+
+    return [stage[0] for stage in pipeline.STAGES]
+
+
+class Duration(click.ParamType[float]):
+    """``15m``, ``1h30m``, ``90s``: parsed by the monitor's own rule."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from lendguard.monitor import parse_duration  # noqa: PLC0415  # duckdb/MLflow: only when used
+
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _not_blank(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("must not be blank", param=param)
+    return value
+
+
+@contextmanager
+def _step(description: str) -> Iterator[None]:
+    """A spinner with the elapsed time on stderr (a terminal only) while a slow step runs."""
+    with step(errors, description):
+        yield
+
+
+@contextmanager
+def _stages() -> Iterator[Callable[[str], None]]:
+    """One line per pipeline stage, each with its own elapsed time, on stderr."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=errors, disable=not errors.is_terminal) as progress:
+        started: list[Any] = []
+
+        def on_stage(name: str) -> None:
+            if not errors.is_terminal:  # a CI log: one plain line per stage
+                errors.print(f"{escape(name)} …", highlight=False)
+            if started:
+                progress.update(started[-1], total=1, completed=1)
+            started.append(progress.add_task(escape(name), total=None))
+
+        yield on_stage
+        if started:
+            progress.update(started[-1], total=1, completed=1)
+
+
+def _json_out(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+class _OwnOrSevere(logging.Filter):
+    """Without ``-v``: our own warnings, and errors from anyone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.name.split(".")[0] in OWN_LOGGERS
+
+
+class _CliHandler(logging.Handler):
+    """The command's log handler: writes to whatever ``sys.stderr`` is when a record comes (its own
+    class, so a second run in one process replaces it and leaves other handlers alone)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # logging's contract: report, never raise
+            self.handleError(record)
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = _CliHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_OwnOrSevere())
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _CliHandler)]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class LendguardGroup(click.Group):
+    """Turns a LendguardError into ``error: <message>`` and its exit code; lets everything else through."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LendguardError as exc:
+            if ctx.params.get("verbose"):
+                sys.stderr.write("".join(traceback.format_exception(exc)))
+            errors.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            errors.print("interrupted", highlight=False)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=LendguardGroup, context_settings=CONTEXT, epilog=_examples(
+    "lendguard demo", "lendguard -v build", 'eval "$(_LENDGUARD_COMPLETE=bash_source lendguard)"  # completion'))
+@click.version_option(package_name="lendguard", prog_name="lendguard")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging (every library) and tracebacks of errors.")
+def cli(verbose: bool) -> None:
+    """Fair loan-risk scoring, delivered and monitored inside the data warehouse.
+
+    Every command works on the deployment in $LENDGUARD_DATA_DIR (default: warehouse/data/ in the project).
+    """
+    _configure_logging(verbose)
+    get_settings()  # read once, here: a bad setting stops every command before it starts
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@cli.command(epilog=_examples("lendguard simulate", "lendguard simulate --loans 20000 --seed 5"))
+@click.option("--loans", type=click.IntRange(min=1), default=100_000, help="Number of loans to simulate.")
+@click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed (same seed, same book).")
+def simulate(loans: int, seed: int) -> None:
+    """Land a simulated (seeded) loan book as the current one."""
+    from warehouse.importer import land_simulated  # noqa: PLC0415  # numpy/duckdb: only when used
+
+    with _step(f"simulating {loans:,} loans (seed {seed})"):
+        result = land_simulated(get_paths(), loans, seed)
+    console.print(f"landed {result.rows:,} simulated loans as snapshot [bold]{escape(result.snapshot_id)}[/]")
+
+
+@cli.command("import", epilog=_examples("lendguard import book.csv --schema warehouse/schemas/simulated_loans.yml"))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--schema", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML declaring the columns (see warehouse/schemas/).")
+def import_(file: Path, schema: Path) -> None:
+    """Check a CSV or Parquet loan book (FILE) against its schema and land it whole, or nothing."""
+    from warehouse.importer import import_loan_book  # noqa: PLC0415  # duckdb: only when used
+
+    with _step(f"checking {file} against {schema}"):
+        result = import_loan_book(get_paths(), file, schema)
+    console.print(f"imported {result.rows:,} loans as snapshot [bold]{escape(result.snapshot_id)}[/]")
+
+
+@cli.command(context_settings={"allow_extra_args": True}, epilog=_examples(
+    "lendguard build", "lendguard build --select path:models/staging path:models/monitoring", "lendguard build --json"))
+@click.option("--select", multiple=True, metavar="SELECTOR",
+              help="dbt selection; several selectors may follow one --select.", show_default="everything")
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the incremental models (monitoring marts) from the whole log.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build's summary as JSON.")
+@click.pass_context
+def build(ctx: click.Context, select: tuple[str, ...], full_refresh: bool, as_json: bool) -> None:
+    """Run dbt build on the landed data and publish the read-only snapshot."""
+    from warehouse.build import build as run_build  # noqa: PLC0415  # pyarrow/duckdb: only when used
+
+    if ctx.args and not select:
+        raise click.UsageError(f"unexpected argument(s): {' '.join(ctx.args)}")
+    selectors = [*select, *ctx.args]
+    with _step("dbt build"):
+        result = run_build(get_paths(), select=selectors or None, full_refresh=full_refresh)
     run = result.run
     passed = sum(1 for r in run.results if r["status"] in {"success", "pass"})
-    console.print(f"dbt build: {passed} ok, {len(run.warnings)} warnings, {len(run.failures)} failures")
-    for failure in run.failures:
-        errors.print(f"  [red]{failure['status']}[/] {failure['unique_id']}: {escape(str(failure['message']))}")
-    console.print(f"published {result.snapshot}")
+    if as_json:
+        _json_out({"ok": result.ok, "passed": passed, "warnings": len(run.warnings), "failures": list(run.failures),
+                   "snapshot": None if result.snapshot is None else str(result.snapshot)})
+    else:
+        console.print(f"dbt build: {passed} ok, {len(run.warnings)} warnings, {len(run.failures)} failures")
+        _print_failures(run.failures)
+        console.print(f"published {escape(str(result.snapshot))}")
     if not result.ok:
-        raise CommandError(f"{len(run.failures)} dbt node(s) failed (listed above)")
+        raise LendguardError(f"{len(run.failures)} dbt node(s) failed (listed above)")
 
 
-def cmd_compact_log(args: argparse.Namespace) -> None:
-    from warehouse.build import build_lock, compact_prediction_log  # noqa: PLC0415
+def _print_failures(failures: Sequence[dict[str, Any]]) -> None:
+    for failure in failures:
+        errors.print(f"  [red]{escape(str(failure['status']))}[/] {escape(str(failure['unique_id']))}: "
+                     f"{escape(str(failure['message']))}")
+
+
+@cli.command("compact-log", epilog=_examples("lendguard compact-log", "lendguard compact-log --min-age 0"))
+@click.option("--min-age", type=click.FloatRange(min=0), default=60.0, metavar="SECONDS",
+              help="Only files closed at least this many seconds ago.")
+def compact_log(min_age: float) -> None:
+    """Merge the prediction log's small files (every build does it too)."""
+    from warehouse.build import build_lock, compact_prediction_log  # noqa: PLC0415  # pyarrow: only when used
 
     paths = get_paths()
-    with console.status("compacting the prediction log"), build_lock(paths):
-        result = compact_prediction_log(paths, min_age_seconds=args.min_age)
+    with _step("compacting the prediction log"), build_lock(paths):
+        result = compact_prediction_log(paths, min_age_seconds=min_age)
     console.print(f"prediction log: {result.source_files:,} files merged into {result.merged_files:,} "
                   f"({result.rows:,} rows, {result.duplicates_dropped:,} duplicates dropped, "
                   f"{result.recovered_sources:,} left by an interrupted run removed)")
 
 
-def cmd_train(_: argparse.Namespace) -> None:
-    from lendguard import pipeline  # noqa: PLC0415
+# --- model delivery ----------------------------------------------------------------------------
+
+
+@cli.command(epilog=_examples("lendguard train"))
+def train() -> None:
+    """Train, choose thresholds, evaluate and register a candidate (pipeline stages 1-3)."""
+    from lendguard import pipeline  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
     run = pipeline.start_run(paths)
-    for stage in ("train", "thresholds", "evaluate"):
-        with console.status(f"{stage}"):
-            pipeline.run_stage(paths, run, stage)
-        console.print(f"{stage}: done")
-    console.print(f"registered version [bold]{run.version}[/] as candidate (pipeline run {run.run_id}); "
+    for stage in pipeline.STAGES[:3]:
+        with _step(stage[0]):
+            pipeline.run_stage(paths, run, stage[0])
+        console.print(f"{escape(stage[0])}: done")
+    console.print(f"registered version [bold]{escape(str(run.version))}[/] as candidate (pipeline run {run.run_id}); "
                   "next: `lendguard pipeline stage gate` or `lendguard pipeline run`")
 
 
-def _print_stage(name: str) -> None:
-    console.print(f"[bold]{name}[/] …")
+@cli.group(context_settings=CONTEXT, epilog=_examples("lendguard pipeline run", "lendguard pipeline stage gate"))
+def pipeline() -> None:
+    """The model-delivery pipeline: every stage at once, or one stage (CI servers)."""
 
 
-def cmd_pipeline_run(args: argparse.Namespace) -> None:
-    from lendguard import pipeline  # noqa: PLC0415
-
-    paths = get_paths()
-    run = pipeline.run_pipeline(paths, supersede=args.supersede, on_stage=_print_stage)
-    console.print(f"pipeline run {run.run_id}: version [bold]{run.version}[/] passed the gate and the dev tests "
-                  f"and awaits approval:\n  lendguard approve {run.version} --by NAME --note TEXT\n"
-                  f"  lendguard reject {run.version} --by NAME --note TEXT")
-    if args.wait:
-        console.print("waiting for the decision …")
-        run = pipeline.wait_for_decision(paths, run.run_id, timeout=args.timeout)
-        console.print(f"pipeline run {run.run_id}: {run.status}")
-        if run.status != pipeline.DEPLOYED:
-            raise CommandError(f"version {run.version} was not deployed: {run.reason}")
-
-
-def cmd_pipeline_stage(args: argparse.Namespace) -> None:
-    from lendguard import pipeline  # noqa: PLC0415
+@pipeline.command("run", epilog=_examples("lendguard pipeline run", "lendguard pipeline run --wait --timeout 3600",
+                                          "lendguard pipeline run --json"))
+@click.option("--wait", is_flag=True, help="Block until a person approves or rejects.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="With --wait: give up after this many seconds.", show_default="wait forever")
+@click.option("--supersede", is_flag=True, help="Abandon a run that is still open.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pipeline run's record as JSON.")
+def pipeline_run(wait: bool, timeout: float | None, supersede: bool, as_json: bool) -> None:
+    """Run every automatic stage, then wait for `lendguard approve` (or `reject`)."""
+    from lendguard import pipeline as service  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
-    if args.name == "train":
-        run = pipeline.start_run(paths, supersede=args.supersede)
+    with _stages() as on_stage:
+        run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage)
+    if not as_json:
+        version = escape(str(run.version))
+        console.print(f"pipeline run {run.run_id}: version [bold]{version}[/] passed the gate and the dev tests "
+                      f"and awaits approval:\n  lendguard approve {version} --by NAME --note TEXT\n"
+                      f"  lendguard reject {version} --by NAME --note TEXT")
+    if wait:
+        with _step(f"waiting for the decision on version {run.version}"):
+            run = service.wait_for_decision(paths, run.run_id, timeout=timeout)
+        if not as_json:
+            console.print(f"pipeline run {run.run_id}: {escape(run.status)}")
+    if as_json:
+        _json_out(asdict(run))
+    if wait and run.status != service.DEPLOYED:
+        raise LendguardError(f"version {run.version} was not deployed: {run.reason}")
+
+
+@pipeline.command("stage", epilog=_examples("lendguard pipeline stage train", "lendguard pipeline stage gate",
+                                            "lendguard pipeline stage deploy-prod"))
+@click.argument("name", type=LazyChoice(_stage_names))
+@click.option("--supersede", is_flag=True, help="With train: abandon a run that is still open.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pipeline run's record as JSON.")
+def pipeline_stage(name: str, supersede: bool, as_json: bool) -> None:
+    """Run one stage (NAME) of the current pipeline run; train starts a new run."""
+    from lendguard import pipeline as service  # noqa: PLC0415  # MLflow/scikit-learn: only when used
+
+    paths = get_paths()
+    if name == service.STAGES[0][0]:
+        run = service.start_run(paths, supersede=supersede)
     else:
-        current = pipeline.latest(paths)
+        current = service.latest(paths)
         if current is None:
-            raise CommandError("no pipeline run yet: start one with `lendguard pipeline stage train`")
+            raise LendguardError("no pipeline run yet: start one with `lendguard pipeline stage train`")
         run = current
-    if args.name == "deploy-prod":
-        _deploy_prod(paths, run)
-        return
-    with console.status(args.name):
-        pipeline.run_stage(paths, run, args.name)
-    console.print(f"{args.name}: {run.stage(args.name)['status']} (pipeline run {run.run_id}, version {run.version})")
+    if name == "deploy-prod":
+        message = _deploy_prod(paths, run)
+    else:
+        with _step(name):
+            service.run_stage(paths, run, name)
+        message = f"{name}: {(run.stage(name) or {}).get('status')} (pipeline run {run.run_id}, version {run.version})"
+    if as_json:
+        _json_out(asdict(run))
+    else:
+        console.print(escape(message))
 
 
-def _deploy_prod(paths: Paths, run: PipelineRun) -> None:
-    """``approve`` deploys; this stage command (CI servers call it) confirms or retries that."""
-    from lendguard import pipeline  # noqa: PLC0415
-    from ml import registry  # noqa: PLC0415
+def _deploy_prod(paths: Paths, run: PipelineRun) -> str:
+    """``approve`` deploys; this stage (CI servers call it) confirms or retries that.
 
-    if run.status == pipeline.DEPLOYED:
-        console.print(f"deploy-prod: version {run.version} is already deployed (pipeline run {run.run_id})")
-        return
+    Pipeline bookkeeping that belongs in ``lendguard.pipeline`` (being moved there); unchanged here.
+    """
+    from lendguard import pipeline as service  # noqa: PLC0415  # MLflow: only when used
+    from ml import registry  # noqa: PLC0415  # MLflow: only when used
+
+    if run.status == service.DEPLOYED:
+        return f"deploy-prod: version {run.version} is already deployed (pipeline run {run.run_id})"
     if run.version is None or registry.alias_version(paths, "champion") != run.version:
-        raise CommandError(f"version {run.version} is not approved: deploy-prod follows "
-                           "`lendguard approve VERSION --by NAME --note TEXT`")
-    run.status = pipeline.RUNNING
-    pipeline.run_stage(paths, run, "deploy-prod")
-    run.status = pipeline.DEPLOYED
-    pipeline.save(paths, run)
-    console.print(f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})")
+        raise LendguardError(f"version {run.version} is not approved: deploy-prod follows "
+                             "`lendguard approve VERSION --by NAME --note TEXT`")
+    run.status = service.RUNNING
+    with _step("deploy-prod"):
+        service.run_stage(paths, run, "deploy-prod")
+    run.status = service.DEPLOYED
+    service.save(paths, run)
+    return f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})"
 
 
-def _decide(args: argparse.Namespace, *, approve: bool) -> None:
-    from lendguard import pipeline  # noqa: PLC0415
+def _decision_command(verb: str) -> click.Command:
+    @click.argument("version")
+    @click.option("--by", required=True, callback=_not_blank, help="Your name (recorded).")
+    @click.option("--note", required=True, callback=_not_blank, help="Why (recorded).")
+    def decide(version: str, by: str, note: str) -> None:
+        from lendguard import pipeline as service  # noqa: PLC0415  # MLflow: only when used
 
-    run = pipeline.decide(get_paths(), args.version, approve=approve, by=args.by, note=args.note)
-    verb = "approved" if approve else "rejected"
-    tail = "" if run is None else f"; pipeline run {run.run_id} is {run.status}"
-    console.print(f"version {args.version} {verb} by {args.by}{tail}")
+        run = service.decide(get_paths(), version, approve=verb == "approve", by=by, note=note)
+        tail = "" if run is None else f"; pipeline run {run.run_id} is {run.status}"
+        console.print(escape(f"version {version} {verb}d by {by}{tail}"))
 
-
-def cmd_approve(args: argparse.Namespace) -> None:
-    _decide(args, approve=True)
-
-
-def cmd_reject(args: argparse.Namespace) -> None:
-    _decide(args, approve=False)
-
-
-def cmd_serve(args: argparse.Namespace) -> None:
-    from api.server import serve  # noqa: PLC0415
-
-    serve(host=args.host, port=args.port, alias=args.alias)
+    decide.__doc__ = f"{verb.capitalize()} a candidate VERSION (a person's decision, recorded)."
+    return cli.command(verb, epilog=_examples(f'lendguard {verb} 3 --by "Dana Reviewer" --note "fair on every group"'))(
+        decide)
 
 
-def cmd_api_key_create(args: argparse.Namespace) -> None:
-    from api.auth import create_key  # noqa: PLC0415
+_decision_command("approve")
+_decision_command("reject")
 
-    target = args.file or get_settings().api.api_keys_file
+
+# --- serving -----------------------------------------------------------------------------------
+
+
+@cli.command(epilog=_examples("lendguard serve", "lendguard serve --host 0.0.0.0 --port 8080"))
+@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, help="TCP port to listen on.")
+@click.option("--alias", default="champion", help="Model alias to serve.")
+def serve(host: str, port: int, alias: str) -> None:
+    """Run the scoring API (Litestar under uvicorn) until stopped."""
+    from api.server import serve as run_server  # noqa: PLC0415  # Litestar/MLflow: only when used
+
+    run_server(host=host, port=port, alias=alias)
+
+
+@cli.group("api-key", context_settings=CONTEXT, epilog=_examples("lendguard api-key create ops --scope admin"))
+def api_key() -> None:
+    """API keys (stored as SHA-256 hashes in $LENDGUARD_API_KEYS_FILE)."""
+
+
+@api_key.command("create", epilog=_examples("lendguard api-key create lender-app --scope score",
+                                            "lendguard api-key create ops --scope score --scope admin --file keys.yml"))
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(["score", "admin"]),
+              help="Repeat for several: score (scoring routes), admin (/v1/admin/...).")
+@click.option("--file", type=click.Path(dir_okay=False), default=None, help="Keys file.",
+              show_default="$LENDGUARD_API_KEYS_FILE")
+def api_key_create(name: str, scopes: tuple[str, ...], file: str | None) -> None:
+    """Mint a key for NAME (who holds it), print it once on stdout, store only its hash."""
+    from api.auth import create_key  # noqa: PLC0415  # Litestar: only when used
+
+    target = file or get_settings().api.api_keys_file
     if not target:
-        raise CommandError(f"no keys file: pass --file PATH or set {variable('api.api_keys_file')}")
-    key = create_key(Path(target), args.name, args.scope)
-    errors.print(f"key {args.name!r} ({', '.join(dict.fromkeys(args.scope))}) added to {target}; "
-                 "it is shown once, below, and stored nowhere:")
+        raise LendguardError(f"no keys file: pass --file PATH or set {variable('api.api_keys_file')}")
+    key = create_key(Path(target), name, list(scopes))
+    errors.print(escape(f"key {name!r} ({', '.join(dict.fromkeys(scopes))}) added to {target}; "
+                        "it is shown once, below, and stored nowhere:"))
     sys.stdout.write(key + "\n")
 
 
-def cmd_scenarios(_: argparse.Namespace) -> None:
-    from warehouse.simulator import SCENARIOS  # noqa: PLC0415
+@cli.command(epilog=_examples("lendguard scenarios"))
+def scenarios() -> None:
+    """List the simulator's traffic scenarios (for replay and demo)."""
+    from warehouse.simulator import SCENARIOS  # noqa: PLC0415  # numpy: only when used
 
     table = Table("scenario", "from request", "what changes")
     for scenario in SCENARIOS.values():
-        table.add_row(scenario.name, "-" if scenario.onset is None else f"{scenario.onset:,}", scenario.changes)
+        table.add_row(escape(scenario.name), "-" if scenario.onset is None else f"{scenario.onset:,}",
+                      escape(scenario.changes))
     console.print(table)
 
 
-def cmd_replay(args: argparse.Namespace) -> None:
-    from lendguard.demo import replay_scenario  # noqa: PLC0415
+@cli.command(epilog=_examples("lendguard replay --scenario economic_shock --requests 500",
+                              "lendguard replay --url http://10.0.0.5:8000 --scenario stable"))
+@click.option("--url", default="http://127.0.0.1:8000", help="Base URL of the running API.")
+@click.option("--scenario", type=LazyChoice(_scenario_names), default="stable", help="Traffic scenario.")
+@click.option("--requests", type=click.IntRange(min=1), default=3_000, help="Number of applications to send.")
+@click.option("--seed", type=click.IntRange(min=0), default=7, help="Random seed of the simulated traffic.")
+@click.option("--onset", type=click.IntRange(min=0), default=None, help="First affected request.",
+              show_default="the scenario's")
+@click.option("--concurrency", type=click.IntRange(min=1), default=16, help="Requests in flight at once.")
+def replay(  # noqa: PLR0917 - click passes every option by keyword; the signature mirrors them
+    url: str, scenario: str, requests: int, seed: int, onset: int | None, concurrency: int
+) -> None:
+    """Send a simulated traffic scenario to a running API."""
+    from lendguard.demo import replay_scenario  # noqa: PLC0415  # httpx/numpy: only when used
 
-    result = replay_scenario(args.url, args.scenario, args.requests, seed=args.seed, onset=args.onset,
-                             concurrency=args.concurrency, console=console)
+    result = replay_scenario(url, scenario, requests, seed=seed, onset=onset, concurrency=concurrency,
+                             console=console)
     if result.ok != result.sent:
-        raise CommandError(f"{result.sent - result.ok} of {result.sent} requests failed: {result.failures[:3]}")
+        raise LendguardError(f"{result.sent - result.ok} of {result.sent} requests failed: {result.failures[:3]}")
 
 
-def cmd_status(args: argparse.Namespace) -> None:
-    from lendguard.status import collect_status  # noqa: PLC0415
-
-    apply_tool_environment(REGISTRY_FAIL_FAST)  # a status check answers quickly when the registry is down
-    state = collect_status(get_paths())
-    if args.json:
-        sys.stdout.write(json.dumps(state, indent=2) + "\n")
-        return
-    from lendguard.status import print_status  # noqa: PLC0415
-
-    print_status(state, console)
+# --- monitoring --------------------------------------------------------------------------------
 
 
-def cmd_dashboard(args: argparse.Namespace) -> None:
-    from api.dashboard.export import export_dashboard  # noqa: PLC0415
+@cli.command(epilog=_examples("lendguard monitor", "lendguard monitor --json", "lendguard monitor --every 15m"))
+@click.option("--every", type=Duration(), default=None, show_default="run once",
+              help="Keep running every DURATION (15m, 1h, 90s) until stopped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON (single run).")
+@click.pass_context
+def monitor(ctx: click.Context, every: float | None, as_json: bool) -> None:
+    """Build the monitoring marts, run the checks, notify new alerts, set failover on critical ones.
 
-    apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
-    out = Path(args.out)
-    with console.status("rendering the dashboard from the published snapshot"):
-        view = export_dashboard(get_paths(), out, get_settings().dashboard.mlflow_ui_url,
-                                version=args.version, window=args.window)
-    rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
-    console.print(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline")
-
-
-def cmd_export_marts(args: argparse.Namespace) -> None:
-    from warehouse.exports import export_marts  # noqa: PLC0415
-
-    with console.status("exporting the marts from the published snapshot"):
-        written = export_marts(get_paths(), Path(args.out))
-    console.print(f"wrote {len(written)} Parquet files to {args.out}: {', '.join(p.stem for p in written)}")
-
-
-def cmd_config(args: argparse.Namespace) -> None:
-    from lendguard.config import config_json, config_table, effective_settings  # noqa: PLC0415
-
-    loaded = load()
-    rows = effective_settings(loaded)
-    if args.json:
-        sys.stdout.write(config_json(rows, loaded.config_file) + "\n")
-    else:
-        console.print(config_table(rows, loaded.config_file))
-
-
-def cmd_demo(args: argparse.Namespace) -> None:
-    from lendguard.demo import run_demo  # noqa: PLC0415
-
-    run_demo(
-        loans=args.loans, scenario=args.scenario, requests=args.requests, port=args.port,
-        keep_serving=args.keep_serving, console=console,
-    )
-
-
-def _print_monitor_report(report: object) -> None:
-    from lendguard.monitor import MonitorReport  # noqa: PLC0415
-
-    assert isinstance(report, MonitorReport)
-    counts = f"{len(report.alerts)} open alert(s), {len(report.new_alerts)} new ({len(report.critical_new)} critical)"
-    console.print(f"monitor run {report.monitor_run_id}: [bold]{report.status}[/] — {counts}")
-    for alert in report.new_alerts:
-        style = "red" if alert.critical else "yellow"
-        console.print(f"  [{style}]{escape(alert.line())}[/]")
-    for delivery in report.deliveries:
-        state = "sent" if delivery.ok else f"NOT sent ({delivery.error})"
-        console.print(f"  notification by {delivery.channel} to {delivery.target}: {escape(state)}")
-    if report.new_alerts and not report.deliveries:
-        console.print("  notifications are not configured (LENDGUARD_SMTP_HOST / LENDGUARD_WEBHOOK_URL): recorded only")
-    if report.failover_set:
-        console.print("  [red bold]failover set[/]: the API applies its fallback until a person runs "
-                      "`lendguard failover clear --by NAME --note TEXT`")
-    elif report.failover_active:
-        console.print("  failover is active (set earlier); `lendguard failover status` says why")
-    for failure in report.dbt_failures:
-        errors.print(f"  [red]{failure['status']}[/] {failure['unique_id']}: {escape(str(failure['message']))}")
-
-
-def cmd_monitor(args: argparse.Namespace) -> int:
-    """Exit 0: ran, no new critical alert; 3: new critical alert(s) (failover set); 1: dbt nodes failed."""
-    from lendguard import monitor  # noqa: PLC0415
+    Exit status: 0 no new critical alert; 3 new critical alert(s) (failover set); 1 dbt nodes failed.
+    """
+    from lendguard import monitor as service  # noqa: PLC0415  # duckdb/MLflow: only when used
 
     paths = get_paths()
-    if args.every is None:
-        with console.status("monitoring: dbt build with the monitor checks"):
-            report = monitor.run_monitor(paths)
-        if args.json:
-            sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    if every is None:
+        with _step("monitoring: dbt build with the monitor checks"):
+            report = service.run_monitor(paths)
+        if as_json:
+            _json_out(report.to_json())
         else:
             _print_monitor_report(report)
         if report.critical_new:
-            return EXIT_CRITICAL
-        return EXIT_FAILED if report.dbt_failures else 0
-    import signal  # noqa: PLC0415
-    import threading  # noqa: PLC0415
+            ctx.exit(EXIT_CRITICAL)
+        if report.dbt_failures:
+            ctx.exit(1)
+        return
+    if as_json:
+        raise click.UsageError("--json prints a single run's report: it does not go with --every")
+    _monitor_every(paths, every)
 
-    interval = monitor.parse_duration(args.every)
+
+def _monitor_every(paths: Paths, interval: float) -> None:
+    import signal  # noqa: PLC0415  # only the scheduled loop handles signals
+    import threading  # noqa: PLC0415  # only the scheduled loop waits on an event
+
+    from lendguard import monitor as service  # noqa: PLC0415  # duckdb/MLflow: only when used
+
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -311,242 +509,213 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         errors.print(f"{signal.Signals(signum).name}: stopping after the current run (again to abort)")
         stop.set()
 
+    def one_run(report: MonitorReport) -> None:
+        _print_monitor_report(report)
+
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    console.print(f"monitoring every {args.every} ({interval:.0f} s); Ctrl-C or SIGTERM stops it")
+    console.print(f"monitoring every {interval:.0f} s; Ctrl-C or SIGTERM stops it")
     try:
-        runs = monitor.run_every(
-            paths, interval, stop, on_report=_print_monitor_report,
+        runs = service.run_every(
+            paths, interval, stop, on_report=one_run,
             on_error=lambda exc: errors.print(f"[red]monitor run failed:[/] {escape(str(exc).splitlines()[0])}"),
         )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print(f"stopped after {runs} run(s)")
-    return 0
 
 
-def cmd_failover(args: argparse.Namespace) -> None:
-    from warehouse import failover  # noqa: PLC0415
+def _print_monitor_report(report: MonitorReport) -> None:
+    counts = f"{len(report.alerts)} open alert(s), {len(report.new_alerts)} new ({len(report.critical_new)} critical)"
+    console.print(f"monitor run {escape(report.monitor_run_id)}: [bold]{escape(report.status)}[/] — {counts}")
+    for alert in report.new_alerts:
+        style = "red" if alert.critical else "yellow"
+        console.print(f"  [{style}]{escape(alert.line())}[/]")
+    for delivery in report.deliveries:
+        state = "sent" if delivery.ok else f"NOT sent ({delivery.error})"
+        console.print(escape(f"  notification by {delivery.channel} to {delivery.target}: {state}"))
+    if report.new_alerts and not report.deliveries:
+        console.print("  notifications are not configured (LENDGUARD_SMTP_HOST / LENDGUARD_WEBHOOK_URL): recorded only")
+    if report.failover_set:
+        console.print("  [red bold]failover set[/]: the API applies its fallback until a person runs "
+                      "`lendguard failover clear --by NAME --note TEXT`")
+    elif report.failover_active:
+        console.print("  failover is active (set earlier); `lendguard failover status` says why")
+    _print_failures(report.dbt_failures)
 
-    paths = get_paths()
-    if args.failover_command == "set":
-        state = failover.set_failover(paths, by=args.by, reason=args.reason, fallback=args.fallback)
-        console.print(f"failover [red bold]set[/] by {escape(args.by)}: every API reading {paths.data_dir} "
-                      f"applies {state.fallback} until `lendguard failover clear --by NAME --note TEXT`")
-        return
-    if args.failover_command == "clear":
-        before = failover.read_failover(paths)
-        failover.clear_failover(paths, by=args.by, note=args.note)
-        was = "" if before.active else " (it was not active; the decision is recorded anyway)"
-        console.print(f"failover cleared by {escape(args.by)}: the API returns to the model's decisions{was}")
-        return
-    state = failover.read_failover(paths)
-    if args.json:
-        sys.stdout.write(json.dumps(asdict(state), indent=2) + "\n")
+
+@cli.group(context_settings=CONTEXT, epilog=_examples("lendguard failover status", "lendguard failover clear "
+                                                     '--by "Dana Reviewer" --note "drift explained"'))
+def failover() -> None:
+    """The API's failover flag: status, set, clear (a person's call, recorded)."""
+
+
+@failover.command("status", epilog=_examples("lendguard failover status", "lendguard failover status --json"))
+@click.option("--json", "as_json", is_flag=True, help="Print the flag's state as JSON.")
+def failover_status(as_json: bool) -> None:
+    """Is failover on, since when, who set it and why."""
+    from warehouse import failover as service  # noqa: PLC0415  # with the other data commands
+
+    state = service.read_failover(get_paths())
+    if as_json:
+        _json_out(asdict(state))
     elif state.active:
-        console.print(f"failover [red bold]ACTIVE[/] ({state.fallback}) since {state.set_at}, set by {state.set_by}: "
-                      f"{escape(state.reason or '')}; alerts: {', '.join(state.alert_ids) or 'none'}")
+        console.print("failover [red bold]ACTIVE[/] " + escape(
+            f"({state.fallback}) since {state.set_at}, set by {state.set_by}: {state.reason or ''}; "
+            f"alerts: {', '.join(state.alert_ids) or 'none'}"))
     elif state.cleared_at:
-        console.print(f"failover off: cleared by {state.cleared_by} at {state.cleared_at} "
-                      f"({escape(state.clear_note or '')})")
+        console.print(escape(f"failover off: cleared by {state.cleared_by} at {state.cleared_at} "
+                             f"({state.clear_note or ''})"))
     else:
         console.print("failover off (never set)")
 
 
-def cmd_outcomes(args: argparse.Namespace) -> None:
-    from warehouse import outcomes  # noqa: PLC0415
+@failover.command("set", epilog=_examples('lendguard failover set --by "Dana Reviewer" --reason "income drift"'))
+@click.option("--by", required=True, callback=_not_blank, help="Your name (recorded).")
+@click.option("--reason", required=True, callback=_not_blank, help="Why (recorded).")
+@click.option("--fallback", type=click.Choice(["manual_review", "previous_champion"]), default="manual_review",
+              help="What the API answers meanwhile.")
+def failover_set(by: str, reason: str, fallback: str) -> None:
+    """Switch the API to its fallback now."""
+    from warehouse import failover as service  # noqa: PLC0415  # with the other data commands
 
     paths = get_paths()
-    if args.simulate:
-        if args.file:
-            raise CommandError("give a FILE or --simulate, not both")
-        with console.status("simulating outcomes for the logged decisions"):
-            result = outcomes.simulate_outcomes(paths, seed=args.seed)
-    elif args.file:
-        with console.status(f"checking {args.file}"):
-            result = outcomes.import_outcomes(paths, Path(args.file))
+    state = service.set_failover(paths, by=by, reason=reason, fallback=fallback)
+    console.print("failover [red bold]set[/] " + escape(
+        f"by {by}: every API reading {paths.data_dir} applies {state.fallback} until "
+        "`lendguard failover clear --by NAME --note TEXT`"))
+
+
+@failover.command("clear", epilog=_examples('lendguard failover clear --by "Dana Reviewer" --note "drift explained"'))
+@click.option("--by", required=True, callback=_not_blank, help="Your name (recorded).")
+@click.option("--note", required=True, callback=_not_blank, help="Why it is safe to return to the model (recorded).")
+def failover_clear(by: str, note: str) -> None:
+    """Back to the model's decisions."""
+    from warehouse import failover as service  # noqa: PLC0415  # with the other data commands
+
+    paths = get_paths()
+    before = service.read_failover(paths)
+    service.clear_failover(paths, by=by, note=note)
+    was = "" if before.active else " (it was not active; the decision is recorded anyway)"
+    console.print(escape(f"failover cleared by {by}: the API returns to the model's decisions{was}"))
+
+
+@cli.command(epilog=_examples("lendguard outcomes outcomes.csv", "lendguard outcomes --simulate --seed 3"))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--simulate", is_flag=True, help="Draw outcomes from the simulator's truth instead of a FILE.")
+@click.option("--seed", type=click.IntRange(min=0), default=17, help="Random seed, with --simulate.")
+def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
+    """Land loan outcomes: FILE (.csv/.parquet with request_id, defaulted[, outcome_at]), checked
+    whole first, or --simulate them for the logged decisions."""
+    from warehouse import outcomes as service  # noqa: PLC0415  # pandas/duckdb: only when used
+
+    paths = get_paths()
+    if simulate and file:
+        raise click.UsageError("give a FILE or --simulate, not both")
+    if simulate:
+        with _step("simulating outcomes for the logged decisions"):
+            result = service.simulate_outcomes(paths, seed=seed)
+    elif file:
+        with _step(f"checking {file}"):
+            result = service.import_outcomes(paths, file)
     else:
-        raise CommandError("give an outcomes FILE (.csv or .parquet) or --simulate")
+        raise LendguardError("give an outcomes FILE (.csv or .parquet) or --simulate")
     console.print(f"landed {result.rows:,} outcomes ({result.defaults:,} defaulted) as batch "
-                  f"[bold]{result.batch_id}[/]; `lendguard build` or `lendguard monitor` brings them into "
+                  f"[bold]{escape(result.batch_id)}[/]; `lendguard build` or `lendguard monitor` brings them into "
                   "mon_realised_quality")
 
 
-def _add_monitoring_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    add: Callable[[str, Callable[[argparse.Namespace], object], str], argparse.ArgumentParser],
-) -> None:
-    """``monitor``, ``failover`` and ``outcomes``."""
-    monitor = add("monitor", cmd_monitor, "build the monitoring marts, run the checks, notify new alerts, "
-                  "set failover on critical ones (exit 3 when a new critical alert was found)")
-    monitor.add_argument("--every", metavar="DURATION", help="keep running every DURATION (15m, 1h, 90s) until stopped")
-    monitor.add_argument("--json", action="store_true", help="print the run's report as JSON (single run)")
-
-    failover_parser = sub.add_parser("failover", help="the API's failover flag: status, set, clear (a person's call)")
-    failover_sub = failover_parser.add_subparsers(dest="failover_command", required=True, metavar="COMMAND")
-    failover_status = failover_sub.add_parser("status", help="is failover on, since when, who set it and why")
-    failover_status.set_defaults(handler=cmd_failover)
-    failover_status.add_argument("--json", action="store_true")
-    failover_set = failover_sub.add_parser("set", help="switch the API to its fallback now (recorded)")
-    failover_set.set_defaults(handler=cmd_failover)
-    failover_set.add_argument("--by", required=True, help="your name")
-    failover_set.add_argument("--reason", required=True, help="why")
-    failover_set.add_argument("--fallback", default="manual_review", choices=["manual_review", "previous_champion"])
-    failover_clear = failover_sub.add_parser("clear", help="back to the model's decisions (a person's call, recorded)")
-    failover_clear.set_defaults(handler=cmd_failover)
-    failover_clear.add_argument("--by", required=True, help="your name")
-    failover_clear.add_argument("--note", required=True, help="why it is safe to return to the model")
-
-    outcomes = add("outcomes", cmd_outcomes, "land loan outcomes (request_id, defaulted, optional outcome_at) "
-                   "from a CSV/Parquet file, checked whole first; or --simulate them for the logged decisions")
-    outcomes.add_argument("file", nargs="?", help=".csv or .parquet with request_id, defaulted[, outcome_at]")
-    outcomes.add_argument("--simulate", action="store_true", help="draw outcomes from the simulator's truth")
-    outcomes.add_argument("--seed", type=int, default=17, help="with --simulate")
+# --- reading -----------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command's options in one place
-    parser = argparse.ArgumentParser(
-        prog="lendguard", description="Fair loan-risk scoring, delivered and monitored inside the data warehouse."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+@cli.command(epilog=_examples("lendguard dashboard --out report.html",
+                              "lendguard dashboard --out report.html --version 2 --window deployment"))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="The HTML file to write (atomically).")
+@click.option("--version", default=None, help="Model version of the drift and output panels.",
+              show_default="the champion")
+@click.option("--window", type=click.Choice(["latest", "deployment"]), default="latest",
+              help="Drift and output panels: the latest count window or the whole deployment.")
+def dashboard(out: Path, version: str | None, window: str) -> None:
+    """Write the monitoring dashboard as one self-contained HTML file (the API serves it at /dashboard)."""
+    from api.dashboard.export import export_dashboard  # noqa: PLC0415  # duckdb/jinja: only when used
 
-    def add(name: str, handler: Callable[[argparse.Namespace], object], help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
-        return command
-
-    simulate = add("simulate", cmd_simulate, "land a simulated (seeded) loan book as the current one")
-    simulate.add_argument("--loans", type=int, default=100_000, help="number of loans (default 100,000)")
-    simulate.add_argument("--seed", type=int, default=42)
-
-    importer = add("import", cmd_import, "check a CSV or Parquet loan book against its schema and land it")
-    importer.add_argument("file")
-    importer.add_argument("--schema", required=True, help="YAML declaring the columns (see warehouse/schemas/)")
-
-    build = add("build", cmd_build, "run dbt build on the landed data and publish the read-only snapshot")
-    build.add_argument("--select", nargs="+", help="dbt selection (default: everything)")
-    build.add_argument("--full-refresh", action="store_true",
-                       help="rebuild the incremental models (monitoring marts) from the whole log")
-
-    compact_log = add("compact-log", cmd_compact_log,
-                      "merge the prediction log's small files (also done by every build)")
-    compact_log.add_argument("--min-age", type=float, default=60.0,
-                             help="only files closed at least this many seconds ago (default 60)")
-
-    add("train", cmd_train, "train, choose thresholds, evaluate and register a candidate (pipeline stages 1-3)")
-
-    pipeline = sub.add_parser("pipeline", help="the model-delivery pipeline").add_subparsers(
-        dest="pipeline_command", required=True, metavar="COMMAND")
-    run = pipeline.add_parser("run", help="train → thresholds → evaluate → gate → deploy-dev → test-dev → "
-                              "request-approval (then wait for `lendguard approve`)")
-    run.set_defaults(handler=cmd_pipeline_run)
-    run.add_argument("--wait", action="store_true", help="block until a person approves or rejects")
-    run.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
-    run.add_argument("--supersede", action="store_true", help="abandon a run that is still open")
-    stage = pipeline.add_parser("stage", help="run one stage of the current pipeline run (CI servers)")
-    stage.set_defaults(handler=cmd_pipeline_stage)
-    stage.add_argument("name", choices=["train", "thresholds", "evaluate", "gate", "deploy-dev", "test-dev",
-                                        "request-approval", "deploy-prod"])
-    stage.add_argument("--supersede", action="store_true", help="with train: abandon a run that is still open")
-
-    for verb, handler in (("approve", cmd_approve), ("reject", cmd_reject)):
-        decision = add(verb, handler, f"{verb} a candidate version (a person's decision, recorded)")
-        decision.add_argument("version")
-        decision.add_argument("--by", required=True, help="your name")
-        decision.add_argument("--note", required=True, help="why")
-
-    serve = add("serve", cmd_serve, "run the scoring API (Litestar under uvicorn)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--alias", default="champion", help="model alias to serve")
-
-    _add_api_key_commands(sub)
-
-    add("scenarios", cmd_scenarios, "list the simulator's traffic scenarios")
-
-    replay = add("replay", cmd_replay, "send a simulated traffic scenario to a running API")
-    replay.add_argument("--url", default="http://127.0.0.1:8000")
-    replay.add_argument("--scenario", default="stable")
-    replay.add_argument("--requests", type=int, default=3_000)
-    replay.add_argument("--seed", type=int, default=7)
-    replay.add_argument("--onset", type=int, default=None, help="first affected request (default: the scenario's)")
-    replay.add_argument("--concurrency", type=int, default=16)
-
-    _add_monitoring_commands(sub, add)
-
-    dashboard = add("dashboard", cmd_dashboard, "write the monitoring dashboard as one self-contained HTML file "
-                    "(opens offline; the API serves the same page at /dashboard)")
-    dashboard.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write (atomically)")
-    dashboard.add_argument("--version", help="model version of the drift and output panels (default: the champion)")
-    dashboard.add_argument("--window", choices=["latest", "deployment"], default="latest",
-                           help="drift and output panels: the latest count window (default) or the whole deployment")
-    export = add("export-marts", cmd_export_marts, "copy the mon_* and dlv_* marts of the published snapshot "
-                 "to Parquet files, for BI tools")
-    export.add_argument("--out", required=True, metavar="DIR")
-
-    config = add("config", cmd_config, "show every setting: its effective value (secrets masked), "
-                 "variable, source (environment, file, default) and meaning")
-    config.add_argument("--json", action="store_true", help="machine-readable form")
-
-    status = add("status", cmd_status, "show where everything is and what state it is in")
-    status.add_argument("--json", action="store_true", help="stable machine-readable form")
-
-    demo = add("demo", cmd_demo, "simulate → build → train → serve → replay → build, then summarise")
-    demo.add_argument("--loans", type=int, default=100_000)
-    demo.add_argument("--scenario", default="economic_shock")
-    demo.add_argument("--requests", type=int, default=4_000)
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--keep-serving", action="store_true", help="leave the API up at the end")
-    return parser
+    apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
+    with _step("rendering the dashboard from the published snapshot"):
+        view = export_dashboard(get_paths(), out, get_settings().dashboard.mlflow_ui_url,
+                                version=version, window=window)
+    rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
+    console.print(escape(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline"))
 
 
-def _add_api_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    api_key = sub.add_parser("api-key", help="API keys (stored as SHA-256 hashes in LENDGUARD_API_KEYS_FILE)")
-    commands = api_key.add_subparsers(dest="api_key_command", required=True, metavar="COMMAND")
-    create = commands.add_parser("create", help="mint a key, print it once, store its hash")
-    create.set_defaults(handler=cmd_api_key_create)
-    create.add_argument("name", help="who holds the key (recorded as the actor of admin calls)")
-    create.add_argument("--scope", action="append", choices=["score", "admin"], required=True,
-                        help="repeat for several: score (scoring routes), admin (/v1/admin/...)")
-    create.add_argument("--file", help="keys file (default: $LENDGUARD_API_KEYS_FILE)")
+@cli.command("export-marts", epilog=_examples("lendguard export-marts --out /srv/bi/lendguard",
+                                              "lendguard export-marts --out marts --json"))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Directory for the Parquet files (one per mart).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
+def export_marts(out: Path, as_json: bool) -> None:
+    """Copy the mon_* and dlv_* marts of the published snapshot to Parquet files, for BI tools."""
+    from warehouse.exports import export_marts as run_export  # noqa: PLC0415  # duckdb: only when used
+
+    with _step("exporting the marts from the published snapshot"):
+        written = run_export(get_paths(), out)
+    if as_json:
+        _json_out({"out": str(out), "files": [str(p) for p in written]})
+    else:
+        console.print(escape(f"wrote {len(written)} Parquet files to {out}: {', '.join(p.stem for p in written)}"))
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from duckdb import Error as DuckDBError  # noqa: PLC0415
+@cli.command(epilog=_examples("lendguard config", "lendguard config --json",
+                              "LENDGUARD_CONFIG_FILE=prod.env lendguard config"))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable form.")
+def config(as_json: bool) -> None:
+    """Show every setting: its effective value (secrets masked), variable, source and meaning."""
+    from lendguard.config import config_json, config_table, effective_settings  # noqa: PLC0415  # rich tables: only when used
 
-    from lendguard.pipeline import PipelineBusyError, StageFailedError  # noqa: PLC0415
-    from ml.delivery import GateRefusedError  # noqa: PLC0415
-    from warehouse.build import NoLoanBookError  # noqa: PLC0415
-    from warehouse.dbt import DbtError  # noqa: PLC0415
-    from warehouse.importer import ImportRejectedError  # noqa: PLC0415
-    from warehouse.loan_book import LoanBookSchemaError  # noqa: PLC0415
-    from warehouse.publish import SnapshotMissingError  # noqa: PLC0415
+    loaded = load()
+    rows = effective_settings(loaded)
+    if as_json:
+        sys.stdout.write(config_json(rows, loaded.config_file) + "\n")
+    else:
+        console.print(config_table(rows, loaded.config_file))
 
-    return (CommandError, NoLoanBookError, DbtError, ImportRejectedError, LoanBookSchemaError,
-            SnapshotMissingError, StageFailedError, PipelineBusyError, GateRefusedError, TimeoutError,
-            ValueError, LookupError, OSError, DuckDBError)
+
+@cli.command(epilog=_examples("lendguard status", "lendguard status --json"))
+@click.option("--json", "as_json", is_flag=True, help="Stable machine-readable form.")
+def status(as_json: bool) -> None:
+    """Show where everything is and what state it is in."""
+    from lendguard.status import collect_status, print_status  # noqa: PLC0415  # MLflow: only when used
+
+    apply_tool_environment(REGISTRY_FAIL_FAST)  # a status check answers quickly when the registry is down
+    state = collect_status(get_paths())
+    if as_json:
+        _json_out(state)
+    else:
+        print_status(state, console)
+
+
+@cli.command(epilog=_examples("lendguard demo", "lendguard demo --loans 20000 --requests 500 --port 8100",
+                              "lendguard demo --scenario purpose_shift --keep-serving"))
+@click.option("--loans", type=click.IntRange(min=1), default=100_000, help="Loans in the simulated book.")
+@click.option("--scenario", type=LazyChoice(_scenario_names), default="economic_shock",
+              help="Traffic scenario replayed.")
+@click.option("--requests", type=click.IntRange(min=1), default=4_000, help="Applications replayed.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, help="Port of the demo's API.")
+@click.option("--keep-serving", is_flag=True, help="Leave the API up at the end.")
+def demo(loans: int, scenario: str, requests: int, port: int, keep_serving: bool) -> None:
+    """The whole path once: simulate, build, pipeline and approval, serve, replay, monitor, dashboard."""
+    from lendguard.demo import run_demo  # noqa: PLC0415  # the whole stack: only when used
+
+    run_demo(loans=loans, scenario=scenario, requests=requests, port=port, keep_serving=keep_serving, console=console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """The entry point: run ``lendguard`` with ``argv`` (default: the process's) and return its exit status."""
     try:
-        get_settings()  # read once, here: a bad setting stops every command before it starts
-        code = args.handler(args)
-    except LendguardError as exc:
-        errors.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        errors.print("interrupted")
-        return 130
-    except _known_errors() as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        return EXIT_FAILED
-    return code if isinstance(code, int) else 0
+        cli.main(args=None if argv is None else list(argv), prog_name="lendguard")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,21 +11,29 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lendguard.progress import step
 from lendguard.replay import ReplayResult, application_bodies, replay
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
 
 READY_TIMEOUT_SECONDS = 120.0
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(LendguardError):
     """The API process did not become ready."""
+
+
+class ReplayFailedError(LendguardError):
+    """Replayed requests were not answered (the API is down or refused them)."""
 
 
 def replay_scenario(
@@ -39,10 +47,12 @@ def replay_scenario(
     traffic = simulate_traffic(scenario, requests, seed, onset=onset)
     bodies = application_bodies(traffic, current_loan_book(get_paths()))
     progress = Progress(TextColumn(f"replaying {scenario}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
+                        console=console, transient=True, disable=not console.is_terminal)
     with progress:
         task = progress.add_task("replay", total=len(bodies))
         result = replay(url, scenario, bodies, concurrency=concurrency, on_done=lambda: progress.advance(task))
+    if result.sent and result.status_counts.get(0, 0) == result.sent:  # status 0: no HTTP answer at all
+        raise ReplayFailedError(f"no answer from {url} to any of the {result.sent:,} requests: {result.failures[0]}")
     effective_onset = SCENARIOS[scenario].onset if onset is None else onset
     drift = "no drift" if effective_onset is None else f"drift from request {effective_onset:,}"
     console.print(
@@ -109,7 +119,7 @@ def monitor_summary(report: Any, console: Console) -> None:
     found = ", ".join(f"{n} {severity} {check}" for (severity, check), n in sorted(counts.items())) or "no alerts"
     console.print(f"6/7 monitor: {found}")
     for alert in [a for a in report.new_alerts if a.critical][:5]:
-        console.print(f"    {alert.line()}")
+        console.print(f"    {escape(alert.line())}")
     if report.failover_set:
         console.print("    a critical alert set the failover flag: every application now goes to manual review")
 
@@ -161,16 +171,15 @@ def run_demo(
 
     paths = get_paths()
     console.rule("lendguard demo")
-    with console.status(f"1/7 simulating {loans:,} loans"):
+    with step(console, f"1/7 simulating {loans:,} loans"):
         landed = land_simulated(paths, loans, seed=42)
     console.print(f"1/7 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
-    with console.status("2/7 dbt build"):
+    with step(console, "2/7 dbt build"):
         built = build(paths)
     console.print(f"2/7 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
                   f"published {paths.snapshot}")
-    status = console.status("3/7 delivery pipeline")
-    with status:
-        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: status.update(f"3/7 pipeline: {name}"))
+    with step(console, "3/7 delivery pipeline") as rename:
+        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: rename(f"3/7 pipeline: {name}"))
     for policy, row in policy_summary(paths, str(run.version)).items():
         console.print(f"    {policy}: test AUC {row['auc']:.3f}, cost per applicant {row['cost']:.3f}, "
                       f"FPR by group {row['fprs']} (gap {row['gap']:.3f})")
@@ -184,7 +193,7 @@ def run_demo(
     try:
         result = replay_scenario(url, scenario, requests, console=console)
         console.print(f"5/7 replay: {result.ok:,} of {result.sent:,} scored")
-        with console.status("6/7 lendguard monitor (dbt build of the monitoring marts and their checks)"):
+        with step(console, "6/7 lendguard monitor (dbt build of the monitoring marts and their checks)"):
             report = run_monitor(paths, actor="lendguard demo")
         monitor_summary(report, console)
         if report.failover_active:
@@ -193,7 +202,7 @@ def run_demo(
         if not keep_serving:
             stop_server(server)
     dashboard = paths.data_dir / "dashboard.html"
-    with console.status("7/7 dashboard"):
+    with step(console, "7/7 dashboard"):
         export_dashboard(paths, dashboard, get_settings().dashboard.mlflow_ui_url)
     summary = hourly_summary(paths)
     console.print(f"7/7 dashboard (one offline HTML file): {dashboard}; mon_ops_hourly: {summary['requests']:,} "
@@ -202,10 +211,11 @@ def run_demo(
     console.print(f"warehouse snapshot (read-only): .venv/bin/duckdb -readonly {paths.snapshot}")
     console.print("  e.g. select * from mon_ops_hourly order by hour_start;")
     console.print(f"landing zone: {paths.landing}")
-    console.print(f"MLflow: mlflow ui --backend-store-uri {paths.tracking_uri}")
+    mlflow = Path(sys.executable).with_name("mlflow")  # runnable as printed, venv activated or not
+    console.print(escape(f"MLflow: {mlflow} ui --backend-store-uri {paths.tracking_uri}"))
     console.print("state of everything: lendguard status; failover: lendguard failover status "
                   "(clearing it is a person's call: lendguard failover clear --by NAME --note TEXT)")
     if keep_serving:
         console.print(f"the API keeps serving at {url} (pid {server.pid}); stop it with: kill {server.pid}")
     if result.ok != result.sent:
-        raise RuntimeError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")
+        raise ReplayFailedError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")

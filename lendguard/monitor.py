@@ -39,6 +39,7 @@ from ml import notify
 from warehouse import datasets
 from warehouse.build import build
 from warehouse.dbt import DbtError
+from warehouse.errors import LendguardError
 from warehouse.failover import read_failover, set_failover
 from warehouse.paths import Paths
 from warehouse.project import project_vars
@@ -338,7 +339,7 @@ def run_every(
     *,
     on_report: Callable[[MonitorReport], None],
     on_error: Callable[[BaseException], None],
-    errors: tuple[type[BaseException], ...] = (DbtError, OSError, ValueError, LookupError, duckdb.Error),
+    errors: tuple[type[BaseException], ...] = (LendguardError, OSError, ValueError, LookupError, duckdb.Error),
 ) -> int:
     """Run the monitor now and then every ``interval_seconds`` (start to start) until ``stop`` is set.
 

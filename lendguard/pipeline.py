@@ -34,6 +34,7 @@ import pyarrow as pa
 from ml import delivery, registry
 from ml.train import load_split, train
 from warehouse import datasets
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
@@ -45,12 +46,16 @@ RUNNING, FAILED, AWAITING, DEPLOYED, REJECTED = "running", "failed", "awaiting_a
 OPEN_STATES = (RUNNING, AWAITING)
 
 
-class StageFailedError(RuntimeError):
+class StageFailedError(LendguardError):
     """A stage could not do its job; the message is the reason recorded for the run."""
 
 
-class PipelineBusyError(RuntimeError):
+class PipelineBusyError(LendguardError):
     """Another run is still running or waiting for its approval."""
+
+
+class DecisionTimeoutError(LendguardError, TimeoutError):
+    """``--wait`` gave up: nobody approved or rejected the version in time."""
 
 
 def utc_now() -> datetime:
@@ -363,7 +368,7 @@ def wait_for_decision(paths: Paths, run_id: str, timeout: float | None = None, p
         if run.status not in OPEN_STATES:
             return run
         if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"no decision on version {run.version} within {timeout:.0f} s")
+            raise DecisionTimeoutError(f"no decision on version {run.version} within {timeout:.0f} s")
         time.sleep(poll)
 
 

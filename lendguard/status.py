@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from warehouse import landing
@@ -167,44 +168,49 @@ def print_status(state: dict[str, Any], console: Console) -> None:
     table = Table("what", "state", show_header=False)
     snapshot = state["snapshot"]
     present = "present" if state["warehouse"]["exists"] else "missing"
-    table.add_row("warehouse", f"{state['warehouse']['path']} ({present})")
+    _add_row(table, "warehouse", f"{state['warehouse']['path']} ({present})")
     age = "never published" if snapshot["age_seconds"] is None else f"published {snapshot['age_seconds']:.0f} s ago"
-    table.add_row("snapshot", f"{snapshot['path']} ({age})")
+    _add_row(table, "snapshot", f"{snapshot['path']} ({age})")
     book = state["loan_book"]
-    table.add_row("loan book", "none landed" if book is None else f"{book['name']} (snapshot {book['snapshot_id']})")
+    _add_row(table, "loan book", "none landed" if book is None else f"{book['name']} (snapshot {book['snapshot_id']})")
     for name, counts in state["landing"]["datasets"].items():
-        table.add_row(f"landing/{name}", f"{counts['files']:,} files, {counts['rows']:,} rows")
+        _add_row(table, f"landing/{name}", f"{counts['files']:,} files, {counts['rows']:,} rows")
     mlflow_state = state["mlflow"]
     reachable = "" if mlflow_state["reachable"] else f" (unreachable: {mlflow_state['error']})"
-    table.add_row("MLflow", mlflow_state["tracking_uri"] + reachable)
+    _add_row(table, "MLflow", mlflow_state["tracking_uri"] + reachable)
     for alias, info in mlflow_state["aliases"].items():
         if info is None:
-            table.add_row(alias, "none")
+            _add_row(table, alias, "none")
         else:
             detail = f"version {info['version']} (gate {info['gate'] or 'n/a'}, approval {info['approval'] or 'n/a'})"
-            table.add_row(alias, detail)
+            _add_row(table, alias, detail)
     run = state["pipeline"]
     if run is None:
-        table.add_row("pipeline", "no run yet")
+        _add_row(table, "pipeline", "no run yet")
     else:
         stages = ", ".join(f"{s['stage']} {s['status']}" for s in run["stages"])
         reason = f" ({run['reason']})" if run["reason"] else ""
-        table.add_row("pipeline", f"run {run['run_id']}: {run['status']}{reason}, version {run['version']}; {stages}")
+        _add_row(table, "pipeline", f"run {run['run_id']}: {run['status']}{reason}, version {run['version']}; {stages}")
     failover = state["failover"]
     if failover is None:
-        table.add_row("failover", "not deployed yet")
+        _add_row(table, "failover", "not deployed yet")
     elif failover["active"]:
-        table.add_row("failover", f"ACTIVE ({failover['fallback']}) since {failover['set_at']}, set by "
+        _add_row(table, "failover", f"ACTIVE ({failover['fallback']}) since {failover['set_at']}, set by "
                       f"{failover['set_by']}: {failover['reason']}")
     else:
         cleared = f"; cleared by {failover['cleared_by']} at {failover['cleared_at']}" if failover["cleared_at"] else ""
-        table.add_row("failover", f"off{cleared}")
+        _add_row(table, "failover", f"off{cleared}")
     alerts = state["alerts"]
     if alerts is None:
-        table.add_row("alerts", "not monitored yet")
+        _add_row(table, "alerts", "not monitored yet")
     else:
         run = alerts["last_monitor_run"]
         last = "never run" if run is None else f"last run {run['started_at']} ({run['status']})"
-        table.add_row("alerts", f"{alerts['open']} open ({alerts['critical']} critical, {alerts['warn']} warn); "
+        _add_row(table, "alerts", f"{alerts['open']} open ({alerts['critical']} critical, {alerts['warn']} warn); "
                       f"`lendguard monitor`: {last}")
     console.print(table)
+
+
+def _add_row(table: Table, what: str, value: str) -> None:
+    """Values are data (paths, reasons, names), never markup: ``[annual_income]`` must stay."""
+    table.add_row(escape(what), escape(value))

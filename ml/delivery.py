@@ -34,6 +34,7 @@ from ml.reference import land_reference_inputs
 from ml.train import LABEL, OOF_ARTIFACT, load_split
 from warehouse import datasets
 from warehouse.build import build, current_loan_book
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
@@ -47,7 +48,7 @@ GATE_PASSED = "passed"
 GATE_FAILED = "failed"
 
 
-class GateRefusedError(RuntimeError):
+class GateRefusedError(LendguardError):
     """A version without a passed gate may not be approved."""
 
 
@@ -328,7 +329,7 @@ def decide(
     try:
         model_version = client.get_model_version(registry.MODEL_NAME, version)
     except MlflowException as exc:
-        raise LookupError(f"model version {version} does not exist in {paths.tracking_uri}") from exc
+        raise registry.ModelNotFoundError(f"model version {version} does not exist in {paths.tracking_uri}") from exc
     gate = model_version.tags.get("gate_result", "none")
     decision = "approved" if approve else "rejected"
     if approve and gate != GATE_PASSED:

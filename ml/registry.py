@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.policy import PolicySet
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 
@@ -44,7 +45,7 @@ def model_sql_file(dialect: str) -> str:
 MODEL_SQL_FILE = model_sql_file("duckdb")
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(LendguardError):
     """No version carries the requested alias (or the registry is unreachable)."""
 
 

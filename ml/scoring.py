@@ -32,13 +32,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.registry import FEATURE_RELATION, MODEL_FEATURES_RELATION, ModelBundle
+from warehouse.errors import LendguardError
 
 Engine = Literal["sql", "sklearn"]
 ENGINES: tuple[Engine, ...] = ("sql", "sklearn")
 _STATEMENT = "score_model_features"
 
 
-class ScoringEngineError(ValueError):
+class ScoringEngineError(LendguardError):
     """The bundle cannot be scored with the requested engine."""
 
 

@@ -46,6 +46,7 @@ from ml import registry
 from ml.metrics import calibration_error
 from warehouse.build import current_loan_book, dbt_vars
 from warehouse.dbt import compile_inline
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import PROJECT_DIR, Paths
 from warehouse.project import project_vars
@@ -207,7 +208,7 @@ SQL_DIALECTS = ("duckdb", "spark", "postgres")
 PARITY_TOLERANCE = 1e-9
 
 
-class ParityError(RuntimeError):
+class ParityError(LendguardError):
     """The compiled SQL does not reproduce the fitted model: the version must not be registered."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from warehouse import compaction, datasets, landing
 from warehouse.dbt import DbtError, DbtRun, run_dbt
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
@@ -22,7 +23,7 @@ from warehouse.publish import publish
 log = logging.getLogger(__name__)
 
 
-class NoLoanBookError(RuntimeError):
+class NoLoanBookError(LendguardError):
     """Nothing to build from yet."""
 
 
@@ -118,6 +119,8 @@ def build(
         run = run_dbt(paths, args, variables)
         if run.returncode >= 2 or (run.returncode == 1 and not run.results):
             raise DbtError(f"dbt build could not run (exit {run.returncode}):\n{_tail(run.output)}")
+        if select and not run.results:  # dbt says "Nothing to do" and exits 0
+            raise DbtError(f"--select {' '.join(select)} matches no dbt node: nothing was built or published")
         snapshot = publish(paths)
     log.info("published %s", snapshot)
     return BuildResult(run, snapshot)

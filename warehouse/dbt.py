@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warehouse.errors import LendguardError
 from warehouse.paths import PROJECT_DIR, Paths
 from warehouse.settings import variable
 
 log = logging.getLogger(__name__)
 
 
-class DbtError(RuntimeError):
+class DbtError(LendguardError):
     """dbt could not run, or reported failures; the message names what failed."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from warehouse import datasets
+from warehouse.errors import LendguardError
 from warehouse.landing import TMP_SUFFIX, fsync_dir
 from warehouse.paths import Paths
 
@@ -32,7 +33,7 @@ DEFAULT_FALLBACK: Fallback = "manual_review"
 FLAG_FILE = "failover.json"
 
 
-class FailoverError(ValueError):
+class FailoverError(LendguardError):
     """A failover change the rules do not allow (unknown fallback, clearing without a name or note)."""
 
 

@@ -14,11 +14,12 @@ import duckdb
 import yaml
 
 from warehouse import landing
+from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 
 
-class ImportRejectedError(ValueError):
+class ImportRejectedError(LendguardError):
     """The file does not match its contract; ``problems`` names each column and what is wrong."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -160,7 +161,7 @@ def import_loan_book(paths: Paths, file: Path, schema_file: Path) -> ImportResul
     """Validate ``file`` against ``schema_file`` and land it as the current loan book."""
     schema = LoanBookSchema.from_yaml(schema_file)
     if not file.exists():
-        raise FileNotFoundError(f"{file}: no such file; nothing was landed")
+        raise ImportRejectedError(file, ["no such file"])
     with duckdb.connect() as con:
         rows = validate(con, file, schema)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from warehouse.errors import LendguardError
+
 SIMULATED_SCHEMA_PATH = Path(__file__).with_name("schemas") / "simulated_loans.yml"
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_NAMES = frozenset({
@@ -29,7 +31,7 @@ RESERVED_NAMES = frozenset({
 """Names the warehouse gives its own columns; a loan-book feature may not take one of them."""
 
 
-class LoanBookSchemaError(ValueError):
+class LoanBookSchemaError(LendguardError):
     """The schema declaration itself is malformed."""
 
 

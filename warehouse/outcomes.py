@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from warehouse import datasets, landing
+from warehouse.errors import LendguardError
 from warehouse.paths import Paths
 
 REQUIRED_COLUMNS = ("request_id", "defaulted")
@@ -36,7 +37,7 @@ SIMULATED_DELAY_DAYS = 180
 """A simulated outcome becomes known this long after the decision."""
 
 
-class OutcomesRejectedError(ValueError):
+class OutcomesRejectedError(LendguardError):
     """The file cannot be landed; ``problems`` lists every reason, and nothing was landed."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

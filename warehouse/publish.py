@@ -15,11 +15,12 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.errors import LendguardError
 from warehouse.landing import TMP_SUFFIX, fsync_dir
 from warehouse.paths import Paths
 
 
-class SnapshotMissingError(FileNotFoundError):
+class SnapshotMissingError(LendguardError):
     """No build has been published yet."""
 
 

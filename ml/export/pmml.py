@@ -20,13 +20,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from sklearn2pmml import make_pmml_pipeline, sklearn2pmml
 
+from warehouse.errors import LendguardError
+
 log = logging.getLogger(__name__)
 
 TARGET_FIELD = "defaulted"
 """The label's name in the PMML (the training table's label column)."""
 
 
-class PMMLExportError(RuntimeError):
+class PMMLExportError(LendguardError):
     """The conversion failed, or wrote a document whose inputs are not the declared features."""
 
 

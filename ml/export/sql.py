@@ -44,6 +44,8 @@ from pathlib import Path
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from warehouse.errors import LendguardError
+
 PROBABILITY_COLUMN = "probability"
 """The output column holding the probability of the positive class."""
 LINK_BOUND = 700.0
@@ -69,7 +71,7 @@ _MISSING_TREATMENTS = frozenset({"asIs", "asMean", "asMode", "asMedian", "asValu
 _MODEL_ATTRIBUTES = frozenset({"functionName", "algorithmName", "modelName", "isScorable"})
 
 
-class UnsupportedPMMLError(ValueError):
+class UnsupportedPMMLError(LendguardError):
     """The PMML holds an element or value this compiler does not translate (or is malformed)."""
 
     def __init__(self, message: str, *, element: str, path: str) -> None:

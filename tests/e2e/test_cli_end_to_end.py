@@ -64,7 +64,10 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) 
 
 def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:
     assert "landed 20,000 simulated loans" in ok(env, "simulate", "--loans", str(E2E_BOOK), "--seed", "5")
-    assert "failures" in ok(env, "build")
+    build = json.loads(ok(env, "build", "--json"))
+    assert build["ok"] is True
+    assert build["failures"] == [], build["failures"]
+    assert build["passed"] > 50, "the models and their tests ran"
     assert "awaits approval" in ok(env, "pipeline", "run")
     waiting = json.loads(ok(env, "status", "--json"))
     assert waiting["pipeline"]["status"] == "awaiting_approval"
@@ -125,13 +128,13 @@ def test_cli_failures_are_one_line_and_non_zero(env: dict[str, str], tmp_path: P
     assert no_book.returncode == 1
     assert "no loan book" in no_book.stderr
     unknown = lendguard(env, "replay", "--scenario", "meteor", "--url", "http://127.0.0.1:9")
-    assert unknown.returncode == 1
-    assert "unknown scenario 'meteor'" in unknown.stderr
+    assert unknown.returncode == 2, "a usage error"
+    assert "'meteor' is not one of 'stable', 'economic_shock'" in unknown.stderr
     no_version = lendguard(env, "approve", "7", "--by", "someone", "--note", "why not")
     assert no_version.returncode == 1
     assert "version 7 does not exist" in no_version.stderr
     no_reason = lendguard(env, "approve", "7", "--by", "someone")
-    assert no_reason.returncode == 2, "argparse refuses a decision without --note"
+    assert no_reason.returncode == 2, "click refuses a decision without --note"
 
 
 def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> None:

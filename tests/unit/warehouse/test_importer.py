@@ -106,7 +106,7 @@ def test_unsupported_file_type_and_missing_file(paths: Paths, tmp_path: Path) ->
     (tmp_path / "book.xlsx").write_text("x")
     with pytest.raises(ImportRejectedError, match="not supported"):
         import_loan_book(paths, tmp_path / "book.xlsx", SIMULATED_SCHEMA_PATH)
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(ImportRejectedError, match="no such file"):
         import_loan_book(paths, tmp_path / "absent.csv", SIMULATED_SCHEMA_PATH)
 
 
