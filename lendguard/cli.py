@@ -394,10 +394,13 @@ _decision_command("reject")
 
 
 @cli.command(epilog=_examples("lendguard serve", "lendguard serve --host 0.0.0.0 --port 8080"))
-@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, help="TCP port to listen on.")
-@click.option("--alias", default="champion", help="Model alias to serve.")
-def serve(host: str, port: int, alias: str) -> None:
+@click.option("--host", default=None, help="Interface to listen on.",
+              show_default="$LENDGUARD_API_HOST, else 127.0.0.1")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port to listen on.",
+              show_default="$LENDGUARD_API_PORT, else 8000")
+@click.option("--alias", default=None, help="Model alias to serve.",
+              show_default="$LENDGUARD_MODEL_ALIAS, else champion")
+def serve(host: str | None, port: int | None, alias: str | None) -> None:
     """Run the scoring API (Litestar under uvicorn) until stopped."""
     from api.server import serve as run_server  # noqa: PLC0415  # Litestar/MLflow: only when used
 
