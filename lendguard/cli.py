@@ -138,19 +138,11 @@ def cmd_pipeline_stage(args: argparse.Namespace) -> None:
 def _deploy_prod(paths: Paths, run: PipelineRun) -> None:
     """``approve`` deploys; this stage command (CI servers call it) confirms or retries that."""
     from lendguard import pipeline  # noqa: PLC0415
-    from ml import registry  # noqa: PLC0415
 
-    if run.status == pipeline.DEPLOYED:
+    if pipeline.deploy_prod(paths, run):
+        console.print(f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})")
+    else:
         console.print(f"deploy-prod: version {run.version} is already deployed (pipeline run {run.run_id})")
-        return
-    if run.version is None or registry.alias_version(paths, "champion") != run.version:
-        raise CommandError(f"version {run.version} is not approved: deploy-prod follows "
-                           "`lendguard approve VERSION --by NAME --note TEXT`")
-    run.status = pipeline.RUNNING
-    pipeline.run_stage(paths, run, "deploy-prod")
-    run.status = pipeline.DEPLOYED
-    pipeline.save(paths, run)
-    console.print(f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})")
 
 
 def _decide(args: argparse.Namespace, *, approve: bool) -> None:
@@ -497,14 +489,15 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from duckdb import Error as DuckDBError  # noqa: PLC0415
 
     from lendguard.pipeline import PipelineBusyError, StageFailedError  # noqa: PLC0415
-    from ml.delivery import GateRefusedError  # noqa: PLC0415
+    from ml.delivery.approval import GateRefusedError  # noqa: PLC0415
     from warehouse.build import NoLoanBookError  # noqa: PLC0415
     from warehouse.dbt import DbtError  # noqa: PLC0415
+    from warehouse.errors import LendguardError  # noqa: PLC0415
     from warehouse.importer import ImportRejectedError  # noqa: PLC0415
     from warehouse.loan_book import LoanBookSchemaError  # noqa: PLC0415
     from warehouse.publish import SnapshotMissingError  # noqa: PLC0415
 
-    return (CommandError, NoLoanBookError, DbtError, ImportRejectedError, LoanBookSchemaError,
+    return (LendguardError, CommandError, NoLoanBookError, DbtError, ImportRejectedError, LoanBookSchemaError,
             SnapshotMissingError, StageFailedError, PipelineBusyError, GateRefusedError, TimeoutError,
             ValueError, LookupError, OSError, DuckDBError)
 
