@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import socket
 import time
@@ -98,11 +99,13 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
         env = os.environ if environ is None else environ
-        limit = env_number(env, "LENDGUARD_DEV_MAX_P99_MS", 0.0, float, error=PipelineSettingsError)
+        limit = env_number(env, "LENDGUARD_DEV_MAX_P99_MS", math.nan, float, error=PipelineSettingsError)
+        if limit <= 0:
+            raise PipelineSettingsError(f"LENDGUARD_DEV_MAX_P99_MS={limit:g} must be a positive number of ms")
         return cls(
             actor=(env.get("LENDGUARD_ACTOR") or "").strip() or None,
             dev_api_port=env_number(env, "LENDGUARD_DEV_API_PORT", cls.dev_api_port, int, error=PipelineSettingsError),
-            dev_max_p99_ms=limit or None,
+            dev_max_p99_ms=None if math.isnan(limit) else limit,
             prod_api_url=(env.get("LENDGUARD_PROD_API_URL") or "").strip() or None,
             prod_switch_timeout_seconds=env_number(env, "LENDGUARD_PROD_SWITCH_TIMEOUT_SECONDS",
                                                    cls.prod_switch_timeout_seconds, float, error=PipelineSettingsError),
