@@ -14,10 +14,10 @@ requests included) and carries ``Lendguard-Mode`` / ``Lendguard-Fallback`` heade
 * ``manual_review`` — the champion still scores (the probability is computed and logged), but
   every application goes to a person.
 * ``previous_champion`` — the version behind the registry alias ``previous_champion`` (set by
-  ``ml.delivery.decide`` when ``champion`` moves) is loaded beside the champion and scores with
-  its own thresholds. Until it is loaded, or when there is none, or its loan-book contract differs
-  from the served one, ``manual_review`` applies and ``GET /v1/admin/failover`` (and a log line)
-  says why.
+  ``ml.delivery.deploy_prod.promote`` when ``champion`` moves) is loaded beside the champion and
+  scores with its own thresholds. Until it is loaded, or when there is none, or its loan-book
+  contract differs from the served one, ``manual_review`` applies and ``GET /v1/admin/failover``
+  (and a log line) says why.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
+
+from lendguard.processes import serve_command, start_server
 
 HERE = Path(__file__).resolve().parent
 API_PORT, BARE_PORT = 8411, 8412
@@ -68,25 +69,6 @@ def bodies(n: int) -> list[dict[str, Any]]:
     book = simulated_schema()
     rows = simulate_traffic("stable", n, seed=7).select([*book.input_names, book.group_column]).to_pylist()
     return [{**row, "application_id": f"bench-{i}"} for i, row in enumerate(rows)]
-
-
-def start(command: list[str], port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with socket.socket() as probe:  # another server on the port would answer the readiness check
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise RuntimeError(f"port {port} is already in use; stop what listens there first")
-    with log.open("ab") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command} exited; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code in {200, 404, 405}:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{command} not ready; see {log}")
 
 
 def lua_script(sample: list[dict[str, Any]], folder: Path) -> Path:
@@ -229,30 +211,32 @@ def main() -> None:
         sample = bodies(2_000)
         script = lua_script(sample, folder)
         api_env = dict(setting.split("=", 1) for setting in args.api_env)
-        api = start([sys.executable, "-m", "lendguard.cli", "serve", "--port", str(API_PORT)], API_PORT,
-                    folder / "api.log", {**env, **api_env})
-        bare = start([sys.executable, str(HERE / "bare_app.py"), str(BARE_PORT)], BARE_PORT, folder / "bare.log", env)
+        api = start_server(serve_command(API_PORT), port=API_PORT, log_path=folder / "api.log",
+                           env={**env, **api_env}, name="the API")
+        bare = start_server([sys.executable, str(HERE / "bare_app.py"), str(BARE_PORT)], port=BARE_PORT,
+                            log_path=folder / "bare.log", env=env, name="the bare app",
+                            ready_statuses={200, 404, 405})  # it has no /readyz: any answer means it listens
         results: dict[str, Any] = {"closed_loop": {"api": [], "bare": []}, "open_loop": {"api": [], "bare": []}}
         try:
-            for name, port, process in (("bare", BARE_PORT, bare), ("api", API_PORT, api)):
+            for name, port, server in (("bare", BARE_PORT, bare), ("api", API_PORT, api)):
                 url, metrics_port = f"http://127.0.0.1:{port}/v1/score", port if name == "api" else None
                 wrk(url, 8, 2, script)  # warm-up
                 for connections in args.connections:
                     results["closed_loop"][name].append(measured(
-                        process.pid, metrics_port, lambda c=connections, u=url: wrk(u, c, args.seconds, script)))
+                        server.pid, metrics_port, lambda c=connections, u=url: wrk(u, c, args.seconds, script)))
                 for rate in args.rate:
                     results["open_loop"][name].append(measured(
-                        process.pid, metrics_port, lambda r=rate, p=port: open_loop(p, sample, r, args.seconds)))
-            for name, process in (("api", api), ("bare", bare)):
-                if process.poll() is not None:
+                        server.pid, metrics_port, lambda r=rate, p=port: open_loop(p, sample, r, args.seconds)))
+            for name, server in (("api", api), ("bare", bare)):
+                if server.process.poll() is not None:
                     log = (folder / f"{name}.log").read_text()[-3000:]
-                    raise RuntimeError(f"the {name} server exited with {process.returncode} during the runs:\n{log}")
+                    raise RuntimeError(
+                        f"the {name} server exited with {server.process.returncode} during the runs:\n{log}")
             results["api_peak_rss_mb"] = peak_rss_mb(api.pid)
             results["bare_peak_rss_mb"] = peak_rss_mb(bare.pid)
         finally:
-            for process in (api, bare):
-                process.terminate()
-                process.wait(60)
+            for server in (api, bare):
+                server.stop(60)
         results["api_logged_200_rows"] = logged_rows(folder / "landing")
     best = {name: max(r["requests_per_s"] for r in results["closed_loop"][name]) for name in ("api", "bare")}
     record = {

@@ -350,24 +350,13 @@ def pipeline_stage(name: str, supersede: bool, as_json: bool) -> None:
 
 
 def _deploy_prod(paths: Paths, run: PipelineRun) -> str:
-    """``approve`` deploys; this stage (CI servers call it) confirms or retries that.
-
-    Pipeline bookkeeping that belongs in ``lendguard.pipeline`` (being moved there); unchanged here.
-    """
+    """``approve`` deploys; this stage (CI servers call it) confirms or retries that."""
     from lendguard import pipeline as service  # noqa: PLC0415  # MLflow: only when used
-    from ml import registry  # noqa: PLC0415  # MLflow: only when used
 
-    if run.status == service.DEPLOYED:
-        return f"deploy-prod: version {run.version} is already deployed (pipeline run {run.run_id})"
-    if run.version is None or registry.alias_version(paths, "champion") != run.version:
-        raise LendguardError(f"version {run.version} is not approved: deploy-prod follows "
-                             "`lendguard approve VERSION --by NAME --note TEXT`")
-    run.status = service.RUNNING
     with _step("deploy-prod"):
-        service.run_stage(paths, run, "deploy-prod")
-    run.status = service.DEPLOYED
-    service.save(paths, run)
-    return f"deploy-prod: version {run.version} deployed (pipeline run {run.run_id})"
+        deployed = service.deploy_prod(paths, run)
+    state = "deployed" if deployed else "is already deployed"
+    return f"deploy-prod: version {run.version} {state} (pipeline run {run.run_id})"
 
 
 def _decision_command(verb: str) -> click.Command:

@@ -8,7 +8,6 @@ short summary of what happened and where to look. Ends by itself unless asked to
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,17 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lendguard.processes import ServerProcess, ensure_port_free, serve_command, start_server
 from lendguard.progress import step
 from lendguard.replay import ReplayResult, application_bodies, replay
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
-
-READY_TIMEOUT_SECONDS = 120.0
-
-
-class ServerStartError(LendguardError):
-    """The API process did not become ready."""
 
 
 class ReplayFailedError(LendguardError):
@@ -64,38 +58,10 @@ def replay_scenario(
     return result
 
 
-def start_server(port: int, paths: Paths, console: Console) -> subprocess.Popen[bytes]:
-    """Start ``lendguard serve`` as its own process and wait until /readyz answers 200."""
-    log_file = paths.data_dir / "api.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-            stdout=sink, stderr=subprocess.STDOUT,  # inherits this environment
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def start_api(paths: Paths, port: int, console: Console) -> ServerProcess:
+    """The production API as its own process (``lendguard serve``), ready; its log is ``api.log``."""
     with console.status(f"starting the API on port {port}"):
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServerStartError(f"the API exited with code {process.returncode}; see {log_file}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-    process.terminate()
-    raise ServerStartError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s; see {log_file}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Ask the server to shut down (it flushes its log) and wait for it."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        return start_server(serve_command(port), port=port, log_path=paths.data_dir / "api.log", name="the API")
 
 
 def hourly_summary(paths: Paths) -> dict[str, Any]:
@@ -170,6 +136,7 @@ def run_demo(
     from warehouse.importer import land_simulated  # noqa: PLC0415
 
     paths = get_paths()
+    ensure_port_free(port)  # before minutes of work, not after
     console.rule("lendguard demo")
     with step(console, f"1/7 simulating {loans:,} loans"):
         landed = land_simulated(paths, loans, seed=42)
@@ -187,20 +154,19 @@ def run_demo(
     pipeline.decide(paths, str(run.version), approve=True, by="lendguard demo",
                     note="approved by the demo; in production a person runs `lendguard approve`")
     console.print(f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
-    server = start_server(port, paths, console)
-    url = f"http://127.0.0.1:{port}"
-    console.print(f"4/7 production API ready at {url} (pid {server.pid})")
+    server = start_api(paths, port, console)
+    console.print(f"4/7 production API ready at {server.url} (pid {server.pid})")
     try:
-        result = replay_scenario(url, scenario, requests, console=console)
+        result = replay_scenario(server.url, scenario, requests, console=console)
         console.print(f"5/7 replay: {result.ok:,} of {result.sent:,} scored")
         with step(console, "6/7 lendguard monitor (dbt build of the monitoring marts and their checks)"):
             report = run_monitor(paths, actor="lendguard demo")
         monitor_summary(report, console)
         if report.failover_active:
-            console.print(f"    the running API follows the flag: {failover_probe(url)}")
+            console.print(f"    the running API follows the flag: {failover_probe(server.url)}")
     finally:
         if not keep_serving:
-            stop_server(server)
+            server.stop()
     dashboard = paths.data_dir / "dashboard.html"
     with step(console, "7/7 dashboard"):
         export_dashboard(paths, dashboard, get_settings().dashboard.mlflow_ui_url)
@@ -216,6 +182,6 @@ def run_demo(
     console.print("state of everything: lendguard status; failover: lendguard failover status "
                   "(clearing it is a person's call: lendguard failover clear --by NAME --note TEXT)")
     if keep_serving:
-        console.print(f"the API keeps serving at {url} (pid {server.pid}); stop it with: kill {server.pid}")
+        console.print(f"the API keeps serving at {server.url} (pid {server.pid}); stop it with: kill {server.pid}")
     if result.ok != result.sent:
         raise ReplayFailedError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")

@@ -3,47 +3,56 @@
     train → thresholds → evaluate → gate → deploy-dev → test-dev → request-approval
           ⋯ a person runs `lendguard approve` (or `reject`) ⋯ → deploy-prod
 
-``pipeline run`` runs the stages in order and returns once the run waits for a person (``--wait``
-blocks until the decision instead, for CI servers' input steps). Every stage event (who, when,
-inputs, outputs, result) is landed in the ``pipeline_runs`` dataset, so the warehouse holds the
-audit trail; the run's own state is a JSON file under ``state/pipeline/`` written atomically.
-A failed stage stops the run with its reason; running again starts a fresh run, so reruns are safe.
+The pipeline is ``STAGES``, an ordered tuple of stages (name, function, whether it runs by itself);
+what each stage computes lives in ``ml.delivery`` (one module per stage), this module runs them
+and keeps the books. ``pipeline run`` runs the automatic stages in order and returns once the run
+waits for a person (``--wait`` blocks until the decision instead, for CI servers' input steps).
+Every stage event (who, when, inputs, outputs, result) is landed in the ``pipeline_runs``
+dataset, so the warehouse holds the audit trail; the run's own state is a JSON file under
+``state/pipeline/`` written atomically. A failed stage stops the run with its reason; running
+again starts a fresh run, so reruns are safe. The dev API (deploy-dev) is a process of its own,
+started here and stopped by whichever later command ends the run (approve, reject, deploy-prod).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
-import numpy as np
-import pyarrow as pa
 
-from ml import delivery, registry
-from ml.train import load_split, train
+from lendguard.processes import serve_command, start_server, stop_pid
+from lendguard.replay import application_bodies, replay
+from ml import registry
+from ml.delivery import (
+    CANDIDATE,
+    CHAMPION,
+    approval,
+    dev_tests,
+    evaluation,
+    gate,
+    thresholds,
+    training,
+    utc_now,
+)
+from ml.delivery.deploy_prod import wait_for_serving
+from ml.train import train
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths
-from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
-from warehouse.settings import Settings, child_environment, get_settings, variable
-
-log = logging.getLogger(__name__)
+from warehouse.settings import Settings, get_settings, variable
 
 RUNNING, FAILED, AWAITING, DEPLOYED, REJECTED = "running", "failed", "awaiting_approval", "deployed", "rejected"
 OPEN_STATES = (RUNNING, AWAITING)
+DEV_API = "dev-api"
+"""The dev API's name: its pid file, log file, landing zone and prediction-log writer id."""
+DEV_TEST_CONCURRENCY = 8
 
 
 class StageFailedError(LendguardError):
@@ -54,12 +63,12 @@ class PipelineBusyError(LendguardError):
     """Another run is still running or waiting for its approval."""
 
 
+class NotApprovedError(LendguardError):
+    """deploy-prod was asked for a version no one approved."""
+
+
 class DecisionTimeoutError(LendguardError, TimeoutError):
-    """``--wait`` gave up: nobody approved or rejected the version in time."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """No one decided within the time a caller was willing to wait."""
 
 
 @dataclass
@@ -126,137 +135,71 @@ def _record(paths: Paths, run: PipelineRun, entry: dict[str, Any]) -> None:
 
 
 # ----- the stages ---------------------------------------------------------------------------------
-StageFn = Callable[[Paths, PipelineRun, Settings], dict[str, Any]]
-"""A stage: the deployment's paths, the run it updates, and the process's settings."""
+StageFunction = Callable[[Paths, PipelineRun, Settings], dict[str, Any]]
+"""A stage: does its work for the run (setting what later stages read on it); returns the details recorded."""
 
 
-def stage_train(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
+def stage_train(paths: Paths, run: PipelineRun, _: Settings) -> dict[str, Any]:
     outcome = train(paths)
     run.mlflow_run_id = outcome.run_id
-    best = outcome.cv_results.iloc[0]
-    return {"model": outcome.candidate.name, "cv_log_loss": float(best["log_loss_mean"]),
-            "cv_auc": float(best["auc_mean"]), "training_rows": outcome.training_rows,
-            "outliers_removed": outcome.outliers_removed,
-            "candidates": outcome.cv_results[["candidate", "log_loss_mean", "auc_mean"]].to_dict("records")}
+    return training.details(outcome)
 
 
-def stage_thresholds(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
-    policies = delivery.thresholds_stage(paths, _require(run.mlflow_run_id, "train"))
-    return {"deployed": policies.deployed,
-            "policies": {name: policy.to_dict() for name, policy in policies.policies.items()}}
+def stage_thresholds(paths: Paths, run: PipelineRun, _: Settings) -> dict[str, Any]:
+    return thresholds.details(thresholds.choose_and_log(paths, _require(run.mlflow_run_id, "train")))
 
 
-def stage_evaluate(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
-    evaluation = delivery.evaluate_stage(paths, _require(run.mlflow_run_id, "train"))
-    run.version = evaluation.version
-    overall = {name: frame[frame["group"] == "__overall__"].iloc[0][
-        ["auc", "fpr", "cost_per_applicant", "calibration_error"]].to_dict()
-        for name, frame in evaluation.metrics.items()}
-    return {"version": evaluation.version, "champion_version": evaluation.champion_version, "overall": overall}
+def stage_evaluate(paths: Paths, run: PipelineRun, _: Settings) -> dict[str, Any]:
+    result = evaluation.evaluate_and_register(paths, _require(run.mlflow_run_id, "train"))
+    run.version = result.version
+    return evaluation.details(result)
 
 
-def stage_gate(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
-    result = delivery.gate_stage(paths, _require(run.version, "evaluate"), pipeline_run_id=run.run_id)
-    details = {"passed": result.passed, "checks": _json_records(result.checks), "other_failures": result.other_failures}
+def stage_gate(paths: Paths, run: PipelineRun, _: Settings) -> dict[str, Any]:
+    result = gate.run_gate(paths, _require(run.version, "evaluate"), pipeline_run_id=run.run_id)
     if not result.passed:
         raise StageFailedError("gate failed: " + "; ".join(result.describe_failures() or ["no evaluation rows"]))
-    return details
+    return gate.details(result)
 
 
 def stage_deploy_dev(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
     stop_dev_api(paths)
-    url = start_api(paths, port=settings.pipeline.dev_api_port, alias=delivery.CANDIDATE, name="dev-api")
-    run.dev_api_url = url
-    return {"url": url, "alias": delivery.CANDIDATE}
+    run.dev_api_url = start_dev_api(paths, port=settings.pipeline.dev_api_port)
+    return {"url": run.dev_api_url, "alias": CANDIDATE}
 
 
-def stage_test_dev(paths: Paths, run: PipelineRun, _settings: Settings) -> dict[str, Any]:
+def stage_test_dev(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
     """Integration tests and the performance requirement against the dev API."""
-    from lendguard.replay import application_bodies, replay  # noqa: PLC0415
-
     url, version = _require(run.dev_api_url, "deploy-dev"), _require(run.version, "evaluate")
-    rules = project_vars()
-    bundle = registry.load_version(paths, version)
-    loan_book = bundle.loan_book
-    test = load_split(paths, loan_book, "test").head(int(rules["dev_test_requests"]))
-    columns = ", ".join(["loan_id", f"fairness_group as {loan_book.group_column}", *loan_book.input_names])
-    with connect_snapshot(paths) as con:
-        con.register("test_ids", pa.table({"loan_id": test["loan_id"].to_numpy()}))
-        raw = con.execute(f"select {columns} from stg_landing__loans join test_ids using (loan_id) "
-                          "order by loan_id").fetch_arrow_table()
-    bodies = application_bodies(raw, loan_book)
-    answers: dict[str, dict[str, Any]] = {}
-    result = replay(url, "dev-test", bodies, concurrency=8, collect=answers)
-    problems = []
-    if result.ok != len(bodies):
-        problems.append(f"{len(bodies) - result.ok} of {len(bodies)} requests failed: {result.failures[:3]}")
-    expected = bundle.pipeline.predict_proba(test[list(loan_book.feature_names)])[:, 1]
-    served = np.array([answers.get(str(i), {}).get("probability", np.nan) for i in test["loan_id"]])
-    max_difference = float(np.nanmax(np.abs(served - expected))) if answers else float("nan")
-    if not max_difference <= 1e-9:
-        problems.append(f"served probabilities differ from the registered model's by up to {max_difference:.3g}")
-    versions = {a.get("model_version") for a in answers.values()}
-    if versions != {version}:
-        problems.append(f"the dev API served versions {sorted(map(str, versions))}, expected {version}")
-    bad = httpx.post(f"{url}/v1/score", json={loan_book.input_names[0]: "not a number"}, timeout=10)
-    if bad.status_code not in (400, 422):
-        problems.append(f"an invalid application got HTTP {bad.status_code}, expected 400/422")
-    limit = float(rules["dev_max_p99_ms"])
-    if result.latency_ms_p99 > limit:
-        problems.append(f"p99 latency {result.latency_ms_p99:.1f} ms exceeds the requirement of {limit:.0f} ms")
-    details = {"requests": len(bodies), "ok": result.ok, "max_probability_difference": max_difference,
-               "p50_ms": result.latency_ms_p50, "p99_ms": result.latency_ms_p99, "p99_limit_ms": limit,
-               "throughput_per_s": len(bodies) / max(result.seconds, 1e-9), "invalid_request_status": bad.status_code}
-    if problems:
-        raise StageFailedError("dev tests failed: " + "; ".join(problems))
-    return details
+    cases = dev_tests.load_cases(paths, version, dev_tests.default_requests())
+    limit = settings.pipeline.dev_max_p99_ms
+    limit = dev_tests.default_max_p99_ms() if limit is None else limit
+    report = dev_tests.judge(cases, exercise_dev_api(url, cases), max_p99_ms=limit)
+    if not report.passed:
+        raise StageFailedError("dev tests failed: " + "; ".join(report.problems))
+    return report.details
 
 
 def stage_request_approval(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
-    from ml.notify import approval_request, send  # noqa: PLC0415
-
-    version = _require(run.version, "evaluate")
-    with connect_snapshot(paths) as con:
-        metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
-        checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
-    candidate = metrics[metrics["role"] == "candidate"]
-    champion = metrics[(metrics["role"] == "champion") & (metrics["group_name"] == "__overall__")]
-    overall = candidate[(candidate["group_name"] == "__overall__") & candidate["is_deployed_policy"]].iloc[0]
-    groups = candidate[candidate["group_name"] != "__overall__"]
-    notification = approval_request(
-        model_name=registry.MODEL_NAME, version=version, run_id=_require(run.mlflow_run_id, "train"),
-        run_url=f"{paths.tracking_uri} (experiment {registry.EXPERIMENT}, run {run.mlflow_run_id})",
-        dev_api_url=run.dev_api_url or "(not deployed)", gate_passed=bool(checks["passed"].all()),
-        gate_tests=[(f"{r.check_name} ({r.subject})", _plain(r.measured_value), _plain(r.limit_value))
-                    for r in checks.itertuples()],
-        auc=float(overall["auc"]), cost_per_applicant=float(overall["cost_per_applicant"]),
-        calibration_error=float(overall["calibration_error"]),
-        fpr_by_policy={policy: dict(zip(frame["group_name"], frame["fpr"], strict=True))
-                       for policy, frame in groups.groupby("policy")},
-        cost_by_policy={r.policy: float(r.cost_per_applicant)
-                        for r in candidate[candidate["group_name"] == "__overall__"].itertuples()},
-        champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
-        deployed_policy=str(overall["policy"]),
-        answer_url=settings.pipeline.approval_url,
+    request = approval.request_approval(
+        paths, _require(run.version, "evaluate"), mlflow_run_id=_require(run.mlflow_run_id, "train"),
+        dev_api_url=run.dev_api_url, notify=settings.notify, answer_url=settings.pipeline.approval_url,
     )
-    deliveries = send(notification, settings.notify)
     run.status = AWAITING
-    return {"notified": [asdict(d) for d in deliveries], "subject": notification.subject,
-            "approve": f"lendguard approve {version} --by NAME --note TEXT",
-            "reject": f"lendguard reject {version} --by NAME --note TEXT"}
+    return approval.details(request)
 
 
 def stage_deploy_prod(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
     """The alias has moved (by the approval); wait for the production API to serve it, if it is known."""
     version = _require(run.version, "evaluate")
-    details: dict[str, Any] = {"alias": delivery.CHAMPION, "version": version}
-    prod_url = settings.pipeline.prod_api_url
-    if prod_url:
-        details["prod_api_url"] = prod_url
-        details["serving"] = _wait_for_version(prod_url, version,
-                                               timeout=settings.pipeline.prod_switch_timeout_seconds)
+    details: dict[str, Any] = {"alias": CHAMPION, "version": version}
+    if settings.pipeline.prod_api_url:
+        details["prod_api_url"] = settings.pipeline.prod_api_url
+        details["serving"] = wait_for_serving(settings.pipeline.prod_api_url, version,
+                                                 timeout=settings.pipeline.prod_switch_timeout_seconds)
         if details["serving"] != version:
-            raise StageFailedError(f"the production API at {prod_url} still serves {details['serving']}, not {version}")
+            raise StageFailedError(f"the production API at {settings.pipeline.prod_api_url} still serves "
+                                   f"{details['serving']}, not {version}")
     else:
         details["note"] = (f"{variable('pipeline.prod_api_url')} not set: "
                            "production APIs switch at their next alias poll")
@@ -264,19 +207,25 @@ def stage_deploy_prod(paths: Paths, run: PipelineRun, settings: Settings) -> dic
     return details
 
 
-STAGES: tuple[tuple[str, StageFn], ...] = (
-    ("train", stage_train),
-    ("thresholds", stage_thresholds),
-    ("evaluate", stage_evaluate),
-    ("gate", stage_gate),
-    ("deploy-dev", stage_deploy_dev),
-    ("test-dev", stage_test_dev),
-    ("request-approval", stage_request_approval),
-    ("deploy-prod", stage_deploy_prod),
+class Stage(NamedTuple):
+    name: str
+    run: StageFunction
+    automatic: bool = True
+    """False: it waits for a person (deploy-prod follows an approval)."""
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("train", stage_train),
+    Stage("thresholds", stage_thresholds),
+    Stage("evaluate", stage_evaluate),
+    Stage("gate", stage_gate),
+    Stage("deploy-dev", stage_deploy_dev),
+    Stage("test-dev", stage_test_dev),
+    Stage("request-approval", stage_request_approval),
+    Stage("deploy-prod", stage_deploy_prod, automatic=False),
 )
-"""The pipeline, in order. ``deploy-prod`` runs only after a person approved."""
-AUTOMATIC = tuple(name for name, _ in STAGES if name != "deploy-prod")
-STAGE_NAMES = tuple(name for name, _ in STAGES)
+"""The pipeline, in order; everything that lists stages derives from it."""
+_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
 def _require(value: str | None, stage: str) -> str:
@@ -285,35 +234,19 @@ def _require(value: str | None, stage: str) -> str:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and NaN to JSON-friendly Python values."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
-
-
-def _json_records(frame: Any) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 # ----- running ------------------------------------------------------------------------------------
 def run_stage(
-    paths: Paths, run: PipelineRun, name: str, who: str | None = None, *, settings: Settings | None = None
+    paths: Paths, run: PipelineRun, name: str, who: str | None = None, settings: Settings | None = None
 ) -> PipelineRun:
-    """Run one stage of ``run``, recording its start and end; raise StageFailedError on failure.
-
-    ``settings`` left as None are this process's (``warehouse.settings.get_settings``), here and below.
-    """
-    settings = settings or get_settings()
-    function = dict(STAGES)[name]
+    """Run one stage of ``run``, recording its start and end; raise StageFailedError on failure."""
+    settings = get_settings() if settings is None else settings
+    stage = _BY_NAME[name]
     entry: dict[str, Any] = {"stage": name, "status": "running", "started_at": utc_now().isoformat(),
                              "ended_at": None, "actor": who or settings.pipeline.actor, "details": {}}
     run.stages = [s for s in run.stages if s["stage"] != name] + [entry]
     _record(paths, run, entry)
     try:
-        entry["details"] = function(paths, run, settings)
+        entry["details"] = stage.run(paths, run, settings)
     except Exception as exc:
         entry.update(status="failed", ended_at=utc_now().isoformat(), details={"error": f"{exc}"})
         run.status, run.reason = FAILED, f"{name}: {exc}"
@@ -328,7 +261,8 @@ def run_stage(
 
 
 def start_run(paths: Paths, *, supersede: bool = False, settings: Settings | None = None) -> PipelineRun:
-    settings = settings or get_settings()
+    """A new run (nothing run yet); PipelineBusyError while another is open, unless ``supersede``."""
+    settings = get_settings() if settings is None else settings
     current = latest(paths)
     if current is not None and current.status in OPEN_STATES:
         if not supersede:
@@ -350,12 +284,13 @@ def run_pipeline(
     settings: Settings | None = None,
 ) -> PipelineRun:
     """Run every automatic stage; return the run (awaiting approval, or raise on failure)."""
-    settings = settings or get_settings()
+    settings = get_settings() if settings is None else settings
     run = start_run(paths, supersede=supersede, settings=settings)
-    for name in AUTOMATIC:
-        if on_stage is not None:
-            on_stage(name)
-        run_stage(paths, run, name, settings=settings)
+    for stage in STAGES:
+        if stage.automatic:
+            if on_stage is not None:
+                on_stage(stage.name)
+            run_stage(paths, run, stage.name, settings=settings)
     return run
 
 
@@ -378,95 +313,83 @@ def decide(
     """Record the decision; on approval deploy to production (the run's last stage)."""
     run = run_for_version(paths, version)
     pipeline_run_id = run.run_id if run is not None else None
-    delivery.decide(paths, version, approve=approve, by=by, note=note, pipeline_run_id=pipeline_run_id)
+    decision = approval.decide(paths, version, approve=approve, by=by, note=note, pipeline_run_id=pipeline_run_id)
     if run is None:
         return None
     waiting = run.stage("request-approval")
     if waiting is not None and waiting["status"] == "waiting":
         waiting.update(status="succeeded", ended_at=utc_now().isoformat(),
-                       details={**waiting.get("details", {}), "decision": "approved" if approve else "rejected",
-                                "decided_by": by})
+                       details={**waiting.get("details", {}), "decision": decision, "decided_by": by})
         _record(paths, run, waiting)
     if approve:
-        run.status = RUNNING
-        run_stage(paths, run, "deploy-prod", who=by, settings=settings)
-        run.status = DEPLOYED
+        _deploy(paths, run, who=by, settings=settings)
     else:
         run.status, run.reason = REJECTED, f"rejected by {by}: {note}"
         stop_dev_api(paths)
-    save(paths, run)
+        save(paths, run)
     return run
 
 
-# ----- API processes --------------------------------------------------------------------------------
+def deploy_prod(paths: Paths, run: PipelineRun, settings: Settings | None = None) -> bool:
+    """Run ``run``'s deploy-prod stage on its own (CI servers call it after the approval): True when
+    it deployed now, False when the run was deployed already. NotApprovedError when ``champion``
+    is not the run's version (``lendguard approve`` deploys; this confirms or retries that)."""
+    if run.status == DEPLOYED:
+        return False
+    if run.version is None or registry.alias_version(paths, CHAMPION) != run.version:
+        raise NotApprovedError(f"version {run.version} is not approved: deploy-prod follows "
+                               "`lendguard approve VERSION --by NAME --note TEXT`")
+    _deploy(paths, run, who=None, settings=settings)
+    return True
+
+
+def _deploy(paths: Paths, run: PipelineRun, *, who: str | None, settings: Settings | None) -> None:
+    run.status = RUNNING
+    run_stage(paths, run, "deploy-prod", who=who, settings=settings)
+    run.status = DEPLOYED
+    save(paths, run)
+
+
+# ----- the dev API ----------------------------------------------------------------------------------
 def _pid_file(paths: Paths, name: str) -> Path:
     return paths.state_dir / f"{name}.pid"
 
 
-def start_api(paths: Paths, *, port: int, alias: str, name: str, timeout: float = 120.0) -> str:
-    """Start ``lendguard serve`` for ``alias`` as a detached process; wait until it is ready.
+def start_dev_api(paths: Paths, *, port: int, alias: str = CANDIDATE, name: str = DEV_API) -> str:
+    """Start ``lendguard serve`` for ``alias`` as a detached process (a later command stops it by its
+    pid file); return its URL once it is ready.
 
-    Its prediction log goes to a landing zone of its own, so test traffic never mixes with
-    production's.
+    It serves this deployment's registry and logs to a landing zone of its own, so test traffic
+    never mixes with production's.
     """
-    log_path = paths.data_dir / f"{name}.log"
-    landing = paths.data_dir / name / "landing"
-    env = child_environment({variable("paths.landing"): str(landing), variable("api.writer_id"): name})
-    with log_path.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port), "--alias", alias],
-            stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
+    env = {
+        variable("paths.data_dir"): str(paths.data_dir), variable("paths.warehouse"): str(paths.warehouse),
+        variable("paths.snapshot"): str(paths.snapshot), variable("paths.tracking_uri"): paths.tracking_uri,
+        variable("paths.landing"): str(paths.data_dir / name / "landing"), variable("api.writer_id"): name,
+    }
+    server = start_server(serve_command(port, alias), port=port, log_path=paths.data_dir / f"{name}.log",
+                          env=env, name=name, new_session=True)
     paths.state_dir.mkdir(parents=True, exist_ok=True)
-    _pid_file(paths, name).write_text(str(process.pid))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StageFailedError(f"{name} exited with code {process.returncode}; see {log_path}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return url
-        time.sleep(0.25)
-    stop_dev_api(paths, name)
-    raise StageFailedError(f"{name} was not ready within {timeout:.0f} s; see {log_path}")
+    _pid_file(paths, name).write_text(str(server.pid))
+    return server.url
 
 
-def stop_dev_api(paths: Paths, name: str = "dev-api") -> None:
+def stop_dev_api(paths: Paths, name: str = DEV_API) -> None:
     """Stop the dev API this deployment started, if it still runs."""
     pid_file = _pid_file(paths, name)
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(120):
-            if _exited(pid):
-                break
-            time.sleep(0.25)
-    pid_file.unlink(missing_ok=True)
+    if pid_file.exists():
+        stop_pid(int(pid_file.read_text()))
+        pid_file.unlink(missing_ok=True)
 
 
-def _exited(pid: int) -> bool:
-    """Whether ``pid`` has ended (reaping it when it is our own child)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child: probe it
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return done == pid
-
-
-def _wait_for_version(url: str, version: str, timeout: float) -> str | None:
-    deadline, serving = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            serving = str(httpx.get(f"{url}/readyz", timeout=2.0).json().get("model_version"))
-            if serving == version:
-                return serving
-        time.sleep(1.0)
-    return serving
-
+def exercise_dev_api(url: str, cases: dev_tests.DevTestCases) -> dev_tests.DevTestAnswers:
+    """Send the dev tests' applications (concurrently, timed) and one invalid body; what came back."""
+    bodies = application_bodies(cases.applications, cases.loan_book)
+    answers: dict[str, dict[str, Any]] = {}
+    result = replay(url, "dev-test", bodies, concurrency=DEV_TEST_CONCURRENCY, collect=answers)
+    invalid = httpx.post(f"{url}/v1/score", json=cases.invalid_body(), timeout=10)
+    return dev_tests.DevTestAnswers(
+        requests=len(bodies), ok=result.ok, failures=result.failures, latency_ms_p50=result.latency_ms_p50,
+        latency_ms_p99=result.latency_ms_p99, seconds=result.seconds, answers=answers,
+        invalid_request_status=invalid.status_code,
+    )

@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 TRAINING_TABLE = "train_loans"
 LABEL = "defaulted"
 OOF_ARTIFACT = "training/oof_predictions.parquet"
-CV_ARTIFACT = "training/cv_results.csv"
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ Registered functions (all return DOUBLE; a NULL argument gives NULL):
 
 - ``lg_binom_ppf(q DOUBLE, n BIGINT, p DOUBLE)``: ``scipy.stats.binom.ppf(q, n, p)``, the smallest
   count k with P(X <= k) >= q for X ~ Binomial(n, p);
-- ``lg_binom_cdf(k DOUBLE, n BIGINT, p DOUBLE)``: ``scipy.stats.binom.cdf(k, n, p)``;
+- ``lg_beta_ppf(q DOUBLE, a DOUBLE, b DOUBLE)``: ``scipy.stats.beta.ppf(q, a, b)`` (the ends of
+  the Clopper–Pearson interval);
 - ``lg_ks_2samp_pvalue(d DOUBLE, n1 BIGINT, n2 BIGINT)``: the two-sided p-value
   ``scipy.stats.ks_2samp(..., method='asymp')`` gives a statistic ``d`` at sample sizes n1, n2;
 - ``lg_chi2_sf(x DOUBLE, df DOUBLE)``: ``scipy.stats.chi2.sf(x, df)``.
 
-Other modules add theirs to ``FUNCTIONS``; the readers of the published snapshot never need these
-(the marts are tables).
+A new function goes into ``FUNCTIONS`` (and this list) only when a macro calls it; the readers of
+the published snapshot never need these (the marts are tables).
 """
 
 from __future__ import annotations
@@ -49,11 +50,6 @@ def _floats(array: pa.Array) -> np.ndarray:
 def binom_ppf(q: pa.Array, n: pa.Array, p: pa.Array) -> pa.Array:
     """``scipy.stats.binom.ppf`` over Arrow columns."""
     return pa.array(_stats().binom.ppf(_floats(q), _floats(n), _floats(p)), type=pa.float64())
-
-
-def binom_cdf(k: pa.Array, n: pa.Array, p: pa.Array) -> pa.Array:
-    """``scipy.stats.binom.cdf`` over Arrow columns."""
-    return pa.array(_stats().binom.cdf(_floats(k), _floats(n), _floats(p)), type=pa.float64())
 
 
 def beta_ppf(q: pa.Array, a: pa.Array, b: pa.Array) -> pa.Array:
@@ -94,7 +90,6 @@ class Udf:
 
 FUNCTIONS: tuple[Udf, ...] = (
     Udf("lg_binom_ppf", binom_ppf, (DOUBLE, BIGINT, DOUBLE), DOUBLE),
-    Udf("lg_binom_cdf", binom_cdf, (DOUBLE, BIGINT, DOUBLE), DOUBLE),
     Udf("lg_beta_ppf", beta_ppf, (DOUBLE, DOUBLE, DOUBLE), DOUBLE),
     Udf("lg_ks_2samp_pvalue", ks_2samp_pvalue, (DOUBLE, BIGINT, BIGINT), DOUBLE),
     Udf("lg_chi2_sf", chi2_sf, (DOUBLE, DOUBLE), DOUBLE),

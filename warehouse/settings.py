@@ -219,6 +219,9 @@ class PipelineSettings(Section):
     actor: str = setting(_user_at_host, env="LENDGUARD_ACTOR", shown_default="user@host", min_length=1,
                          doc="who is recorded as running pipeline stages and monitor runs (CI servers set it)")
     dev_api_port: Port = setting(8001, env="LENDGUARD_DEV_API_PORT", doc="port of the dev API the pipeline starts")
+    dev_max_p99_ms: float | None = setting(env="LENDGUARD_DEV_MAX_P99_MS", gt=0, shown_default="dev_max_p99_ms var",
+                                           doc="test-dev's p99 latency limit in ms; unset: dbt_project.yml's "
+                                               "dev_max_p99_ms (a CI machine with shared cores sets a looser one)")
     prod_api_url: str | None = setting(env="LENDGUARD_PROD_API_URL",
                                        doc="production API; deploy-prod waits until it serves the approved version")
     prod_switch_timeout_seconds: float = setting(120.0, env="LENDGUARD_PROD_SWITCH_TIMEOUT_SECONDS", gt=0,

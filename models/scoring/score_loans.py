@@ -1,9 +1,9 @@
 """In-warehouse batch scoring: the champion's compiled SQL over the loan book's features.
 
 A Python model because the query is an artifact of the approved model version (compiled from its
-PMML when it was approved, see ml.delivery.install_champion_sql), not a file of this project: dbt
-reads it from var('champion_sql_path') and runs it inside the warehouse. Every row records the
-model version that scored it. With no champion yet, the table is empty.
+PMML when it was approved, see ml.delivery.deploy_prod.install_champion_sql), not a file of this
+project: dbt reads it from var('champion_sql_path') and runs it inside the warehouse. Every row
+records the model version that scored it. With no champion yet, the table is empty.
 """
 
 

@@ -11,8 +11,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from lendguard.processes import ServerProcess, serve_command, start_server
 from tests.conftest import deployment_env
 from warehouse.build import build, build_lock, compact_prediction_log
 from warehouse.landing import PREDICTION_LOG, TMP_SUFFIX
@@ -43,34 +42,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def start_server(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> Server:
+def serve(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> ServerProcess:
     """``lendguard serve`` as its own process (own session, so a kill reaches only it)."""
     port = free_port()
-    env = {**os.environ, **deployment_env(paths.data_dir), "LENDGUARD_LANDING": str(landing),
+    env = {**deployment_env(paths.data_dir), "LENDGUARD_LANDING": str(landing),
            "LENDGUARD_WRITER_ID": writer_id, "LENDGUARD_MODEL_POLL_SECONDS": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("ab"), start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return Server(url, process, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    process.kill()
-    pytest.fail("the server did not become ready")
+    return start_server(serve_command(port), port=port, log_path=log_path, env=env, new_session=True)
 
 
 @dataclass
@@ -145,7 +122,7 @@ def load_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
 
 def test_after_kill_9_under_load_every_answer_is_logged_exactly_once(load_paths: Paths, tmp_path: Path) -> None:
     landing = load_paths.landing
-    server = start_server(load_paths, landing, "kill-test", tmp_path / "server.log")
+    server = serve(load_paths, landing, "kill-test", tmp_path / "server.log")
     load = Load(server.url).start()
     try:
         load.wait_for(600)  # well into the load, with group commits in flight
@@ -167,7 +144,7 @@ def test_after_kill_9_under_load_every_answer_is_logged_exactly_once(load_paths:
     assert max(logged.values()) == 1, "no row is in the log twice"
 
     # The same replica restarted (same writer id) keeps what its killed run landed, and serves on.
-    restarted = start_server(load_paths, landing, "kill-test", tmp_path / "server.log")
+    restarted = serve(load_paths, landing, "kill-test", tmp_path / "server.log")
     more = Load(restarted.url).start(4)
     try:
         more.wait_for(100)
@@ -183,7 +160,7 @@ def test_after_kill_9_under_load_every_answer_is_logged_exactly_once(load_paths:
 
 def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp_path: Path) -> None:
     landing = load_paths.landing
-    server = start_server(load_paths, landing, "build-test", tmp_path / "server.log")
+    server = serve(load_paths, landing, "build-test", tmp_path / "server.log")
     load = Load(server.url).start(6)
     try:
         load.wait_for(200)

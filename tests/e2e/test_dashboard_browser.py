@@ -20,12 +20,12 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from lendguard.processes import ServerProcess, serve_command, start_server
 from tests.conftest import deployment_env
 from warehouse.build import build
 from warehouse.failover import set_failover
@@ -89,33 +89,19 @@ def dashboard_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
                            "MLFLOW_TRACKING_URI": trained_deployment.tracking_uri})
 
 
-def serve(paths: Paths, tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def serve(paths: Paths, tmp_path: Path) -> ServerProcess:
     port = free_port()
-    env = {**os.environ, **deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri,
+    env = {**deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri,
            "LENDGUARD_FAILOVER_POLL_SECONDS": "0.2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"), start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return url, process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    process.kill()
-    pytest.fail("the server did not become ready")
+    return start_server(serve_command(port), port=port, log_path=tmp_path / "server.log", env=env, new_session=True)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install -y chromium chromium-driver` "
                     "(.ci/run installs it)")
 def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_path: Path) -> None:
     paths = dashboard_paths
-    url, server = serve(paths, tmp_path)
+    server = serve(paths, tmp_path)
+    url = server.url
     env = {**os.environ, **deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri}
     try:
         before = httpx.get(f"{url}/dashboard", timeout=60)
@@ -153,8 +139,7 @@ def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_p
         assert chosen.status_code == 200
         assert "<figure id='hist-purpose' class='hist selected'" in chosen.text
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
     exported = tmp_path / "dashboard.html"
     export = subprocess.run([sys.executable, "-m", "lendguard.cli", "dashboard", "--out", str(exported)],

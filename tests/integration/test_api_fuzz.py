@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -21,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core.failures import FailureGroup
 
 from api.app import create_app
+from lendguard.processes import wait_until_ready
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings
 
@@ -49,16 +48,7 @@ def api_url(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the fuzzed server did not become ready")
+    wait_until_ready(url, alive=thread.is_alive, timeout=60, poll_seconds=0.1)
     yield url
     server.should_exit = True
     thread.join(timeout=30)

@@ -29,9 +29,8 @@ def test_binomial_quantiles_equal_scipys(con: duckdb.DuckDBPyConnection) -> None
     q, n, p = grid()
     con.execute("create table grid as select * from (select unnest($1) as q, unnest($2) as n, unnest($3) as p)",
                 [q.tolist(), n.tolist(), p.tolist()])
-    got = con.execute("select lg_binom_ppf(q, n, p) as k, lg_binom_cdf(floor(n * p), n, p) as c from grid").df()
+    got = con.execute("select lg_binom_ppf(q, n, p) as k from grid").df()
     np.testing.assert_allclose(got.k, stats.binom.ppf(q, n, p), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(got.c, stats.binom.cdf(np.floor(n * p), n, p), rtol=0, atol=1e-9)
 
 
 def test_the_two_quantiles_are_scipys_interval(con: duckdb.DuckDBPyConnection) -> None:

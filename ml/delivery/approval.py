@@ -1,0 +1,144 @@
+"""Stage ``request-approval``, and a person's answer to it.
+
+The request consumes the version's landed evaluation (``eval_metrics``) and gate checks
+(``eval_gate_checks``) from the published snapshot and produces the message approvers get (email
+and/or webhook: metrics, FPR by group under both policies, cost against the champion, the commands
+to answer with) and its deliveries. The decision consumes a person's name and note and the
+version's gate verdict; it produces the ``approvals`` row and the version's approval tags, and on
+approval moves ``champion`` (``deploy_prod.promote``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from ml import registry
+from ml.delivery import CANDIDATE, GATE_PASSED, utc_now
+from ml.delivery.deploy_prod import promote
+from ml.delivery.gate import plain
+from ml.metrics import OVERALL
+from ml.notify import Delivery, Notification, approval_request, send
+from warehouse import datasets
+from warehouse.errors import LendguardError
+from warehouse.paths import Paths
+from warehouse.publish import connect_snapshot
+from warehouse.settings import NotifySettings
+
+log = logging.getLogger(__name__)
+
+APPROVED, REJECTED = "approved", "rejected"
+
+
+class GateRefusedError(LendguardError):
+    """A version without a passed gate may not be approved."""
+
+
+class UnknownVersionError(LendguardError, LookupError):
+    """The registry has no such version."""
+
+
+class IncompleteDecisionError(LendguardError, ValueError):
+    """A decision without the approver's name or a note."""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    version: str
+    notification: Notification
+    deliveries: list[Delivery]
+
+
+def answer_commands(version: str) -> dict[str, str]:
+    """The commands a person answers the request with."""
+    return {"approve": f"lendguard approve {version} --by NAME --note TEXT",
+            "reject": f"lendguard reject {version} --by NAME --note TEXT"}
+
+
+def approval_notification(
+    *, version: str, mlflow_run_id: str, tracking_uri: str, dev_api_url: str | None,
+    metrics: pd.DataFrame, checks: pd.DataFrame, answer_url: str | None = None,
+) -> Notification:
+    """The approvers' message from the version's ``eval_metrics`` and ``eval_gate_checks`` rows."""
+    candidate = metrics[metrics["role"] == "candidate"]
+    champion = metrics[(metrics["role"] == "champion") & (metrics["group_name"] == OVERALL)]
+    overall = candidate[(candidate["group_name"] == OVERALL) & candidate["is_deployed_policy"]].iloc[0]
+    groups = candidate[candidate["group_name"] != OVERALL]
+    return approval_request(
+        model_name=registry.MODEL_NAME, version=version, run_id=mlflow_run_id,
+        run_url=f"{tracking_uri} (experiment {registry.EXPERIMENT}, run {mlflow_run_id})",
+        dev_api_url=dev_api_url or "(not deployed)", gate_passed=bool(checks["passed"].all()),
+        gate_tests=[(f"{r.check_name} ({r.subject})", plain(r.measured_value), plain(r.limit_value))
+                    for r in checks.itertuples()],
+        auc=float(overall["auc"]), cost_per_applicant=float(overall["cost_per_applicant"]),
+        calibration_error=float(overall["calibration_error"]),
+        fpr_by_policy={policy: dict(zip(frame["group_name"], frame["fpr"], strict=True))
+                       for policy, frame in groups.groupby("policy")},
+        cost_by_policy={r.policy: float(r.cost_per_applicant)
+                        for r in candidate[candidate["group_name"] == OVERALL].itertuples()},
+        champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
+        deployed_policy=str(overall["policy"]),
+        answer_url=answer_url,
+    )
+
+
+def request_approval(
+    paths: Paths, version: str, *, mlflow_run_id: str, dev_api_url: str | None, notify: NotifySettings,
+    answer_url: str | None = None,
+) -> ApprovalRequest:
+    """Notify the approvers of ``version``; a failed delivery is reported, never raised."""
+    with connect_snapshot(paths) as con:
+        metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
+        checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
+    notification = approval_notification(version=version, mlflow_run_id=mlflow_run_id,
+                                         tracking_uri=paths.tracking_uri, dev_api_url=dev_api_url,
+                                         metrics=metrics, checks=checks, answer_url=answer_url)
+    return ApprovalRequest(version, notification, send(notification, notify))
+
+
+def details(request: ApprovalRequest) -> dict[str, Any]:
+    """What the pipeline records: where the request went, its subject, how to answer."""
+    return {"notified": [asdict(d) for d in request.deliveries], "subject": request.notification.subject,
+            **answer_commands(request.version)}
+
+
+def decide(
+    paths: Paths, version: str, *, approve: bool, by: str, note: str, pipeline_run_id: str | None = None
+) -> str:
+    """Record a person's decision on ``version``; on approval, make it the champion.
+
+    Refuses to approve a version whose gate did not pass. The previous champion keeps the alias
+    ``previous_champion`` (the failover fallback). Returns the decision recorded.
+    """
+    from mlflow import MlflowClient  # noqa: PLC0415 - about a second to import
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    if not by.strip() or not note.strip():
+        raise IncompleteDecisionError("a decision needs the approver's name (--by) and a note (--note)")
+    registry.connect(paths)
+    client = MlflowClient()
+    try:
+        model_version = client.get_model_version(registry.MODEL_NAME, version)
+    except MlflowException as exc:
+        raise UnknownVersionError(f"model version {version} does not exist in {paths.tracking_uri}") from exc
+    gate = model_version.tags.get("gate_result", "none")
+    decision = APPROVED if approve else REJECTED
+    if approve and gate != GATE_PASSED:
+        raise GateRefusedError(f"version {version} cannot be approved: its gate result is {gate!r}, not 'passed'")
+    at = utc_now()
+    datasets.land_rows(paths, datasets.APPROVALS, [{
+        "model_version": version, "decision": decision, "decided_by": by, "note": note, "decided_at": at,
+        "gate_result": gate, "pipeline_run_id": pipeline_run_id,
+    }])
+    for key, value in {"approval": decision, "approval_by": by, "approval_note": note,
+                       "approval_at": at.isoformat() + "Z"}.items():
+        client.set_model_version_tag(registry.MODEL_NAME, version, key, value)
+    if approve:
+        promote(paths, version)
+        log.info("version %s is the champion (approved by %s)", version, by)
+    if registry.alias_version(paths, CANDIDATE) == version:
+        client.delete_registered_model_alias(registry.MODEL_NAME, CANDIDATE)
+    return decision
