@@ -21,6 +21,7 @@ from lendguard.status import collect_status, print_status
 from tests.conftest import deployment_env
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
+from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS
 
 
@@ -30,8 +31,10 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     data_dir = tmp_path / "data"
     for name, value in deployment_env(data_dir).items():
         monkeypatch.setenv(name, value)
+    get_settings.cache_clear()  # the in-process CLI reads its settings once per process: start afresh
     get_paths.cache_clear()
     yield data_dir
+    get_settings.cache_clear()
     get_paths.cache_clear()
 
 
