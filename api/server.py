@@ -11,10 +11,11 @@ import gc
 import logging
 
 import uvicorn
+from pydantic import ValidationError
 
 from api.app import create_app
 from warehouse.paths import Paths
-from warehouse.settings import REGISTRY_FAIL_FAST, ApiSettings, apply_tool_environment, get_settings
+from warehouse.settings import REGISTRY_FAIL_FAST, ApiSettings, SettingsError, apply_tool_environment, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,11 @@ def serve(
     apply_tool_environment(REGISTRY_FAIL_FAST)
     base = settings or get_settings().api
     overrides = {k: v for k, v in {"host": host, "port": port, "model_alias": alias}.items() if v is not None}
-    effective = ApiSettings.model_validate({**base.model_dump(), **overrides})  # the flags obey the same bounds
+    try:  # the flags obey the same bounds as their settings
+        effective = ApiSettings.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid serve options: {problems}") from None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(effective, paths)
