@@ -4,6 +4,7 @@ output that survives Rich markup, and ``--json`` that parses."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,6 +24,16 @@ from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Each CLI run configures the root logger of this process: put it back for the next tests."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers = handlers
 
 
 @pytest.fixture
@@ -245,3 +256,22 @@ def test_status_prints_data_not_markup(deployment: Path) -> None:
     console = Console(record=True, width=300)
     print_status(state, console)
     assert "gate failed: [annual_income] moved, [bold]x[/bold]" in console.export_text()
+
+
+def test_third_party_loggers_are_quiet_unless_verbose(extra_command: click.Group) -> None:
+    @extra_command.command("raise")
+    def log_some() -> None:
+        logging.getLogger("alembic.runtime.migration").info("Running upgrade")
+        logging.getLogger("mlflow.store").warning("mlflow chatter")
+        logging.getLogger("urllib3.connectionpool").error("connection refused")
+        logging.getLogger("lendguard.pipeline").warning("our own warning")
+        logging.getLogger("lendguard.pipeline").debug("our own detail")
+
+    quiet = CliRunner().invoke(extra_command, ["raise"]).stderr
+    assert "our own warning" in quiet
+    assert "connection refused" in quiet, "anyone's errors are shown"
+    assert "mlflow chatter" not in quiet
+    assert "Running upgrade" not in quiet
+    assert "our own detail" not in quiet
+    verbose = CliRunner().invoke(extra_command, ["-v", "raise"]).stderr
+    assert all(text in verbose for text in ("Running upgrade", "mlflow chatter", "our own detail"))
