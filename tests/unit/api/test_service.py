@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from api.app import field_errors, redact_uri
+from api.http import field_errors
 from api.schemas import build_request_struct
 from api.service import (
     RAW_BODY_MAX_CHARS,
@@ -22,6 +22,7 @@ from api.service import (
     new_request_id,
     rejection_row,
 )
+from api.settings import redact_uri
 from warehouse.loan_book import simulated_schema
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.simulator import simulate_traffic
