@@ -81,7 +81,10 @@ async def score_many_unavailable(app_state: AppState) -> BatchScoreResponse:
 
 
 def score_handlers(servable: bool, batch_max_items: int) -> list[HTTPRouteHandler]:
-    """Both routes; without a servable model (``servable`` false) they answer 503 and take no body."""
+    """Both routes; without a servable model (``servable`` false) they answer 503 and take no body.
+
+    The operation ids are the ones the first release's document had (generated clients name their
+    methods after them), whichever function answers."""
     common: dict[str, Any] = {
         "status_code": 200,
         "opt": {LOGGED_OPT: True},
@@ -94,6 +97,7 @@ def score_handlers(servable: bool, batch_max_items: int) -> list[HTTPRouteHandle
         summary="Score one loan application",
         description="Returns the default probability and the decision; the request is logged durably first.",
         name="score",
+        operation_id="V1ScoreScore",
         **common,
     )(score if servable else score_unavailable)
     batch = post(
@@ -104,6 +108,7 @@ def score_handlers(servable: bool, batch_max_items: int) -> list[HTTPRouteHandle
                      "(its own request_id; the rows share batch_id). One invalid application refuses the batch. "
                      "Optional header Idempotency-Key: a retry with the same key and body gets the same answer."),
         name="score_batch",
+        operation_id="V1ScoreBatchHandler",
         **common,
     )(score_many if servable else score_many_unavailable)
     return [single, batch]
