@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import re
+from types import SimpleNamespace
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.utils import floatToGoString
 
-from api.metrics import LATENCY_BUCKETS, Metrics, error_kind
+from api.metrics import LATENCY_BUCKETS, Metrics, ServingGauges, error_kind
 
 _SAMPLE = re.compile(r'^(lendguard_[a-z_]+)(\{[^}]*\})? (\S+)$')
 
@@ -119,3 +121,31 @@ def test_garbage_collections_and_their_pauses_are_reported() -> None:
 )
 def test_error_kinds(status: int, kind: str | None) -> None:
     assert error_kind(status) == kind
+
+
+def test_each_app_counts_in_its_own_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_request("/v1/score", "POST", 200, 0.004)
+    first.observe_row({"decision": "manual_review", "mode": "normal", "model_version": "3"})
+    sample = 'lendguard_http_requests_total{endpoint="/v1/score",method="POST",status="200"}'
+    assert samples(first.render())[sample] == 1
+    assert sample not in samples(second.render())
+    assert 'lendguard_decisions_total{decision="manual_review",mode="normal",model_version="3"}' not in samples(
+        second.render())
+    assert "lendguard_http_requests_total" not in generate_latest(REGISTRY).decode(), "never the global registry"
+
+
+def test_the_serving_gauges_are_read_at_scrape_time() -> None:
+    now = {"gauges": ServingGauges(bundle=None, alias="champion", failover=None, pending_rows=0)}
+    metrics = Metrics(lambda: now["gauges"])
+    got = samples(metrics.render())
+    assert got["lendguard_model_loaded"] == 0
+    assert not any(name.startswith("lendguard_model_info") for name in got)
+    bundle = SimpleNamespace(name="lendguard", version="7")
+    now["gauges"] = ServingGauges(bundle=bundle, alias="champion", failover=None, pending_rows=3)  # type: ignore[arg-type]
+    got = samples(metrics.render())
+    assert got["lendguard_model_loaded"] == 1
+    assert got['lendguard_model_info{alias="champion",name="lendguard",version="7"}'] == 1
+    assert got["lendguard_failover_active"] == 0
+    assert got["lendguard_prediction_log_pending_rows"] == 3
+    assert got["lendguard_process_start_time_seconds"] == metrics.started
