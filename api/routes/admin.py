@@ -30,7 +30,7 @@ from warehouse.failover import FailoverError, clear_failover, set_failover
 
 ADMIN_MAX_BODY_BYTES = 4 * 1024
 TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 """OpenAPI: either header (see ``api.auth``)."""
 RELOAD_STATUS = {
     ReloadOutcome.SWAPPED: 200,
