@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
 
 from api.batching import BatcherClosedError
@@ -41,7 +42,6 @@ from api.service import Receipt, ScoringService, rejection_row
 
 if TYPE_CHECKING:
     from litestar import Litestar
-    from litestar.datastructures import State
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
     from api.settings import Settings
@@ -117,7 +117,7 @@ def state_of(state: State) -> AppState:
 
 
 # ----- dependencies -------------------------------------------------------------------------------
-def provide_app_state(state: State) -> AppState:
+def provide_app_state(state: State) -> AppState:  # State imported at run time: Litestar reads this signature
     return state_of(state)
 
 
