@@ -1,4 +1,4 @@
-"""``POST /v1/score/batch``: up to ``LENDGUARD_BATCH_MAX_ITEMS`` applications in one request.
+"""Scoring a batch (``POST /v1/score/batch``): up to ``LENDGUARD_BATCH_MAX_ITEMS`` applications at once.
 
 Each application is the same body as ``POST /v1/score`` and is scored by the same
 :class:`~api.service.ScoringService` (through its micro-batcher, so the decision rules stay in one
@@ -10,32 +10,22 @@ keyed ``applications[<index>].<field>``), nothing is scored, and the refusal is 
 the raw body. A batch over the limit is refused the same way, the error naming the limit. A batch
 whose rows could not all be made durable gets 503 (the client retries it, ideally with an
 ``Idempotency-Key``); rows already durable then stay in the log as decisions not delivered.
+
+The route itself is ``api.routes.score``; this module is what it calls (no HTTP here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, post
-from litestar.datastructures import State
-from litestar.exceptions import ServiceUnavailableException, ValidationException
-from litestar.handlers import HTTPRouteHandler
 
-from api.batching import BatcherClosedError
 from api.handling import score_application
-from api.idempotency import fingerprint, request_key, store_of
-from api.log_writer import LogWriteError
-from api.schemas import ScoreResponse, build_request_struct
+from api.schemas import ScoreResponse
 from api.service import Receipt, ScoringService, new_request_id
-from warehouse.settings import ApiSettings
 
-if TYPE_CHECKING:
-    from api.app import Serving
-
-BATCH_PATH = "/v1/score/batch"
 BATCH_REQUEST_STRUCT_NAME = "BatchScoreRequest"
 APPLICATION_MAX_BYTES = 4 * 1024
 """Generous for one application (well under 1 KiB): the batch body limit is this times the item limit."""
@@ -78,61 +68,3 @@ async def score_batch(
         if isinstance(outcome, BaseException):
             raise outcome
     return BatchScoreResponse(batch_id=batch_id, results=list(outcomes))  # type: ignore[arg-type]
-
-
-def batch_handler(serving: Serving, settings: ApiSettings) -> HTTPRouteHandler:
-    """The batch route, typed with the contract's application Struct (shared with ``/v1/score``)."""
-    from api.app import (  # noqa: PLC0415 - api.app builds this route in create_app
-        LOGGED_OPT,
-        MODELS_STATE_KEY,
-        DecisionNotLoggedError,
-        _stamp_receipt,
-        _validation_response,
-        receipt_of,
-    )
-
-    async def handler(data: Any, state: State, request: Request[Any, Any, Any]) -> BatchScoreResponse:
-        async with state[MODELS_STATE_KEY].lease() as scoring:
-            if scoring is None:
-                raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
-            receipt = receipt_of(request.scope)
-            key = request_key(request)
-            try:
-                if key is None:
-                    return await score_batch(scoring, data.applications, receipt)
-                print_ = fingerprint(receipt.endpoint, data)
-                fields = {"idempotency_key": key, "idempotency_fingerprint": print_}
-                response, _ = await store_of(request).run(
-                    receipt.endpoint, key, print_,
-                    lambda: score_batch(scoring, data.applications, receipt, log_fields=fields))
-                return response  # type: ignore[no-any-return]
-            except BatcherClosedError as exc:
-                raise ServiceUnavailableException(detail="the service is shutting down; retry") from exc
-            except LogWriteError as exc:
-                raise DecisionNotLoggedError(
-                    detail="the batch's decisions could not all be logged; retry later", headers={"Retry-After": "1"}
-                ) from exc
-
-    async def unavailable() -> BatchScoreResponse:
-        raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
-
-    if serving.bundle is None:
-        route: Any = unavailable
-        route.__annotations__ = {"return": BatchScoreResponse}
-    else:
-        route = handler
-        body = build_batch_struct(build_request_struct(serving.bundle.loan_book), settings.batch_max_items)
-        route.__annotations__ = {"data": body, "state": State, "request": Request, "return": BatchScoreResponse}
-    return post(
-        BATCH_PATH,
-        status_code=200,
-        opt={LOGGED_OPT: True},
-        middleware=[_stamp_receipt],
-        exception_handlers={ValidationException: _validation_response},
-        request_max_body_size=APPLICATION_MAX_BYTES * settings.batch_max_items + 1024,
-        summary="Score a batch of loan applications",
-        description=(f"Up to {settings.batch_max_items} applications; each is scored and logged as for /v1/score "
-                     "(its own request_id; the rows share batch_id). One invalid application refuses the batch. "
-                     "Optional header Idempotency-Key: a retry with the same key and body gets the same answer."),
-        name="score_batch",
-    )(route)

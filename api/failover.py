@@ -9,7 +9,7 @@ storage and still follows within ``poll + read`` (well under a second). The admi
 refresh at once, so the replica that took the call follows immediately.
 
 While the flag is set, every answer says ``mode = "failover"`` (response and log row, rejected
-requests included) and carries ``Lendguard-Mode`` / ``Lendguard-Fallback`` headers:
+requests included) and carries ``Lendguard-Mode`` / ``Lendguard-Fallback`` headers (``api.http``):
 
 * ``manual_review`` — the champion still scores (the probability is computed and logged), but
   every application goes to a person.
@@ -26,10 +26,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from api.reload import (
     LoadedModel,
@@ -42,24 +40,15 @@ from api.reload import (
 from warehouse.failover import FailoverState, Fallback, flag_path, read_failover
 
 if TYPE_CHECKING:
-    from litestar import Litestar
-    from litestar.datastructures import State
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
     from api.log_writer import PredictionLogWriter
-    from api.schemas import Mode
     from warehouse.paths import Paths
     from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
-FAILOVER_STATE_KEY = "failover"
-"""``app.state`` key of the :class:`FailoverFollower` (None outside the app's lifespan)."""
 PREVIOUS_CHAMPION_ALIAS = "previous_champion"
 """Spelled as ``ml.delivery.PREVIOUS_CHAMPION`` (a unit test holds them equal; importing it here
 would pull the whole delivery stack into the API)."""
-MODE_HEADER = "lendguard-mode"
-FALLBACK_HEADER = "lendguard-fallback"
 
 _Stamp = tuple[int, int, int] | None
 
@@ -259,53 +248,3 @@ def _stamp(paths: Paths) -> _Stamp:
     except FileNotFoundError:
         return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-# ----- scoring, modes and headers -----------------------------------------------------------------
-def follower_of(state: State) -> FailoverFollower | None:
-    follower = state.get(FAILOVER_STATE_KEY)
-    return follower if isinstance(follower, FailoverFollower) else None
-
-
-def current_mode(state: State) -> Mode:
-    follower = follower_of(state)
-    return "failover" if follower is not None and follower.active else "normal"
-
-
-def failover_headers(app: ASGIApp) -> ASGIApp:
-    """Middleware: while failover is on, every response says so in its headers."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        follower = follower_of(scope["litestar_app"].state)
-
-        async def send_with_mode(message: Message) -> None:
-            if message["type"] == "http.response.start" and follower is not None and follower.active:
-                headers = list(message.get("headers", []))
-                headers.append((MODE_HEADER.encode(), b"failover"))
-                headers.append((FALLBACK_HEADER.encode(), str(follower.fallback).encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_with_mode)
-
-    return middleware
-
-
-def failover_lifespan(settings: ApiSettings, paths: Paths, models_key: str) -> Callable[[Litestar], Any]:
-    """Runs after the app's main lifespan opened the log writer and the model (and stops before it)."""
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        follower = FailoverFollower(paths, settings, app.state[models_key], app.state.get("log_writer"))
-        await follower.start()
-        app.state[FAILOVER_STATE_KEY] = follower
-        try:
-            yield
-        finally:
-            app.state[FAILOVER_STATE_KEY] = None
-            await follower.stop()
-
-    return lifespan

@@ -1,7 +1,7 @@
 """What the scoring routes do around :meth:`ScoringService.score`: idempotency and unknown categories.
 
-Kept out of the Litestar handlers (``api.app``, ``api.batch``) so both routes share it, and out of
-the scoring service, which stays about scoring and logging one application.
+Kept out of the Litestar handlers (``api.routes.score``) so both routes share it and they stay thin,
+and out of the scoring service, which stays about scoring and logging one application.
 
 Unknown categories: a categorical value outside the contract's known categories is accepted and
 scored as the model was trained to (its one-hot columns all zero: ``handle_unknown="ignore"``);
@@ -11,15 +11,17 @@ the response lists such inputs in ``unknown_categories`` and the log row carries
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request
 
-from api.idempotency import fingerprint, request_key, store_of
+from api.idempotency import IdempotencyStore, fingerprint
 from api.schemas import ScoreResponse
 from api.service import Receipt, ScoringService
 from warehouse.loan_book import LoanBookSchema
+
+R = TypeVar("R")
 
 
 def unknown_categories(loan_book: LoanBookSchema, application: msgspec.Struct) -> tuple[str, ...]:
@@ -48,16 +50,24 @@ async def score_application(
     return msgspec.structs.replace(response, unknown_categories=unknown) if unknown else response
 
 
-async def score_one(scoring: ScoringService, data: msgspec.Struct, request: Request[Any, Any, Any]) -> ScoreResponse:
-    """``POST /v1/score``: one application, answered once per ``Idempotency-Key``."""
-    from api.app import receipt_of  # noqa: PLC0415 - api.app imports this module
+async def once_per_key(
+    body: msgspec.Struct, receipt: Receipt, key: str | None, store: IdempotencyStore[R],
+    answer: Callable[[dict[str, Any]], Awaitable[R]],
+) -> R:
+    """``answer(log_fields)``, computed once per ``Idempotency-Key`` (every time without one).
 
-    receipt = receipt_of(request.scope)
-    key = request_key(request)
+    With a key, the log rows carry it and the body's fingerprint (``api.idempotency``)."""
     if key is None:
-        return await score_application(scoring, data, receipt)
-    print_ = fingerprint(receipt.endpoint, data)
+        return await answer({})
+    print_ = fingerprint(receipt.endpoint, body)
     fields = {"idempotency_key": key, "idempotency_fingerprint": print_}
-    response, _ = await store_of(request).run(
-        receipt.endpoint, key, print_, lambda: score_application(scoring, data, receipt, log_fields=fields))
-    return response
+    result, _ = await store.run(receipt.endpoint, key, print_, lambda: answer(fields))
+    return result
+
+
+async def score_one(
+    scoring: ScoringService, data: msgspec.Struct, receipt: Receipt, key: str | None, store: IdempotencyStore[Any]
+) -> ScoreResponse:
+    """``POST /v1/score``: one application, answered once per ``Idempotency-Key``."""
+    return await once_per_key(
+        data, receipt, key, store, lambda fields: score_application(scoring, data, receipt, log_fields=fields))

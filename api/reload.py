@@ -39,15 +39,12 @@ from warehouse.paths import Paths
 from warehouse.settings import ApiSettings, redact_uri
 
 if TYPE_CHECKING:
-    from litestar.datastructures import State
-
     from ml.scoring import FeatureScorer
 
 log = logging.getLogger(__name__)
 
 ALIAS_UNSET_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 """MLflow error codes meaning "no such model or alias": the registry answered, the alias is unset."""
-WATCHER_STATE_KEY = "model_watcher"
 
 
 class RegistryUnavailableError(LendguardError):
@@ -92,7 +89,7 @@ def registry_alias_version(paths: Paths, alias: str) -> str | None:
     URI, and refuses a missing SQLite file, which MLflow would otherwise create as an empty registry.
     """
     from mlflow import MlflowClient  # noqa: PLC0415 - importing mlflow costs about a second
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
     database = _sqlite_file(paths.tracking_uri)
     if database is not None and not database.is_file():
@@ -382,9 +379,10 @@ class ModelWatcher:
         return ReloadResult(outcome, self._served_version(), alias_version, detail, at)
 
 
-async def reload_model(state: State) -> ReloadResult:
-    """Check the registry now instead of at the next poll (what the admin endpoint will call)."""
-    watcher: ModelWatcher | None = state.get(WATCHER_STATE_KEY)
+async def reload_model(watcher: ModelWatcher | None) -> ReloadResult:
+    """Check the registry now instead of at the next poll (what the admin endpoint calls).
+
+    ``watcher`` is None when no model is served or the app is not running."""
     if watcher is None:
         detail = "no model is served (or the app is not running); restart to load one"
         return ReloadResult(ReloadOutcome.NOT_SERVING, None, None, detail, datetime.now(UTC))

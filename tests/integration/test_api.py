@@ -16,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
-from api.app import SCORE_PATH, create_app
+from api.app import create_app
+from api.http import app_state
+from api.routes.score import SCORE_PATH
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
 from tests.conftest import paths_for
@@ -187,7 +189,7 @@ def test_a_decision_that_cannot_be_logged_is_not_given(
     def disk_full(*args: Any, **kwargs: Any) -> Path:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(client.app.state.log_writer.landing, "write", disk_full)
+    monkeypatch.setattr(app_state(client.app).log_writer.landing, "write", disk_full)
     before = len(log_rows(api_paths))
     response = client.post(SCORE_PATH, json=application(38))
     assert response.status_code == 503

@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
-from api.app import SCORE_PATH, create_app
-from api.batch import BATCH_PATH
+from api.app import create_app
+from api.http import app_state
 from api.idempotency import HEADER
+from api.routes.score import BATCH_PATH, SCORE_PATH
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
 from tests.integration.test_api import application, inputs
@@ -184,7 +185,7 @@ def test_a_batch_whose_rows_cannot_be_made_durable_is_a_503_and_is_retried_whole
         raise OSError(28, "No space left on device")
 
     body = {"applications": [application(i) for i in range(22, 25)]}
-    monkeypatch.setattr(client.app.state.log_writer.landing, "write", disk_full)
+    monkeypatch.setattr(app_state(client.app).log_writer.landing, "write", disk_full)
     refused = client.post(BATCH_PATH, json=body, headers={HEADER: "batch-disk"})
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"

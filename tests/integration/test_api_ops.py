@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.app import SCORE_PATH, create_app
+from api.app import create_app
 from api.auth import create_key
+from api.http import app_state
+from api.routes.score import SCORE_PATH
 from ml import registry
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
 from ml.scoring import FeatureScorer
@@ -139,10 +141,18 @@ def score(client: TestClient, deployment: Deployment, body: dict[str, Any]) -> A
 
 
 def metric(client: TestClient, sample: str) -> float:
-    """One sample of /metrics (0 when the series does not exist yet)."""
-    text = client.get("/metrics").text
-    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, flags=re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    """One sample of /metrics, ``name{label="value",...}`` in any label order (0 when the series does not exist yet)."""
+    wanted = _series(sample)
+    for line in client.get("/metrics").text.splitlines():
+        name_labels, _, value = line.rpartition(" ")
+        if not line.startswith("#") and name_labels and _series(name_labels) == wanted:
+            return float(value)
+    return 0.0
+
+
+def _series(text: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    name, _, labels = text.partition("{")
+    return name, frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', labels))
 
 
 @pytest.fixture
@@ -212,7 +222,7 @@ def test_an_internal_error_gets_a_generic_500(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals at /srv/lendguard/model.py line 42")
 
-    current = client.app.state.models.current
+    current = app_state(client.app).models.current
     monkeypatch.setattr(current.scorer, "probabilities", broken)
     response = score(client, deployment, application(5))
     assert response.status_code == 500
@@ -290,7 +300,7 @@ def test_a_flag_set_by_another_process_is_followed(client: TestClient, deploymen
     def mode() -> str:
         return str(score(client, deployment, application(30)).json()["mode"])
 
-    follower = client.app.state.failover
+    follower = app_state(client.app).failover
     in_another_process("set_failover(Paths.from_env(), by='monitoring', reason='alert 17', alert_ids=['17'])")
     deadline = time.monotonic() + 10
     while mode() != "failover":

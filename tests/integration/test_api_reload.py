@@ -24,8 +24,10 @@ import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
-from api.app import SCORE_PATH, create_app
+from api.app import create_app
+from api.http import app_state
 from api.reload import ReloadOutcome, registry_alias_version, reload_model
+from api.routes.score import SCORE_PATH
 from ml import registry
 from ml.policy import PolicySet
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
@@ -249,7 +251,7 @@ def test_an_unreachable_registry_keeps_the_loaded_model_serving(
     assert registry_alias_version(paths, "no-such-alias") is None, "a registry that answers: alias unset"
 
     with reload_log() as records, serve(versions, old, "test-outage") as client:
-        watcher = client.app.state.model_watcher
+        watcher = app_state(client.app).watcher
 
         def checked_at() -> str:
             return str(client.get("/readyz").json()["registry_checked_at"])
@@ -261,7 +263,7 @@ def test_an_unreachable_registry_keeps_the_loaded_model_serving(
         last_good = checked_at()
         set_alias(paths, CHAMPION, new)  # moved during the outage: seen once the registry is back
         time.sleep(8 * POLL_SECONDS)
-        result = client.blocking_portal.call(reload_model, client.app.state)
+        result = client.blocking_portal.call(reload_model, app_state(client.app).watcher)
         assert result.outcome is ReloadOutcome.REGISTRY_UNAVAILABLE
         assert result.served_version == old
         response = client.post(SCORE_PATH, json=application(1))
@@ -291,7 +293,7 @@ def test_a_version_with_another_contract_is_refused_until_a_restart(versions: Ve
 
     with reload_log() as records, serve(versions, old, "test-contract") as client:
         set_alias(paths, CHAMPION, other)
-        result = client.blocking_portal.call(reload_model, client.app.state)
+        result = client.blocking_portal.call(reload_model, app_state(client.app).watcher)
         assert result.outcome is ReloadOutcome.CONTRACT_CHANGED
         assert (result.served_version, result.alias_version) == (old, other)
         time.sleep(5 * POLL_SECONDS)  # later polls find the same version: refused again, quietly
@@ -302,7 +304,7 @@ def test_a_version_with_another_contract_is_refused_until_a_restart(versions: Ve
         assert (ready["model_version"], ready["alias_version"]) == (old, other)
 
         set_alias(paths, CHAMPION, versions.retuned)  # a servable version is still taken
-        assert client.blocking_portal.call(reload_model, client.app.state).outcome is ReloadOutcome.SWAPPED
+        assert client.blocking_portal.call(reload_model, app_state(client.app).watcher).outcome is ReloadOutcome.SWAPPED
 
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from litestar.testing import TestClient
 
-from api.app import SCORE_PATH, create_app
+from api.app import create_app
+from api.routes.score import SCORE_PATH
 from ml import registry
 from ml.train import load_split
 from warehouse.build import build

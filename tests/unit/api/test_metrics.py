@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gc
 import re
+from types import SimpleNamespace
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.utils import floatToGoString
 
-from api.metrics import LATENCY_BUCKETS, Metrics, error_kind
+from api.metrics import LATENCY_BUCKETS, Metrics, ServingGauges, error_kind
 
 _SAMPLE = re.compile(r'^(lendguard_[a-z_]+)(\{[^}]*\})? (\S+)$')
 
@@ -46,7 +49,7 @@ def test_requests_errors_and_latency_are_counted() -> None:
     assert got['lendguard_http_request_duration_seconds_count{endpoint="/v1/score"}'] == 4
     assert got['lendguard_http_request_duration_seconds_sum{endpoint="/v1/score"}'] == pytest.approx(0.0365)
     slow = 'lendguard_http_request_duration_seconds_bucket{{endpoint="/v1/admin/reload",le="{}"}}'
-    assert got[slow.format(str(LATENCY_BUCKETS[-1]).removesuffix(".0"))] == 0
+    assert got[slow.format(floatToGoString(LATENCY_BUCKETS[-1]))] == 0
     assert got[slow.format("+Inf")] == 1
 
 
@@ -55,7 +58,7 @@ def test_buckets_are_cumulative() -> None:
     for seconds in (0.0001, 0.003, 0.003, 0.2, 3.0, 99.0):
         metrics.observe_request("/x", "GET", 200, seconds)
     got = samples(metrics.render())
-    counts = [got[f'lendguard_http_request_duration_seconds_bucket{{endpoint="/x",le="{b:g}"}}']
+    counts = [got[f'lendguard_http_request_duration_seconds_bucket{{endpoint="/x",le="{floatToGoString(b)}"}}']
               for b in LATENCY_BUCKETS]
     assert counts == sorted(counts)
     assert counts[-1] == 5
@@ -118,3 +121,31 @@ def test_garbage_collections_and_their_pauses_are_reported() -> None:
 )
 def test_error_kinds(status: int, kind: str | None) -> None:
     assert error_kind(status) == kind
+
+
+def test_each_app_counts_in_its_own_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_request("/v1/score", "POST", 200, 0.004)
+    first.observe_row({"decision": "manual_review", "mode": "normal", "model_version": "3"})
+    sample = 'lendguard_http_requests_total{endpoint="/v1/score",method="POST",status="200"}'
+    assert samples(first.render())[sample] == 1
+    assert sample not in samples(second.render())
+    assert 'lendguard_decisions_total{decision="manual_review",mode="normal",model_version="3"}' not in samples(
+        second.render())
+    assert "lendguard_http_requests_total" not in generate_latest(REGISTRY).decode(), "never the global registry"
+
+
+def test_the_serving_gauges_are_read_at_scrape_time() -> None:
+    now = {"gauges": ServingGauges(bundle=None, alias="champion", failover=None, pending_rows=0)}
+    metrics = Metrics(lambda: now["gauges"])
+    got = samples(metrics.render())
+    assert got["lendguard_model_loaded"] == 0
+    assert not any(name.startswith("lendguard_model_info") for name in got)
+    bundle = SimpleNamespace(name="lendguard", version="7")
+    now["gauges"] = ServingGauges(bundle=bundle, alias="champion", failover=None, pending_rows=3)  # type: ignore[arg-type]
+    got = samples(metrics.render())
+    assert got["lendguard_model_loaded"] == 1
+    assert got['lendguard_model_info{alias="champion",name="lendguard",version="7"}'] == 1
+    assert got["lendguard_failover_active"] == 0
+    assert got["lendguard_prediction_log_pending_rows"] == 3
+    assert got["lendguard_process_start_time_seconds"] == metrics.started

@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from litestar.datastructures import State
 
 from api.log_writer import PredictionLogWriter
 from api.reload import (
@@ -134,6 +133,6 @@ def test_an_unreachable_registry_is_not_an_unset_alias(tmp_path: Path, monkeypat
 
 
 def test_reload_without_a_served_model_says_so() -> None:
-    result = asyncio.run(reload_model(State({"model_watcher": None})))
+    result = asyncio.run(reload_model(None))
     assert result.outcome is ReloadOutcome.NOT_SERVING
     assert result.served_version is None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from api.app import field_errors, redact_uri
+from api.http import field_errors
 from api.schemas import build_request_struct
 from api.service import (
     RAW_BODY_MAX_CHARS,
@@ -24,6 +24,7 @@ from api.service import (
 )
 from warehouse.loan_book import simulated_schema
 from warehouse.prediction_log import prediction_log_schema
+from warehouse.settings import redact_uri
 from warehouse.simulator import simulate_traffic
 
 BOOK = simulated_schema()

@@ -9,7 +9,8 @@
   name and the note are recorded).
 * ``GET /v1/admin/failover`` — the flag and what this replica applies.
 
-Handlers stay thin: the rules live in ``warehouse.failover``, ``api.reload`` and ``api.failover``.
+Handlers stay thin: the rules live in ``warehouse.failover``, ``api.reload`` and ``api.failover``;
+the watcher and the failover follower come in through ``Provide`` (``api.http``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.exceptions import ClientException, ServiceUnavailableException
 
 from api.auth import caller_name
-from api.failover import FailoverFollower, follower_of
-from api.reload import ReloadOutcome, reload_model
+from api.failover import FailoverFollower
+from api.reload import ModelWatcher, ReloadOutcome, reload_model
 from warehouse.failover import FailoverError, clear_failover, set_failover
 
 ADMIN_MAX_BODY_BYTES = 4 * 1024
 TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 """OpenAPI: either header (see ``api.auth``)."""
 RELOAD_STATUS = {
     ReloadOutcome.SWAPPED: 200,
@@ -85,8 +85,7 @@ class FailoverStatus(msgspec.Struct, kw_only=True):
     clear_note: str | None
 
 
-def _follower(state: State) -> FailoverFollower:
-    follower = follower_of(state)
+def _running(follower: FailoverFollower | None) -> FailoverFollower:
     if follower is None:
         raise ServiceUnavailableException(detail="the failover follower is not running")
     return follower
@@ -105,13 +104,11 @@ def status_of(follower: FailoverFollower) -> FailoverStatus:
 
 @post("/v1/admin/reload", status_code=200, request_max_body_size=ADMIN_MAX_BODY_BYTES, security=SECURITY,
       summary="Check the registry now and swap to the alias's version", tags=["admin"])
-async def admin_reload(state: State) -> Response[ReloadResponse]:
-    result = await reload_model(state)
-    follower = follower_of(state)
-    if follower is not None and follower.active and follower.flag.fallback == "previous_champion":
-        await follower.sync_previous()
-    watcher = state.get("model_watcher")
-    previous = None if follower is None else follower.previous.bundle
+async def admin_reload(watcher: ModelWatcher | None, failover: FailoverFollower | None) -> Response[ReloadResponse]:
+    result = await reload_model(watcher)
+    if failover is not None and failover.active and failover.flag.fallback == "previous_champion":
+        await failover.sync_previous()
+    previous = None if failover is None else failover.previous.bundle
     body = ReloadResponse(
         outcome=result.outcome.value, served_version=result.served_version,
         alias=None if watcher is None else watcher.alias, alias_version=result.alias_version,
@@ -123,14 +120,16 @@ async def admin_reload(state: State) -> Response[ReloadResponse]:
 
 @get("/v1/admin/failover", security=SECURITY, summary="The failover flag and what this replica applies",
      tags=["admin"])
-async def admin_failover_status(state: State) -> FailoverStatus:
-    return status_of(_follower(state))
+async def admin_failover_status(failover: FailoverFollower | None) -> FailoverStatus:
+    return status_of(_running(failover))
 
 
 @post("/v1/admin/failover", status_code=200, request_max_body_size=ADMIN_MAX_BODY_BYTES, security=SECURITY,
       summary="Set failover for every replica sharing the data directory", tags=["admin"])
-async def admin_failover_set(data: FailoverSetRequest, state: State, request: Request) -> FailoverStatus:
-    follower = _follower(state)
+async def admin_failover_set(
+    data: FailoverSetRequest, failover: FailoverFollower | None, request: Request
+) -> FailoverStatus:
+    follower = _running(failover)
     fallback = data.fallback or follower.settings.failover_fallback
     try:
         await asyncio.to_thread(
@@ -144,8 +143,10 @@ async def admin_failover_set(data: FailoverSetRequest, state: State, request: Re
 
 @delete("/v1/admin/failover", status_code=200, request_max_body_size=ADMIN_MAX_BODY_BYTES, security=SECURITY,
         summary="Clear failover: back to the model's decisions (a person's call, recorded)", tags=["admin"])
-async def admin_failover_clear(data: FailoverClearRequest, state: State, request: Request) -> FailoverStatus:
-    follower = _follower(state)
+async def admin_failover_clear(
+    data: FailoverClearRequest, failover: FailoverFollower | None, request: Request
+) -> FailoverStatus:
+    follower = _running(failover)
     try:
         await asyncio.to_thread(clear_failover, follower.paths, by=caller_name(request), note=data.note)
     except FailoverError as exc:
