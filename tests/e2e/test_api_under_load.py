@@ -10,9 +10,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +21,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import start_lendguard_server
 from warehouse.build import build, build_lock, compact_prediction_log
 from warehouse.landing import PREDICTION_LOG, TMP_SUFFIX
 from warehouse.loan_book import simulated_schema
@@ -37,12 +36,6 @@ TRAFFIC = simulate_traffic("stable", 200, seed=17).select([*BOOK.input_names, BO
 WORKERS = 12
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -51,26 +44,11 @@ class Server:
 
 
 def start_server(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> Server:
-    """``lendguard serve`` as its own process (own session, so a kill reaches only it)."""
-    port = free_port()
+    """``lendguard serve`` on this deployment as its own process, once ready."""
     env = {**os.environ, **deployment_env(paths.data_dir), "LENDGUARD_LANDING": str(landing),
            "LENDGUARD_WRITER_ID": writer_id, "LENDGUARD_MODEL_POLL_SECONDS": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("ab"), start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return Server(url, process, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    process.kill()
-    pytest.fail("the server did not become ready")
+    url, process = start_lendguard_server(env, log_path)
+    return Server(url, process, log_path)
 
 
 @dataclass

@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import httpx
 import pytest
 
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import free_port, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lendguard(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -47,19 +40,6 @@ E2E_BOOK = 20_000
 def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, **deployment_env(tmp_path / "data"), "COLUMNS": "200",
             "LENDGUARD_DEV_API_PORT": str(free_port())}
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    pytest.fail("the server did not become ready")
 
 
 def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:

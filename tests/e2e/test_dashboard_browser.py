@@ -16,17 +16,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import start_lendguard_server
 from warehouse.build import build
 from warehouse.failover import set_failover
 from warehouse.landing import PREDICTION_LOG
@@ -39,12 +38,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 REQUESTS = 600
 PANELS = ("ops", "drift", "output")
 _PANEL = re.compile(r"""data-panel=["'](\w+)["'] data-rows=["'](\d+)["']""")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def chromium(*args: str, profile: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -90,25 +83,9 @@ def dashboard_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
 
 
 def serve(paths: Paths, tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
     env = {**os.environ, **deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri,
            "LENDGUARD_FAILOVER_POLL_SECONDS": "0.2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"), start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return url, process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    process.kill()
-    pytest.fail("the server did not become ready")
+    return start_lendguard_server(env, tmp_path / "server.log")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install -y chromium chromium-driver` "

@@ -8,12 +8,9 @@ generates valid and invalid requests for every operation. Bounded so it stays we
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -22,6 +19,7 @@ from schemathesis.core.failures import FailureGroup
 
 from api.app import create_app
 from api.settings import Settings
+from tests.support.servers import free_port, wait_ready
 from warehouse.paths import Paths
 
 pytestmark = pytest.mark.slow
@@ -34,12 +32,6 @@ content type, headers and body as documented) except "every status code is liste
 Litestar lists 200 and 400 per route, not the 401/403/422/503 the app also answers with by design."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_url(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     paths = dataclasses.replace(trained_deployment, landing=tmp_path_factory.mktemp("fuzz") / "landing")
@@ -49,16 +41,7 @@ def api_url(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the fuzzed server did not become ready")
+    wait_ready(url)
     yield url
     server.should_exit = True
     thread.join(timeout=30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +17,8 @@ from mlflow import MlflowClient
 from lendguard import pipeline
 from ml import delivery, registry
 from ml.fairness import ThresholdPolicy
-from tests.conftest import paths_for
+from tests.support.deployment import paths_for
+from tests.support.servers import free_port
 from warehouse import landing
 from warehouse.build import build
 from warehouse.paths import Paths
@@ -36,7 +36,7 @@ def test_the_fair_champion_passed_every_gate_check(trained_deployment: Paths) ->
     version = registry.alias_version(trained_deployment, "champion")
     assert version is not None
     assert _version_tags(trained_deployment, version)["gate_result"] == "passed"
-    assert build(trained_deployment).ok  # the gate's records land after its own build
+    # The gate's records land after its own build: the fixture built the deployment again after the approval.
     with connect_snapshot(trained_deployment) as con:
         checks = con.execute(
             "select check_name, measured_value, limit_value, passed from eval_gate_history where model_version = ?",
@@ -123,12 +123,6 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def shared_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two pytest workers share the two cores, so the dev stage's p99 requirement (a property of a
@@ -143,7 +137,7 @@ def test_the_whole_pipeline_with_approval(delivery_deployment: Paths, monkeypatc
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     monkeypatch.setenv("LENDGUARD_WEBHOOK_URL", f"http://127.0.0.1:{receiver.server_address[1]}/hook")
-    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(_free_port()))
+    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(free_port()))
     monkeypatch.setenv("LENDGUARD_ACTOR", "ci-runner")
     try:
         run = pipeline.run_pipeline(paths, supersede=True)
