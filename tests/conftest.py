@@ -1,4 +1,11 @@
-"""Shared fixtures: isolated deployments (own data dir, warehouse, landing zone, MLflow store)."""
+"""Fixtures: deployments of a test's own, and the one trained deployment a session shares.
+
+The trained deployment (simulate → build → train → gate → approve → build) is built once per
+session, however many pytest-xdist workers run: the first worker that needs it builds it under the
+session's shared base temp, holding a file lock; the others wait for the lock and reuse it. It is
+read only: a test that changes a deployment takes a copy (``trained_copy``). Helpers live in
+``tests/support/``.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.deployment import build_once, build_trained_deployment, copy_deployment, paths_for
 from warehouse.paths import Paths
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-
-SMALL_BOOK = 30_000
-"""Loans in the test deployments: enough for every group to appear in both splits, quick to build."""
-
-
-def deployment_env(data_dir: Path) -> dict[str, str]:
-    """Environment variables that point every lendguard path into ``data_dir``."""
-    tracking = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-    return {"LENDGUARD_DATA_DIR": str(data_dir), "MLFLOW_TRACKING_URI": tracking}
-
-
-def paths_for(data_dir: Path) -> Paths:
-    return Paths.from_env({**os.environ, **deployment_env(data_dir)})
 
 
 @pytest.fixture
@@ -33,32 +28,22 @@ def paths(tmp_path: Path) -> Paths:
 
 
 @pytest.fixture(scope="session")
-def built_deployment(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """A simulated loan book, landed and built (shared, read-only for tests)."""
-    from warehouse.build import build
-    from warehouse.importer import land_simulated
-
-    deployment = paths_for(tmp_path_factory.mktemp("built") / "data")
-    land_simulated(deployment, SMALL_BOOK, seed=11)
-    result = build(deployment)
-    assert result.ok, result.run.output
-    return deployment
-
-
-def deliver(paths: Paths, *, approver: str = "pytest") -> str:
-    """Train, choose thresholds, evaluate, gate and approve a version; return it (no dev API)."""
-    from lendguard import pipeline
-
-    run = pipeline.start_run(paths, supersede=True)
-    for stage in ("train", "thresholds", "evaluate", "gate"):
-        pipeline.run_stage(paths, run, stage)
-    assert run.version is not None
-    pipeline.decide(paths, run.version, approve=True, by=approver, note="test fixture")
-    return run.version
+def trained_deployment(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The session's trained deployment: a built loan book and an approved champion in its own MLflow
+    store, with a snapshot built after the approval. Shared by every test and worker: read only."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one base per worker
+    root = build_once(shared / "trained-deployment", lambda root: build_trained_deployment(root / "data"))
+    return paths_for(root / "data")
 
 
 @pytest.fixture(scope="session")
-def trained_deployment(built_deployment: Paths) -> Paths:
-    """The built deployment with an approved champion registered in its own MLflow store."""
-    deliver(built_deployment)
-    return built_deployment
+def built_deployment(trained_deployment: Paths) -> Paths:
+    """For tests that need only a built loan book: the same shared deployment (one build serves both)."""
+    return trained_deployment
+
+
+@pytest.fixture
+def trained_copy(trained_deployment: Paths, tmp_path: Path) -> Paths:
+    """A copy of the trained deployment for a test that lands data, builds or runs dbt in it."""
+    return copy_deployment(trained_deployment, tmp_path)

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lendguard.processes import ServerProcess, serve_command, start_server
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import free_port
 from warehouse.build import build, build_lock, compact_prediction_log
 from warehouse.landing import PREDICTION_LOG, TMP_SUFFIX
 from warehouse.loan_book import simulated_schema
@@ -34,12 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BOOK = simulated_schema()
 TRAFFIC = simulate_traffic("stable", 200, seed=17).select([*BOOK.input_names, BOOK.group_column]).to_pylist()
 WORKERS = 12
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> ServerProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +14,10 @@ import httpx
 import pytest
 
 from lendguard.processes import serve_command, start_server
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lendguard(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

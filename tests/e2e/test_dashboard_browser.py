@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -26,7 +25,8 @@ import httpx
 import pytest
 
 from lendguard.processes import ServerProcess, serve_command, start_server
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
+from tests.support.servers import free_port
 from warehouse.build import build
 from warehouse.failover import set_failover
 from warehouse.landing import PREDICTION_LOG
@@ -39,12 +39,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 REQUESTS = 600
 PANELS = ("ops", "drift", "output")
 _PANEL = re.compile(r"""data-panel=["'](\w+)["'] data-rows=["'](\d+)["']""")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def chromium(*args: str, profile: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
@@ -21,38 +20,18 @@ from api.http import app_state
 from api.routes.score import SCORE_PATH
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
-from tests.conftest import paths_for
+from tests.support.applications import application, inputs
+from tests.support.deployment import paths_for
+from tests.support.prediction_log import log_rows
 from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.settings import ApiSettings
-from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
 
 BOOK = simulated_schema()
-TRAFFIC = simulate_traffic("stable", 40, seed=3)
-
-
-def application(index: int, **changes: Any) -> dict[str, Any]:
-    """Request ``index`` of the simulated traffic, as a client sends it (extra columns dropped)."""
-    row = TRAFFIC.select([*BOOK.input_names, BOOK.group_column]).slice(index, 1).to_pylist()[0]
-    return {**row, "application_id": f"app-{index}", **changes}
-
-
-def inputs(bodies: list[dict[str, Any]]) -> pa.Table:
-    """The scorer's input for ``bodies``, built independently of the API's code."""
-    return pa.table({
-        **{f.name: pa.array([float(b[f.name]) for b in bodies], pa.float64()) for f in BOOK.numeric_features},
-        **{f.name: pa.array([b[f.name] for b in bodies], pa.string()) for f in BOOK.categorical_features},
-    })
-
-
-def log_rows(paths: Paths) -> dict[str, dict[str, Any]]:
-    """Every prediction-log row in the landing zone, by request id."""
-    files = sorted((paths.landing / PREDICTION_LOG).glob("*.parquet"))
-    return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
@@ -17,8 +16,8 @@ from api.idempotency import HEADER
 from api.routes.score import BATCH_PATH, SCORE_PATH
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
-from tests.integration.test_api import application, inputs
-from warehouse.landing import PREDICTION_LOG
+from tests.support.applications import application, inputs
+from tests.support.prediction_log import all_log_rows
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.slow
 
 BOOK = simulated_schema()
 MAX_ITEMS = 5
-
-
-def log_rows(paths: Paths) -> list[dict[str, Any]]:
-    """Every prediction-log row, duplicates kept (a duplicate is a bug these tests look for)."""
-    files = sorted((paths.landing / PREDICTION_LOG).glob("*.parquet"))
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,7 @@ def test_a_batch_is_scored_like_single_requests_and_logged_row_by_row(
     assert (single["probability"], single["decision"]) == (results[2]["probability"], results[2]["decision"])
     assert len({r["request_id"] for r in results}) == MAX_ITEMS
 
-    rows = {r["request_id"]: r for r in log_rows(api_paths)}
+    rows = {r["request_id"]: r for r in all_log_rows(api_paths)}
     for result in results:
         row = rows[result["request_id"]]  # durable before the response
         assert (row["batch_id"], row["endpoint"], row["status_code"]) == (answer["batch_id"], BATCH_PATH, 200)
@@ -78,7 +71,7 @@ def test_a_batch_is_scored_like_single_requests_and_logged_row_by_row(
 
 
 def test_one_bad_application_refuses_the_batch_naming_its_index(client: TestClient, api_paths: Paths) -> None:
-    before = len(log_rows(api_paths))
+    before = len(all_log_rows(api_paths))
     bodies = [application(i) for i in range(3)]
     bodies[1]["annual_income"] = -5
     response = client.post(BATCH_PATH, json={"applications": bodies})
@@ -86,7 +79,7 @@ def test_one_bad_application_refuses_the_batch_naming_its_index(client: TestClie
     error = response.json()["extra"][0]
     assert error["key"] == "applications[1].annual_income"
     assert ">= 0" in error["message"]
-    rows = log_rows(api_paths)[before:]
+    rows = all_log_rows(api_paths)[before:]
     assert len(rows) == 1, "nothing scored; the refusal is one row"
     assert (rows[0]["status_code"], rows[0]["endpoint"], rows[0]["decision"]) == (400, BATCH_PATH, None)
     assert "applications[1].annual_income" in rows[0]["error"]
@@ -112,11 +105,12 @@ def test_an_unknown_category_is_scored_as_all_zero_one_hot_and_flagged(
     answer = response.json()
     assert answer["unknown_categories"] == ["purpose"]
     assert answer["probability"] == pytest.approx(float(reference.probabilities(inputs([body]))[0]), abs=1e-12)
-    row = next(r for r in log_rows(api_paths) if r["request_id"] == answer["request_id"])
+    row = next(r for r in all_log_rows(api_paths) if r["request_id"] == answer["request_id"])
     assert (row["unknown_categories"], row["purpose"]) == ("purpose", "crypto")
     known = client.post(SCORE_PATH, json=application(21)).json()
     assert known["unknown_categories"] == []
-    assert next(r for r in log_rows(api_paths) if r["request_id"] == known["request_id"])["unknown_categories"] is None
+    known_row = next(r for r in all_log_rows(api_paths) if r["request_id"] == known["request_id"])
+    assert known_row["unknown_categories"] is None
 
 
 # ----- idempotency --------------------------------------------------------------------------------
@@ -129,7 +123,7 @@ def test_a_retry_with_the_same_key_gets_the_same_answer_and_is_logged_once(
     reordered = dict(reversed(list(body.items())))  # the same body, spelled differently
     again = [client.post(SCORE_PATH, json=reordered, headers={HEADER: "retry-1"}) for _ in range(3)]
     assert all(r.json() == first.json() for r in again), "same request id, same decision"
-    rows = [r for r in log_rows(api_paths) if r["idempotency_key"] == "retry-1"]
+    rows = [r for r in all_log_rows(api_paths) if r["idempotency_key"] == "retry-1"]
     assert len(rows) == 1
     assert rows[0]["request_id"] == first.json()["request_id"]
     assert client.post(SCORE_PATH, json=body).json()["request_id"] != first.json()["request_id"], "no key: new"
@@ -141,7 +135,7 @@ def test_concurrent_duplicates_score_once(client: TestClient, api_paths: Paths) 
         responses = list(pool.map(lambda _: client.post(SCORE_PATH, json=body, headers={HEADER: "dup-1"}), range(16)))
     assert {r.status_code for r in responses} == {200}
     assert len({r.json()["request_id"] for r in responses}) == 1
-    assert len([r for r in log_rows(api_paths) if r["idempotency_key"] == "dup-1"]) == 1
+    assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "dup-1"]) == 1
 
 
 def test_a_key_reused_with_another_body_is_refused(client: TestClient) -> None:
@@ -164,7 +158,7 @@ def test_batch_retries_are_idempotent_too(client: TestClient, api_paths: Paths) 
     second = client.post(BATCH_PATH, json=body, headers={HEADER: "batch-1"})
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
-    assert len([r for r in log_rows(api_paths) if r["idempotency_key"] == "batch-1"]) == 3
+    assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "batch-1"]) == 3
 
 
 def test_keys_survive_a_restart_through_the_log(client: TestClient, api_paths: Paths) -> None:
@@ -175,7 +169,7 @@ def test_keys_survive_a_restart_through_the_log(client: TestClient, api_paths: P
     with TestClient(restarted) as fresh:
         assert fresh.post(SCORE_PATH, json=body, headers={HEADER: "restart-1"}).json() == first
         assert fresh.post(SCORE_PATH, json=application(18), headers={HEADER: "restart-1"}).status_code == 422
-    assert len([r for r in log_rows(api_paths) if r["idempotency_key"] == "restart-1"]) == 1
+    assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "restart-1"]) == 1
 
 
 def test_a_batch_whose_rows_cannot_be_made_durable_is_a_503_and_is_retried_whole(
@@ -193,4 +187,4 @@ def test_a_batch_whose_rows_cannot_be_made_durable_is_a_503_and_is_retried_whole
     monkeypatch.undo()
     retried = client.post(BATCH_PATH, json=body, headers={HEADER: "batch-disk"})
     assert retried.status_code == 200, "a failed attempt is not remembered: the retry scores"
-    assert len([r for r in log_rows(api_paths) if r["idempotency_key"] == "batch-disk"]) == 3
+    assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "batch-disk"]) == 3

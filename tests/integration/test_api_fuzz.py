@@ -8,7 +8,6 @@ generates valid and invalid requests for every operation. Bounded so it stays we
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from schemathesis.core.failures import FailureGroup
 
 from api.app import create_app
 from lendguard.processes import wait_until_ready
+from tests.support.servers import free_port
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings
 
@@ -31,12 +31,6 @@ UNCHECKED = [schemathesis.checks.status_code_conformance]
 """Every default check runs (no 5xx; schema-valid bodies accepted, invalid ones refused; status,
 content type, headers and body as documented) except "every status code is listed in the document":
 Litestar lists 200 and 400 per route, not the 401/403/422/503 the app also answers with by design."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

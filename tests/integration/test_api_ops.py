@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,9 +30,11 @@ from api.routes.score import SCORE_PATH
 from ml import registry
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
 from ml.scoring import FeatureScorer
-from tests.conftest import deployment_env, paths_for
-from tests.integration.test_api import inputs, log_rows
-from tests.integration.test_api_reload import scaled_policy
+from tests.support.applications import inputs
+from tests.support.deployment import copy_registry, deployment_env
+from tests.support.prediction_log import log_rows
+from tests.support.registry import register_variant, scaled_policy
+from tests.support.servers import wait_for
 from warehouse.failover import flag_path
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
@@ -52,25 +52,6 @@ ADMIN_FAILOVER = "/v1/admin/failover"
 ADMIN_RELOAD = "/v1/admin/reload"
 
 
-def register_variant(paths: Paths, base_version: str, policy: dict[str, Any]) -> str:
-    """A new version of ``base_version``'s fitted model (same pipeline and compiled SQL), other thresholds."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    base = load_version(paths, base_version)
-    registry.configure(paths)
-    client = MlflowClient()
-    source = client.get_model_version(MODEL_NAME, base_version)
-    with mlflow.start_run(run_name=f"ops test: variant of version {base_version}") as run:
-        registry.log_bundle_files(base.feature_sql, base.loan_book, policy)
-        model_sql = getattr(base, "model_sql", None)
-        if model_sql:
-            mlflow.log_text(model_sql, f"{registry.BUNDLE_DIR}/{registry.MODEL_SQL_FILE}")
-    created = client.create_model_version(
-        MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None))
-    return str(created.version)
-
-
 @dataclass(frozen=True)
 class Deployment:
     paths: Paths
@@ -86,15 +67,12 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     root = tmp_path_factory.mktemp("ops")
-    paths = paths_for(root / "data")
-    paths.mlflow_dir.mkdir(parents=True)
-    for database in trained_deployment.mlflow_dir.glob("mlflow.db*"):
-        shutil.copy2(database, paths.mlflow_dir / database.name)
+    paths = copy_registry(trained_deployment, root)
     first = registry.alias_version(paths, "champion")
     assert first is not None
     champion = load_version(paths, first)
-    older = register_variant(paths, first, scaled_policy(champion, 0.5))
-    retuned = register_variant(paths, first, scaled_policy(champion, 0.8))
+    older = register_variant(paths, first, policy=scaled_policy(champion, 0.5))
+    retuned = register_variant(paths, first, policy=scaled_policy(champion, 0.8))
     set_alias(paths, "previous_champion", older)
     keys_file = root / "keys.yml"
     return Deployment(
@@ -302,17 +280,12 @@ def test_a_flag_set_by_another_process_is_followed(client: TestClient, deploymen
 
     follower = app_state(client.app).failover
     in_another_process("set_failover(Paths.from_env(), by='monitoring', reason='alert 17', alert_ids=['17'])")
-    deadline = time.monotonic() + 10
-    while mode() != "failover":
-        assert time.monotonic() < deadline, "the API did not follow the flag"
-        time.sleep(0.02)
+    wait_for(lambda: mode() == "failover", what="the API following the flag")
     status = client.get(ADMIN_FAILOVER, headers=as_key(deployment.admin_key)).json()
     assert (status["set_by"], status["reason"]) == ("monitoring", "alert 17")
 
     in_another_process("clear_failover(Paths.from_env(), by='bob', note='alert resolved')")
-    while mode() != "normal":
-        assert time.monotonic() < deadline + 10, "the API did not follow the clear"
-        time.sleep(0.02)
+    wait_for(lambda: mode() == "normal", what="the API following the clear")
     assert follower.noticed_at >= flag_path(deployment.paths).stat().st_mtime
 
 
@@ -422,13 +395,17 @@ def test_an_admin_reload_swaps_under_load_without_a_failed_request(deployment: D
         assert (unchanged.status_code, unchanged.json()["outcome"]) == (200, "unchanged")
         with ThreadPoolExecutor(4) as pool:
             workers = [pool.submit(stream, client, w) for w in range(4)]
-            time.sleep(0.5)
-            set_alias(paths, "champion", new)
-            time.sleep(0.3)
-            assert client.get("/readyz").json()["model_version"] == old, "no poll: only the admin call swaps"
-            reload = client.post(ADMIN_RELOAD, headers=as_key(deployment.admin_key))
-            time.sleep(0.5)
-            stop.set()
+            try:
+                wait_for(lambda: len(answers) >= 8, what="answers before the alias moves")
+                set_alias(paths, "champion", new)
+                moved = len(answers)
+                wait_for(lambda: len(answers) >= moved + 8, what="answers after the alias moved")
+                assert {v for _, v in answers[moved:]} == {old}, "no poll: only the admin call swaps"
+                assert client.get("/readyz").json()["model_version"] == old
+                reload = client.post(ADMIN_RELOAD, headers=as_key(deployment.admin_key))
+                wait_for(lambda: any(v == new for _, v in answers[moved:]), what="an answer by the new version")
+            finally:
+                stop.set()  # the workers end even if a wait failed
             for worker in workers:
                 worker.result()
         assert reload.status_code == 200, reload.text

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from litestar.testing import TestClient
 
@@ -29,10 +26,11 @@ from api.http import app_state
 from api.reload import ReloadOutcome, registry_alias_version, reload_model
 from api.routes.score import SCORE_PATH
 from ml import registry
-from ml.policy import PolicySet
-from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
-from tests.conftest import paths_for
-from warehouse.landing import PREDICTION_LOG
+from ml.registry import load_version, set_alias
+from tests.support.deployment import copy_registry
+from tests.support.prediction_log import log_rows
+from tests.support.registry import register_variant, scaled_policy
+from tests.support.servers import free_port, wait_for
 from warehouse.loan_book import LoanBookSchema, simulated_schema
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings
@@ -77,26 +75,6 @@ def application(index: int) -> dict[str, Any]:
     return {**row, "application_id": f"reload-{index}"}
 
 
-def log_rows(paths: Paths) -> dict[str, dict[str, Any]]:
-    files = sorted((paths.landing / PREDICTION_LOG).glob("*.parquet"))
-    return {r["request_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
-
-
-def free_port() -> int:
-    """A local port nothing listens on: connecting to it is refused, like a registry that is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s")
-        time.sleep(0.05)
-
-
 class _Collector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -121,39 +99,6 @@ def reload_log() -> Iterator[list[logging.LogRecord]]:
         logger.setLevel(level)
 
 
-def register_variant(
-    paths: Paths, base_version: str, *, policy: dict[str, Any] | None = None, loan_book: LoanBookSchema | None = None
-) -> str:
-    """A new version of ``base_version``'s fitted model whose bundle (its run's ``bundle/``) differs."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    base = load_version(paths, base_version)
-    registry.configure(paths)
-    client = MlflowClient()
-    source = client.get_model_version(MODEL_NAME, base_version)
-    with mlflow.start_run(run_name=f"reload test: variant of version {base_version}") as run:
-        registry.log_bundle_files(base.feature_sql, loan_book or base.loan_book, policy or base.policy)
-        if base.model_sql:  # the same fitted model, so the same compiled SQL
-            mlflow.log_text(base.model_sql, f"{registry.BUNDLE_DIR}/{registry.MODEL_SQL_FILE}")
-    created = client.create_model_version(
-        MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None)
-    )
-    return str(created.version)
-
-
-def scaled_policy(bundle: ModelBundle, factor: float) -> dict[str, Any]:
-    """The bundle's policies with every threshold multiplied by ``factor``."""
-    policies = bundle.policies
-    return PolicySet(policies.deployed, {
-        name: dataclasses.replace(
-            policy, thresholds={g: t * factor for g, t in policy.thresholds.items()},
-            default_threshold=policy.default_threshold * factor,
-        )
-        for name, policy in policies.policies.items()
-    }).to_dict()
-
-
 def recontracted_book(book: LoanBookSchema) -> LoanBookSchema:
     """The same columns, one bound wider: the request body's validation would differ."""
     first, *rest = book.numeric_features
@@ -163,10 +108,7 @@ def recontracted_book(book: LoanBookSchema) -> LoanBookSchema:
 @pytest.fixture(scope="module")
 def versions(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFactory) -> Versions:
     """A copy of the trained registry (moving aliases here cannot disturb other modules) plus two versions."""
-    paths = paths_for(tmp_path_factory.mktemp("reload") / "data")
-    paths.mlflow_dir.mkdir(parents=True)
-    for database in trained_deployment.mlflow_dir.glob("mlflow.db*"):
-        shutil.copy2(database, paths.mlflow_dir / database.name)
+    paths = copy_registry(trained_deployment, tmp_path_factory.mktemp("reload"))
     first = registry.alias_version(paths, CHAMPION)
     assert first is not None, "the trained deployment has a champion"
     champion = load_version(paths, first)
@@ -202,11 +144,12 @@ def test_moving_champion_switches_versions_without_dropping_a_request(versions: 
     with serve(versions, old, "test-reload") as client, ThreadPoolExecutor(WORKERS) as pool:
         streams = [pool.submit(stream, client, w) for w in range(WORKERS)]
         try:
-            time.sleep(1.0)
+            wait_for(lambda: len(answers) >= 2 * WORKERS, what="answers by the old version")
             moved_wall, moved = datetime.now(UTC), time.perf_counter()
             set_alias(paths, CHAMPION, new)
             wait_for(lambda: client.get("/readyz").json()["model_version"] == new)
-            time.sleep(1.0)
+            wait_for(lambda: sum(a.json.get("model_version") == new for a in list(answers)) >= 2 * WORKERS,
+                     what="answers by the new version")
         finally:
             stop.set()  # the workers end even if the swap never came
         for worker in streams:
@@ -259,11 +202,12 @@ def test_an_unreachable_registry_keeps_the_loaded_model_serving(
         started = checked_at()
         wait_for(lambda: checked_at() != started)  # the poller is running and the registry answers
         watcher.paths = down
-        time.sleep(3 * POLL_SECONDS)  # a check begun before the outage has finished
+        # Checks run one at a time, so once one has failed, any begun before the outage has finished.
+        wait_for(lambda: any("unreachable" in r.getMessage() for r in list(records)), what="a failed check")
         last_good = checked_at()
         set_alias(paths, CHAMPION, new)  # moved during the outage: seen once the registry is back
-        time.sleep(8 * POLL_SECONDS)
-        result = client.blocking_portal.call(reload_model, app_state(client.app).watcher)
+        for _ in range(3):  # more checks during the outage (besides the poller's): still one warning
+            result = client.blocking_portal.call(reload_model, app_state(client.app).watcher)
         assert result.outcome is ReloadOutcome.REGISTRY_UNAVAILABLE
         assert result.served_version == old
         response = client.post(SCORE_PATH, json=application(1))
@@ -296,7 +240,9 @@ def test_a_version_with_another_contract_is_refused_until_a_restart(versions: Ve
         result = client.blocking_portal.call(reload_model, app_state(client.app).watcher)
         assert result.outcome is ReloadOutcome.CONTRACT_CHANGED
         assert (result.served_version, result.alias_version) == (old, other)
-        time.sleep(5 * POLL_SECONDS)  # later polls find the same version: refused again, quietly
+        checked = client.get("/readyz").json()["registry_checked_at"]
+        wait_for(lambda: client.get("/readyz").json()["registry_checked_at"] != checked,
+                 what="a later poll")  # it finds the same version: refused again, quietly
         response = client.post(SCORE_PATH, json=application(3))
         assert response.status_code == 200
         assert response.json()["model_version"] == old

@@ -20,10 +20,11 @@ from warehouse.paths import Paths
 pytestmark = pytest.mark.slow
 
 
-def test_docs_generate_documents_the_marts_and_the_dashboard_exposure(built_deployment: Paths, tmp_path: Path) -> None:
+def test_docs_generate_documents_the_marts_and_the_dashboard_exposure(trained_copy: Paths, tmp_path: Path) -> None:
+    """In a copy: dbt opens the warehouse file, which another worker's dbt may have open."""
     target = tmp_path / "docs"
-    with build_lock(built_deployment):
-        run = run_dbt(built_deployment, ["docs", "generate", "--static"], dbt_vars(current_loan_book(built_deployment)),
+    with build_lock(trained_copy):
+        run = run_dbt(trained_copy, ["docs", "generate", "--static"], dbt_vars(current_loan_book(trained_copy)),
                       target_path=target)
     assert run.returncode == 0, run.output[-3000:]
     assert (target / "static_index.html").stat().st_size > 1_000_000, "one self-contained page"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +20,8 @@ from lendguard import pipeline
 from ml import registry
 from ml.delivery.approval import GateRefusedError
 from ml.fairness import ThresholdPolicy
-from tests.conftest import paths_for
+from tests.support.deployment import paths_for
+from tests.support.servers import free_port
 from warehouse import landing
 from warehouse.build import build
 from warehouse.paths import Paths
@@ -40,7 +40,7 @@ def test_the_fair_champion_passed_every_gate_check(trained_deployment: Paths) ->
     version = registry.alias_version(trained_deployment, "champion")
     assert version is not None
     assert _version_tags(trained_deployment, version)["gate_result"] == "passed"
-    assert build(trained_deployment).ok  # the gate's records land after its own build
+    # The gate's records land after its own build: the fixture built the deployment again after the approval.
     with connect_snapshot(trained_deployment) as con:
         checks = con.execute(
             "select check_name, measured_value, limit_value, passed from eval_gate_history where model_version = ?",
@@ -127,12 +127,6 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 NO_LATENCY_LIMIT_MS = 60_000.0
 """The dev stage's p99 limit where a test runs the whole pipeline: latency on a machine whose cores
 other tests share says nothing (the speed goal lives in bench/api_load.py, the limit's enforcement
@@ -145,7 +139,7 @@ def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     settings = load_settings({
         "LENDGUARD_WEBHOOK_URL": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
-        "LENDGUARD_DEV_API_PORT": str(_free_port()),
+        "LENDGUARD_DEV_API_PORT": str(free_port()),
         "LENDGUARD_ACTOR": "ci-runner",
         "LENDGUARD_DEV_MAX_P99_MS": str(NO_LATENCY_LIMIT_MS),
     })
@@ -224,7 +218,7 @@ def test_the_dev_tests_fail_a_latency_limit_no_server_meets(trained_deployment: 
     settings = load_settings({"LENDGUARD_ACTOR": "latency-test", "LENDGUARD_DEV_MAX_P99_MS": "0.001"})
     run = pipeline.start_run(paths, settings=settings)
     run.version = version
-    run.dev_api_url = pipeline.start_dev_api(paths, port=_free_port(), alias="champion")
+    run.dev_api_url = pipeline.start_dev_api(paths, port=free_port(), alias="champion")
     try:
         with pytest.raises(pipeline.StageFailedError) as failed:
             pipeline.run_stage(paths, run, "test-dev", settings=settings)

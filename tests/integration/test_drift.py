@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
+from tests.support.deployment import paths_for
 from warehouse import datasets, landing
 from warehouse.build import build, current_loan_book, dbt_vars
 from warehouse.dbt import run_dbt
@@ -65,8 +66,6 @@ def _traffic_frame(traffic: pa.Table, version: str, prefix: str) -> pd.DataFrame
 # ----- parity with SciPy ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def parity_deployment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, pd.DataFrame, pd.DataFrame]:
-    from tests.conftest import paths_for
-
     paths = paths_for(tmp_path_factory.mktemp("drift-parity") / "data")
     land_simulated(paths, 500, seed=3)  # only its contract matters here
     loan_book = current_loan_book(paths)

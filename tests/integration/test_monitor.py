@@ -6,7 +6,6 @@ are checked against SciPy on the built warehouse."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from lendguard import cli
 from lendguard.status import collect_status
 from ml import registry
 from ml.scoring import FeatureScorer
-from tests.conftest import deployment_env, paths_for
+from tests.support.deployment import copy_deployment, deployment_env
 from warehouse import landing
 from warehouse.build import current_loan_book
 from warehouse.failover import read_failover
@@ -95,16 +94,10 @@ def land_log(
     return frame
 
 
-TRAFFIC_DATASETS = ("prediction_log", "outcomes", "monitor_runs", "alert_notifications", "failover_events")
-"""What other tests may have landed in the shared deployment: each test here starts without it (and
-without the warehouse file, whose incremental marts hold that traffic too; the first build remakes it)."""
-
-
-def copy_deployment(source: Paths, target: Path) -> Paths:
-    """The shared trained deployment (model, loan book, reference) without any traffic or monitoring history."""
-    shutil.copytree(source.data_dir, target / "data", ignore=shutil.ignore_patterns(
-        *TRAFFIC_DATASETS, "failover.json", "*.duckdb", "*.duckdb.wal"))
-    return paths_for(target / "data")
+WITHOUT_HISTORY = ("prediction_log", "outcomes", "monitor_runs", "alert_notifications", "failover_events",
+                   "failover.json", "*.duckdb", "*.duckdb.wal")
+"""Left out of each test's copy of the shared deployment: it starts with no traffic or monitoring history
+and without the warehouse file (whose views read the shared landing zone; the first build remakes it)."""
 
 
 class Receiver:
@@ -172,7 +165,7 @@ def query(paths: Paths, sql: str) -> pd.DataFrame:
 def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_clears_it(
     trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
 ) -> None:
-    paths = copy_deployment(trained_deployment, tmp_path)
+    paths = copy_deployment(trained_deployment, tmp_path, *WITHOUT_HISTORY)
     land_log(paths, trained_deployment, shift=True)
     use(monkeypatch, paths, receiver)
 
@@ -235,7 +228,7 @@ def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_cle
 def test_outcomes_land_and_give_realised_fairness(
     trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
 ) -> None:
-    paths = copy_deployment(trained_deployment, tmp_path)
+    paths = copy_deployment(trained_deployment, tmp_path, *WITHOUT_HISTORY)
     log = land_log(paths, trained_deployment, seed=9)
     use(monkeypatch, paths, receiver)
     assert cli.main(["outcomes", "--simulate", "--seed", "3"]) == 0
@@ -256,7 +249,7 @@ def test_outcomes_land_and_give_realised_fairness(
 def test_a_stable_log_raises_no_critical_alert(
     trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
 ) -> None:
-    paths = copy_deployment(trained_deployment, tmp_path)
+    paths = copy_deployment(trained_deployment, tmp_path, *WITHOUT_HISTORY)
     land_log(paths, trained_deployment, seed=21)
     use(monkeypatch, paths, receiver)
 

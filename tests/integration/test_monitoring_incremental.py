@@ -11,7 +11,6 @@ mart must hold the same rows (floating-point columns to 1e-12 relative: sums may
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from tests.support.deployment import copy_deployment
 from warehouse import landing
 from warehouse.build import build, current_loan_book
 from warehouse.paths import Paths
@@ -32,19 +32,6 @@ MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
 BOOKKEEPING = ("batch_at",)
 """Columns that say when a row was computed, not what it holds: they differ by construction."""
 START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
-
-
-def _copy(source: Paths, tmp_path: Path) -> Paths:
-    """The trained deployment (landing, state) with an empty prediction log and no warehouse file:
-    other tests may have built traffic into the shared one's incremental marts."""
-    from tests.conftest import paths_for
-
-    data = tmp_path / "data"
-    shutil.copytree(source.data_dir, data, symlinks=True, ignore=shutil.ignore_patterns("*.duckdb", "*.duckdb.wal"))
-    for path in (data / "landing" / landing.PREDICTION_LOG).glob("*.parquet"):
-        if not path.name.startswith("0000-seed-"):
-            path.unlink()
-    return paths_for(data)
 
 
 def _land(paths: Paths, version: str, traffic: pa.Table, prefix: str, received: datetime,
@@ -130,7 +117,7 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
 
     version = registry.alias_version(trained_deployment, "champion")
     assert version is not None
-    paths = _copy(trained_deployment, tmp_path)
+    paths = copy_deployment(trained_deployment, tmp_path, "*.duckdb", "*.duckdb.wal")  # the first build makes it
     first = simulate_traffic("stable", 5_000, seed=21, start=START, mean_interval_seconds=20)
     _land(paths, version, first, "first", received=START + timedelta(days=2))
     _land_outcomes(paths, tmp_path, 0, 200, defaulted=0)

@@ -17,7 +17,7 @@ import pytest
 from api.failover import PREVIOUS_CHAMPION_ALIAS, FailoverFollower
 from api.reload import LoadedModel, ModelSlot
 from ml.delivery import PREVIOUS_CHAMPION
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
 from warehouse.failover import FailoverState, clear_failover, flag_path, set_failover
 from warehouse.paths import Paths
 from warehouse.settings import ApiSettings
@@ -44,7 +44,7 @@ def seen_after_write(noticed_at: float | None, paths: Paths) -> float:
     return noticed_at - flag_path(paths).stat().st_mtime
 
 
-async def wait_until(condition: Any, timeout: float = 10.0) -> float:
+async def wait_until(condition: Any, timeout: float = 60.0) -> float:
     """Seconds until ``condition()`` holds (checked every 10 ms)."""
     started = time.monotonic()
     while not condition():

@@ -125,17 +125,17 @@ def test_a_row_that_does_not_convert_fails_alone(tmp_path: Path) -> None:
 
 
 def test_stop_flushes_what_is_pending_without_waiting_out_the_window(tmp_path: Path) -> None:
-    async def main() -> float:
-        writer = writer_for(tmp_path, max_wait_ms=5_000)
+    """The window is an hour, the deadline two minutes: only a stop that flushes at once meets it
+    (a stop that waited out the window fails here however fast or slow the machine is)."""
+    async def main() -> None:
+        writer = writer_for(tmp_path, max_wait_ms=3_600_000)
         await writer.start()
         tasks = [asyncio.create_task(writer.append(row(f"r{i}"))) for i in range(5)]
         await asyncio.sleep(0)
-        start = time.perf_counter()
-        await writer.stop()
-        await asyncio.gather(*tasks)
-        return time.perf_counter() - start
+        await asyncio.wait_for(writer.stop(), timeout=120)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
 
-    assert asyncio.run(main()) < 2.0
+    asyncio.run(main())
     assert on_disk(tmp_path).num_rows == 5
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import tempfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ml.export.sql import to_sql
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
 from ml.train import build_pipeline, export_model
+from tests.support.servers import free_port
 from warehouse.landing import PREDICTION_LOG
 from warehouse.loan_book import simulated_schema
 from warehouse.paths import Paths
@@ -61,12 +61,6 @@ def small_bundle(traffic: pa.Table, version: str, threshold: float) -> ModelBund
     with tempfile.TemporaryDirectory() as folder:
         model_sql = to_sql(export_model(pipeline, BOOK, Path(folder)))
     return dataclasses.replace(unfitted, pipeline=pipeline, model_sql=model_sql)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_same_contract_may_be_swapped_another_needs_a_restart(traffic: pa.Table) -> None:

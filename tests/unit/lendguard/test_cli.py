@@ -19,7 +19,7 @@ from rich.console import Console
 from lendguard import cli, pipeline
 from lendguard.monitor import Alert, MonitorReport
 from lendguard.status import collect_status, print_status
-from tests.conftest import deployment_env
+from tests.support.deployment import deployment_env
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings

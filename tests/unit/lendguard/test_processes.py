@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from lendguard.processes import PortInUseError, ServerStartError, start_server
+from tests.support.servers import free_port
 from warehouse.errors import LendguardError
 
 READY_SERVER = """
@@ -33,12 +34,6 @@ def listener() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_busy_port_is_refused_before_anything_starts(listener: int, tmp_path: Path) -> None:

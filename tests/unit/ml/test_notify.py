@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import pytest
 
 from ml import notify
 from ml.notify import Delivery, Notification, NotifySettings, approval_request, send
+from tests.support.servers import free_port
 from warehouse.settings import SettingsError, load_settings
 
 FPR = {
@@ -43,13 +43,6 @@ def candidate(**overrides: Any) -> Notification:
         "champion_cost_per_applicant": 0.4200,
     }
     return approval_request(**{**values, **overrides})
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released; nothing else in the test grabs it meanwhile)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.pipeline import Pipeline
-from sqlglot import exp
 
 from ml.export.pmml import export_pmml
 from ml.export.sql import compile_pmml
-from ml.train import SEARCH_SPACE, build_pipeline
-from tests.unit.ml.export.support import RELATION, loan_features
+from ml.train import build_pipeline
+from tests.unit.ml.export.support import MODELS, RELATION, Exported, loan_features
 from warehouse.loan_book import LoanBookSchema, simulated_schema
-
-MODELS = {"logistic_regression": SEARCH_SPACE[1], "gradient_boosting": SEARCH_SPACE[2]}
-
-
-@dataclass(frozen=True)
-class Exported:
-    name: str
-    pipeline: Pipeline
-    pmml: Path
-    query: exp.Select
 
 
 @pytest.fixture(scope="session")

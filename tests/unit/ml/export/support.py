@@ -7,6 +7,7 @@ come from the contract's SQL (the feature macro), and the compiled model reads t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -16,12 +17,25 @@ from sklearn.pipeline import Pipeline
 from sqlglot import exp
 
 from ml.export.sql import to_sql
+from ml.train import SEARCH_SPACE
 from warehouse.loan_book import LoanBookSchema
 from warehouse.simulator import simulate_loans
 
 RELATION = "scored_features"
 VERY_LARGE = 1e12
 UNSEEN = ("boat", "(missing)", "")
+MODELS = {"logistic_regression": SEARCH_SPACE[1], "gradient_boosting": SEARCH_SPACE[2]}
+"""The model families exported, one of each kind of estimator."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A fitted pipeline, its PMML file and the SQL compiled from it."""
+
+    name: str
+    pipeline: Pipeline
+    pmml: Path
+    query: exp.Select
 
 
 def loan_features(schema: LoanBookSchema, n: int, seed: int) -> pd.DataFrame:

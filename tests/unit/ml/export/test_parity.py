@@ -14,8 +14,7 @@ import sqlglot
 from sqlglot import exp
 
 from ml.export.sql import to_sql
-from tests.unit.ml.export.conftest import Exported
-from tests.unit.ml.export.support import RELATION, ThresholdRows, edge_rows, score_sql, threshold_rows
+from tests.unit.ml.export.support import RELATION, Exported, ThresholdRows, edge_rows, score_sql, threshold_rows
 from warehouse.loan_book import LoanBookSchema
 
 TOLERANCE = 1e-9

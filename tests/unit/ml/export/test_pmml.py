@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 
 from ml.export.pmml import export_pmml
 from ml.train import build_pipeline
-from tests.unit.ml.export.conftest import MODELS, Exported
+from tests.unit.ml.export.support import MODELS, Exported
 from warehouse.loan_book import LoanBookSchema
 
 NS = "{http://www.dmg.org/PMML-4_4}"

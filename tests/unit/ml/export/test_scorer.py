@@ -10,7 +10,7 @@ import pytest
 from ml.export.sql import compile_pmml, to_sql
 from ml.registry import MODEL_FEATURES_RELATION, ModelBundle
 from ml.scoring import FeatureScorer, ScoringEngineError
-from tests.unit.ml.export.conftest import Exported
+from tests.unit.ml.export.support import Exported
 from warehouse.loan_book import LoanBookSchema
 
 pytestmark = pytest.mark.slow  # fits both model families and runs the Java converter

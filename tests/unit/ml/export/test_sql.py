@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from ml.export.sql import LINK_BOUND, UnsupportedPMMLError, compile_pmml, to_sql
-from tests.unit.ml.export.conftest import Exported
+from tests.unit.ml.export.support import Exported
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/>'
 DICTIONARY = """

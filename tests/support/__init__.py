@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite; ``tests/conftest.py`` only defines fixtures, built from these."""
