@@ -39,7 +39,6 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.batch import batch_handler
 from api.batching import BatcherClosedError
-from api.dashboard.route import dashboard_handler
 from api.failover import current_mode
 from api.handling import score_one
 from api.idempotency import idempotency_lifespan
@@ -93,7 +92,7 @@ def create_app(settings: Settings | None = None, paths: Paths | None = None) -> 
     score = _score_handler(serving)
     ops = operations(settings, paths, MODELS_STATE_KEY)  # auth, admin, metrics, failover, offline docs
     return Litestar(
-        route_handlers=[score, batch_handler(serving, settings), healthz, readyz, dashboard_handler(paths),
+        route_handlers=[score, batch_handler(serving, settings), healthz, readyz,
                         *ops.route_handlers],
         lifespan=[_lifespan(settings, paths, serving), idempotency_lifespan(settings, paths), *ops.lifespan],
         after_exception=[_log_rejected],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.admin import ADMIN_HANDLERS
-from api.auth import KEYS_STATE_KEY, api_key_guard, open_keys
+from api.auth import KEYS_STATE_KEY, METRICS_PUBLIC_STATE_KEY, api_key_guard, open_keys
 from api.docs import OfflineDocsPlugin
 from api.failover import FAILOVER_STATE_KEY, failover_headers, failover_lifespan
 from api.metrics import METRICS_STATE_KEY, Metrics, count_requests, metrics_endpoint, metrics_of
@@ -45,7 +45,8 @@ def operations(settings: Settings, paths: Paths, models_key: str) -> Operations:
         lifespan=[failover_lifespan(settings, paths, models_key), _count_decisions],
         guards=[api_key_guard],
         middleware=[count_requests, failover_headers],
-        state={KEYS_STATE_KEY: keys, METRICS_STATE_KEY: Metrics(), FAILOVER_STATE_KEY: None},
+        state={KEYS_STATE_KEY: keys, METRICS_PUBLIC_STATE_KEY: settings.metrics_public, METRICS_STATE_KEY: Metrics(),
+               FAILOVER_STATE_KEY: None},
         openapi={
             "render_plugins": [OfflineDocsPlugin()],
             "components": Components(security_schemes={

@@ -24,6 +24,8 @@ Environment variables (all optional):
 ``LENDGUARD_API_KEYS_FILE``        (none)       API keys (name, scopes, SHA-256); none: scoring
                                                 open, admin routes off (see ``api.auth``)
 ``LENDGUARD_REQUIRE_AUTH``         false        true: refuse to start without a keys file
+``LENDGUARD_METRICS_PUBLIC``       false        true: ``/metrics`` open without a key (a scraper on a
+                                                private network); otherwise it needs ``read``
 ``LENDGUARD_FAILOVER_FALLBACK``    manual_review  fallback while failover is set, unless its
                                                 setter names one (or ``previous_champion``)
 ``LENDGUARD_FAILOVER_POLL_SECONDS`` 0.5         how often the failover flag file is checked
@@ -60,6 +62,7 @@ ENV_IDEMPOTENCY_TTL_SECONDS = "LENDGUARD_IDEMPOTENCY_TTL_SECONDS"
 ENV_IDEMPOTENCY_MAX_KEYS = "LENDGUARD_IDEMPOTENCY_MAX_KEYS"
 ENV_API_KEYS_FILE = "LENDGUARD_API_KEYS_FILE"
 ENV_REQUIRE_AUTH = "LENDGUARD_REQUIRE_AUTH"
+ENV_METRICS_PUBLIC = "LENDGUARD_METRICS_PUBLIC"
 ENV_FAILOVER_FALLBACK = "LENDGUARD_FAILOVER_FALLBACK"
 ENV_FAILOVER_POLL_SECONDS = "LENDGUARD_FAILOVER_POLL_SECONDS"
 FAILOVER_FALLBACKS = ("manual_review", "previous_champion")
@@ -93,6 +96,8 @@ class Settings:
     api_keys_file: Path | None = None
     """None: no keys, scoring open and admin routes disabled (see ``api.auth``)."""
     require_auth: bool = False
+    metrics_public: bool = False
+    """True: ``/metrics`` needs no key even with auth on (see ``api.auth``)."""
     failover_fallback: str = "manual_review"
     """The fallback applied while failover is set, unless whoever set it named another."""
     failover_poll_seconds: float = 0.5
@@ -141,6 +146,7 @@ class Settings:
             idempotency_max_keys=_number(env, ENV_IDEMPOTENCY_MAX_KEYS, defaults.idempotency_max_keys, int),
             api_keys_file=Path(env[ENV_API_KEYS_FILE]) if (env.get(ENV_API_KEYS_FILE) or "").strip() else None,
             require_auth=_flag(env, ENV_REQUIRE_AUTH),
+            metrics_public=_flag(env, ENV_METRICS_PUBLIC),
             failover_fallback=(env.get(ENV_FAILOVER_FALLBACK) or "").strip() or defaults.failover_fallback,
             failover_poll_seconds=_number(env, ENV_FAILOVER_POLL_SECONDS, defaults.failover_poll_seconds, float),
         )

@@ -222,11 +222,19 @@ def cmd_status(args: argparse.Namespace) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> None:
     from api.dashboard.export import export_dashboard  # noqa: PLC0415
 
+    if args.out is None:
+        raise CommandError("pass --out FILE to write the page, or run `lendguard dashboard serve` to serve it")
     out = Path(args.out)
     with console.status("rendering the dashboard from the published snapshot"):
         view = export_dashboard(get_paths(), out, version=args.version, window=args.window)
     rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
     console.print(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline")
+
+
+def cmd_dashboard_serve(args: argparse.Namespace) -> None:
+    from api.dashboard.app import serve_dashboard  # noqa: PLC0415
+
+    serve_dashboard(args.host, args.port)
 
 
 def cmd_export_marts(args: argparse.Namespace) -> None:
@@ -461,8 +469,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command'
     _add_monitoring_commands(sub, add)
 
     dashboard = add("dashboard", cmd_dashboard, "write the monitoring dashboard as one self-contained HTML file "
-                    "(opens offline; the API serves the same page at /dashboard)")
-    dashboard.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write (atomically)")
+                    "(opens offline; `lendguard dashboard serve` serves the same page at /dashboard)")
+    dashboard.add_argument("--out", metavar="FILE", help="the HTML file to write (atomically)")
+    dashboard_serve = dashboard.add_subparsers(dest="dashboard_command", metavar="COMMAND").add_parser(
+        "serve", help="serve the dashboard at /dashboard from its own process (read scope with a keys file)")
+    dashboard_serve.set_defaults(handler=cmd_dashboard_serve)
+    dashboard_serve.add_argument("--host", default="127.0.0.1")
+    dashboard_serve.add_argument("--port", type=int, default=8050)
     dashboard.add_argument("--version", help="model version of the drift and output panels (default: the champion)")
     dashboard.add_argument("--window", choices=["latest", "deployment"], default="latest",
                            help="drift and output panels: the latest count window (default) or the whole deployment")
@@ -488,8 +501,9 @@ def _add_api_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     create = commands.add_parser("create", help="mint a key, print it once, store its hash")
     create.set_defaults(handler=cmd_api_key_create)
     create.add_argument("name", help="who holds the key (recorded as the actor of admin calls)")
-    create.add_argument("--scope", action="append", choices=["score", "admin"], required=True,
-                        help="repeat for several: score (scoring routes), admin (/v1/admin/...)")
+    create.add_argument("--scope", action="append", choices=["score", "admin", "read"], required=True,
+                        help="repeat for several: score (scoring routes), admin (/v1/admin/...; implies read), "
+                        "read (/dashboard, /metrics)")
     create.add_argument("--file", help="keys file (default: $LENDGUARD_API_KEYS_FILE)")
 
 

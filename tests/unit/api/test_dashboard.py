@@ -16,11 +16,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from api.app import create_app
+from api.auth import create_key
 from api.dashboard import charts
+from api.dashboard.app import create_dashboard_app
 from api.dashboard.export import export_dashboard
 from api.dashboard.model import load_dashboard
 from api.dashboard.page import render_page
 from api.dashboard.route import dashboard_handler
+from api.settings import Settings
 from warehouse.failover import set_failover
 from warehouse.paths import Paths
 from warehouse.publish import SnapshotMissingError
@@ -175,6 +179,33 @@ def test_route_serves_the_page_and_503_before_the_first_build(paths: Paths) -> N
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<figure id='hist-purpose' class='hist selected'" in page.text
+
+
+def test_the_dashboard_process_needs_a_read_key_when_keys_are_configured(published: Paths, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.yml"
+    key = {scope: create_key(keys_file, f"holder-{scope}", [scope]) for scope in ("score", "read", "admin")}
+    app = create_dashboard_app(Settings(api_keys_file=keys_file, require_auth=True), published)
+    with TestClient(app) as client:
+        assert client.get("/dashboard").status_code == 401
+        refused = client.get("/dashboard", headers={"X-API-Key": key["score"]})
+        assert refused.status_code == 403
+        assert "lacks the 'read' scope" in refused.text
+        for scope in ("read", "admin"):
+            page = client.get("/dashboard", headers={"Authorization": f"Bearer {key[scope]}"})
+            assert page.status_code == 200, scope
+            assert "data-panel='drift' data-rows='3'" in page.text
+        assert client.get("/healthz").status_code == 200, "a load balancer's check needs no key"
+
+
+def test_the_dashboard_process_is_open_without_keys(published: Paths) -> None:
+    with TestClient(create_dashboard_app(Settings(), published)) as client:
+        assert client.get("/dashboard").status_code == 200
+
+
+def test_the_scoring_api_no_longer_serves_the_dashboard(paths: Paths) -> None:
+    with TestClient(create_app(Settings(model_poll_seconds=0), paths)) as client:
+        assert client.get("/dashboard").status_code == 404
+        assert client.get("/healthz").status_code == 200
 
 
 def test_nice_ticks_and_number_format() -> None:
