@@ -77,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before-tree", type=Path, required=True,
                         help="a checkout in which the scoring API still serves /dashboard")
+    parser.add_argument("--after-tree", type=Path, default=TREE, help="the tree with the dashboard in its own process "
+                        "(default: this one)")
     parser.add_argument("--loans", type=int, default=30_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -106,9 +108,10 @@ def main() -> None:
             before.terminate()
             before.wait(60)
 
-        after = start(lendguard(TREE, "serve", "--port", str(SCORING_PORT)), SCORING_PORT, folder / "after.log", env)
-        dashboard = start(lendguard(TREE, "dashboard", "serve", "--port", str(DASHBOARD_PORT)), DASHBOARD_PORT,
-                          folder / "dashboard.log", env)
+        after = start(lendguard(args.after_tree, "serve", "--port", str(SCORING_PORT)), SCORING_PORT,
+                      folder / "after.log", env)
+        dashboard = start(lendguard(args.after_tree, "dashboard", "serve", "--port", str(DASHBOARD_PORT)),
+                          DASHBOARD_PORT, folder / "dashboard.log", env)
         try:
             open_loop(SCORING_PORT, sample, args.rate, 5)  # warm-up
             runs["after_quiet"] = scoring_run(sample, args.rate, args.seconds, None)
