@@ -22,7 +22,7 @@ from api.dashboard import charts
 from api.dashboard.app import create_dashboard_app
 from api.dashboard.export import export_dashboard
 from api.dashboard.model import load_dashboard
-from api.dashboard.page import render_page
+from api.dashboard.page import render_missing, render_page
 from api.dashboard.route import dashboard_handler
 from api.settings import Settings
 from warehouse.failover import set_failover
@@ -153,6 +153,20 @@ def test_page_marks_panels_and_parses(published: Paths) -> None:
         assert root.find("{http://www.w3.org/2000/svg}title") is not None
     served_link = "href='?feature=purpose&amp;window=latest&amp;version=1#hist-purpose'"
     assert served_link in html, "served: the selector asks the server"
+
+
+def test_every_value_from_the_snapshot_and_the_flag_is_escaped(paths: Paths) -> None:
+    hostile = "<script>alert('x')</script>"
+    publish_marts(paths, MARTS.replace("'D=0.21'", "'" + hostile.replace("'", "''") + "'"))
+    set_failover(paths, by="<b>mallory</b>", reason=hostile)
+    html = render_page(load_dashboard(paths, with_registry=False))
+    assert "<script" not in html
+    assert "<b>mallory" not in html
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html, "alert details, in the cell and its title"
+    missing = render_missing(hostile)
+    assert "<script" not in missing
+    assert "&lt;script&gt;" in missing
 
 
 def test_exported_file_is_self_contained(published: Paths, tmp_path: Path) -> None:
