@@ -125,8 +125,8 @@ def _svg(chart: str) -> Markup:
 
 
 def _limits(warn: float | None, critical: float | None) -> list[Limit]:
-    return [Limit("warn", warn, WARN)] * (warn is not None) + [Limit("critical", critical, CRITICAL)] * (
-        critical is not None)
+    levels = (("warn", warn, WARN), ("critical", critical, CRITICAL))
+    return [Limit(label, value, color) for label, value, color in levels if value is not None]
 
 
 def _drift_limits(d: Dashboard) -> str:

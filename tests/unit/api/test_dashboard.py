@@ -25,6 +25,7 @@ from api.dashboard.model import load_dashboard
 from api.dashboard.page import render_missing, render_page
 from api.dashboard.route import dashboard_handler
 from api.settings import Settings
+from lendguard.cli import main
 from warehouse.failover import set_failover
 from warehouse.paths import Paths
 from warehouse.publish import SnapshotMissingError
@@ -214,6 +215,11 @@ def test_the_dashboard_process_needs_a_read_key_when_keys_are_configured(publish
 def test_the_dashboard_process_is_open_without_keys(published: Paths) -> None:
     with TestClient(create_dashboard_app(Settings(), published)) as client:
         assert client.get("/dashboard").status_code == 200
+
+
+def test_the_dashboard_command_wants_a_file_or_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard"]) == 1
+    assert "lendguard dashboard serve" in capsys.readouterr().err
 
 
 def test_the_scoring_api_no_longer_serves_the_dashboard(paths: Paths) -> None:
