@@ -35,6 +35,7 @@ from api.dashboard.model import DEPLOYMENT, LATEST, Dashboard, Row, Rows
 TRAINING = "#9e9e9e"
 PRODUCTION = "#1f5fa8"
 Formatter = Callable[[Any], str]
+"""A table column's cell format (the templates name them: ``num``, ``pct``, ``severity``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def _details(value: Any) -> Markup:
 _NUMERIC = (_num, _pct, _p)
 
 
-def _css(formatter: Callable[..., str]) -> str:
+def _css(formatter: Formatter) -> str:
     return "num" if formatter in _NUMERIC else "details" if formatter is _details else ""
 
 
