@@ -43,7 +43,9 @@ RELOADERS = 4
 
 def reload_dashboard(url: str, seconds: float) -> subprocess.Popen[str]:
     """Four clients reloading ``url`` back to back (wrk, closed loop, one connection each)."""
-    return subprocess.Popen(["wrk", "-t", "1", "-c", str(RELOADERS), "-d", f"{seconds:.0f}s", "--latency", url],
+    # wrk gives up on a request after 2 s by default; a page on a loaded host can take longer
+    return subprocess.Popen(["wrk", "-t", "1", "-c", str(RELOADERS), "-d", f"{seconds:.0f}s", "--timeout", "60s",
+                             "--latency", url],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -52,10 +54,11 @@ def reload_report(process: subprocess.Popen[str]) -> dict[str, Any]:
     total = re.search(r"(\d+) requests in", out)
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     return {"page_loads": int(total.group(1)) if total else 0,
             "page_p50_ms": round(float(p50.group(1)) * scale[p50.group(2)], 1) if p50 else None,
-            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0, "socket_errors": errors.group(1) if errors else "none"}
 
 
 def scoring_run(sample: list[dict[str, Any]], rate: float, seconds: float, dashboard_url: str | None) -> dict[str, Any]:
