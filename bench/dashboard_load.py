@@ -1,7 +1,7 @@
 """Benchmark: scoring latency at 500 requests/s while four clients reload the dashboard, before and after
 the dashboard left the scoring process.
 
-    git archive <base commit> | tar -x -C /tmp/lendguard-base   # the tree with /dashboard in the API
+    mkdir -p /tmp/lendguard-base && git archive <base commit> | tar -x -C /tmp/lendguard-base
     .venv/bin/python bench/dashboard_load.py --before-tree /tmp/lendguard-base \\
         --out bench/results/dashboard-load.json
 
