@@ -32,24 +32,21 @@ from api.openapi import ClosedStructSchemaPlugin
 from api.plugin import LendguardPlugin
 from api.schemas import build_request_struct
 from warehouse.paths import Paths, get_paths
-from warehouse.settings import ApiSettings, DashboardSettings, get_settings, redact_uri
+from warehouse.settings import ApiSettings, get_settings, redact_uri
 
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: ApiSettings | None = None, paths: Paths | None = None, *, dashboard: DashboardSettings | None = None
-) -> Litestar:
+def create_app(settings: ApiSettings | None = None, paths: Paths | None = None) -> Litestar:
     """The scoring API for the bundle ``settings.model_alias`` points at in ``paths``' registry.
 
-    Sections left as None are this process's (``warehouse.settings.get_settings``).
+    ``settings`` left as None are this process's (``warehouse.settings.get_settings``).
     """
     settings = settings or get_settings().api
-    dashboard = dashboard or get_settings().dashboard
     paths = paths or get_paths()
     return Litestar(
         plugins=[
-            LendguardPlugin(settings, paths, load_serving(paths, settings.model_alias), dashboard.mlflow_ui_url),
+            LendguardPlugin(settings, paths, load_serving(paths, settings.model_alias)),
             ClosedStructSchemaPlugin(),  # bodies that refuse unknown fields say so in the document
         ],
         debug=False,

@@ -18,11 +18,16 @@ answer time does not say how close a guess was.
 
 Which routes need what (one guard for the whole app, decided by path so that a new ``/v1`` route
 is closed by default): ``/v1/admin/...`` needs ``admin``; every other ``/v1/...`` route needs
-``score``; ``/healthz``, ``/readyz``, ``/metrics`` and the docs (``/schema...``) are open.
+``score``; the operator pages, ``/dashboard`` (its own process: ``api.dashboard.app``) and
+``/metrics``, need ``read``, which ``admin`` implies: they show group-level fairness numbers,
+alerts, operators' notes and request counts, which are not for every scoring client.
+``LENDGUARD_METRICS_PUBLIC=true`` opens ``/metrics`` alone, for a Prometheus scraper on a private
+network that cannot send a key. ``/healthz``, ``/readyz`` and the docs (``/schema...``) are open.
 
-Without a keys file, scoring is open (the demo and the tests), a warning says so at start-up, and
-the admin routes answer 403: nobody can switch failover or reload models over an unauthenticated
-API. ``LENDGUARD_REQUIRE_AUTH=true`` makes a missing keys file a start-up error (production).
+Without a keys file, scoring and the operator pages are open (the demo and the tests), a warning
+says so at start-up, and the admin routes answer 403: nobody can switch failover or reload models
+over an unauthenticated API. ``LENDGUARD_REQUIRE_AUTH=true`` makes a missing keys file a start-up
+error (production).
 """
 
 from __future__ import annotations
@@ -52,11 +57,17 @@ from warehouse.errors import LendguardError
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["score", "admin"]
-SCOPES: tuple[Scope, ...] = ("score", "admin")
+Scope = Literal["score", "admin", "read"]
+SCOPES: tuple[Scope, ...] = ("score", "admin", "read")
+IMPLIED_SCOPES: dict[str, frozenset[str]] = {"admin": frozenset({"read"})}
+"""Scopes a held scope grants as well: whoever may administer the API may read its operator pages."""
 KEY_PREFIX = "lg_"
 API_PREFIX = "/v1/"
 ADMIN_PREFIX = "/v1/admin/"
+DASHBOARD_PATH = "/dashboard"
+METRICS_PATH = "/metrics"
+METRICS_PUBLIC_STATE_KEY = "metrics_public"
+"""``app.state`` key: True when ``/metrics`` is open to anyone (``LENDGUARD_METRICS_PUBLIC``)."""
 KEYS_STATE_KEY = "api_keys"
 """``app.state`` key of the :class:`KeyFile` (None: no keys configured, auth off for scoring)."""
 CALLER_STATE_KEY = "lendguard_api_key"
@@ -82,7 +93,7 @@ class ApiKey:
     sha256: str
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes
+        return scope in self.scopes or any(scope in IMPLIED_SCOPES.get(held, ()) for held in self.scopes)
 
 
 def hash_key(key: str) -> str:
@@ -208,12 +219,17 @@ def open_keys(path: Path | None, *, require: bool) -> KeyFile | None:
 
 
 # ----- the guard ----------------------------------------------------------------------------------
-def required_scope(path: str) -> Scope | None:
-    """What a path needs: admin under /v1/admin/, score elsewhere under /v1/, nothing outside /v1/."""
+def required_scope(path: str, *, metrics_public: bool = False) -> Scope | None:
+    """What a path needs: admin under /v1/admin/, score elsewhere under /v1/, read for the operator
+    pages (``/metrics`` open when ``metrics_public``), nothing for health and docs."""
     if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
         return "admin"
     if path.startswith(API_PREFIX):
         return "score"
+    if path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/"):
+        return "read"
+    if path == METRICS_PATH:
+        return None if metrics_public else "read"
     return None
 
 
@@ -228,10 +244,11 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """App-wide guard: 401 without a known key, 403 without the route's scope (see the module doc)."""
-    scope = required_scope(connection.scope["path"])
+    state = connection.app.state
+    scope = required_scope(connection.scope["path"], metrics_public=bool(state.get(METRICS_PUBLIC_STATE_KEY)))
     if scope is None:
         return
-    keys: KeyFile | None = connection.app.state.get(KEYS_STATE_KEY)
+    keys: KeyFile | None = state.get(KEYS_STATE_KEY)
     if keys is None:
         if scope == "admin":
             raise PermissionDeniedException(

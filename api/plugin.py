@@ -23,8 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 
-from api.auth import KEYS_STATE_KEY, api_key_guard, open_keys
-from api.dashboard.route import dashboard_handler
+from api.auth import KEYS_STATE_KEY, METRICS_PUBLIC_STATE_KEY, api_key_guard, open_keys
 from api.docs import OfflineDocsPlugin
 from api.failover import FailoverFollower
 from api.http import (
@@ -64,20 +63,20 @@ API_VERSION = "1.0.0"
 class LendguardPlugin(InitPluginProtocol):
     """Everything one scoring app is made of. Raises ``api.auth.KeyFileError`` when the keys file is unusable."""
 
-    def __init__(self, settings: ApiSettings, paths: Paths, serving: Serving, mlflow_ui_url: str) -> None:
+    def __init__(self, settings: ApiSettings, paths: Paths, serving: Serving) -> None:
         self.settings = settings
         self.paths = paths
         self.serving = serving
-        self.mlflow_ui_url = mlflow_ui_url
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         settings, paths, serving = self.settings, self.paths, self.serving
         keys = open_keys(settings.api_keys_file, require=settings.require_auth)
         app_config.state[STATE_ATTRIBUTE] = AppState(settings, paths, serving)
         app_config.state[KEYS_STATE_KEY] = keys  # where api.auth's guard looks its keys up
+        app_config.state[METRICS_PUBLIC_STATE_KEY] = settings.metrics_public  # /metrics open to a scraper
         app_config.route_handlers.extend([
             *score_handlers(serving.bundle is not None, settings.batch_max_items),
-            *HEALTH_HANDLERS, dashboard_handler(paths, self.mlflow_ui_url), *ADMIN_HANDLERS, *METRICS_HANDLERS,
+            *HEALTH_HANDLERS, *ADMIN_HANDLERS, *METRICS_HANDLERS,
         ])
         if serving.bundle is not None:
             app_config.signature_namespace.update(body_types(serving.bundle.loan_book, settings.batch_max_items))

@@ -73,6 +73,12 @@ def _scenario_names() -> list[str]:
     return list(SCENARIOS)
 
 
+def _scopes() -> list[str]:
+    from api.auth import SCOPES  # noqa: PLC0415  # Litestar: only when needed
+
+    return list(SCOPES)
+
+
 def _stage_names() -> list[str]:
     from lendguard import pipeline  # noqa: PLC0415  # MLflow/scikit-learn: only when needed
 
@@ -404,8 +410,9 @@ def api_key() -> None:
 @api_key.command("create", epilog=_examples("lendguard api-key create lender-app --scope score",
                                             "lendguard api-key create ops --scope score --scope admin --file keys.yml"))
 @click.argument("name")
-@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(["score", "admin"]),
-              help="Repeat for several: score (scoring routes), admin (/v1/admin/...).")
+@click.option("--scope", "scopes", multiple=True, required=True, type=LazyChoice(_scopes),
+              help="Repeat for several: score (scoring routes), admin (/v1/admin/...; implies read), "
+                   "read (/dashboard and /metrics).")
 @click.option("--file", type=click.Path(dir_okay=False), default=None, help="Keys file.",
               show_default="$LENDGUARD_API_KEYS_FILE")
 def api_key_create(name: str, scopes: tuple[str, ...], file: str | None) -> None:
@@ -620,16 +627,22 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
 # --- reading -----------------------------------------------------------------------------------
 
 
-@cli.command(epilog=_examples("lendguard dashboard --out report.html",
-                              "lendguard dashboard --out report.html --version 2 --window deployment"))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="The HTML file to write (atomically).")
+@cli.group(invoke_without_command=True, context_settings=CONTEXT, epilog=_examples(
+    "lendguard dashboard --out report.html", "lendguard dashboard --out report.html --version 2 --window deployment",
+    "lendguard dashboard serve --port 8050"))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", default=None,
+              help="The HTML file to write (atomically).", show_default="none: required unless serving")
 @click.option("--version", default=None, help="Model version of the drift and output panels.",
               show_default="the champion")
 @click.option("--window", type=click.Choice(["latest", "deployment"]), default="latest",
               help="Drift and output panels: the latest count window or the whole deployment.")
-def dashboard(out: Path, version: str | None, window: str) -> None:
-    """Write the monitoring dashboard as one self-contained HTML file (the API serves it at /dashboard)."""
+@click.pass_context
+def dashboard(ctx: click.Context, out: Path | None, version: str | None, window: str) -> None:
+    """Write the monitoring dashboard as one self-contained HTML file, or serve it (`dashboard serve`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise click.UsageError("pass --out FILE to write the page, or run `lendguard dashboard serve` to serve it")
     from api.dashboard.export import export_dashboard  # noqa: PLC0415  # duckdb/jinja: only when used
 
     apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
@@ -638,6 +651,19 @@ def dashboard(out: Path, version: str | None, window: str) -> None:
                                 version=version, window=window)
     rows = ", ".join(f"{panel} {n:,} rows" for panel, n in view.panel_rows.items())
     console.print(escape(f"wrote {out} (model version {view.version or 'none'}; {rows}); it opens offline"))
+
+
+@dashboard.command("serve", epilog=_examples("lendguard dashboard serve", "lendguard dashboard serve --port 8050"))
+@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8050, help="TCP port to listen on.")
+def dashboard_serve(host: str, port: int) -> None:
+    """Serve the dashboard from its own process (not the scoring API's), reading the published snapshot.
+
+    With an API keys file, the page needs a key with the read scope (admin implies it).
+    """
+    from api.dashboard.app import serve_dashboard  # noqa: PLC0415  # Litestar/duckdb: only when used
+
+    serve_dashboard(host, port)
 
 
 @cli.command("export-marts", epilog=_examples("lendguard export-marts --out /srv/bi/lendguard",

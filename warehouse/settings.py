@@ -142,6 +142,9 @@ class ApiSettings(Section):
                                          doc="API keys file; unset: scoring open, admin routes off")
     require_auth: bool = setting(False, env="LENDGUARD_REQUIRE_AUTH",
                                  doc="true: refuse to start without an API keys file (production)")
+    metrics_public: bool = setting(False, env="LENDGUARD_METRICS_PUBLIC",
+                                   doc="true: /metrics open without a key (a scraper on a private network); "
+                                       "otherwise it needs the read scope")
     failover_fallback: Literal["manual_review", "previous_champion"] = setting(
         "manual_review", env="LENDGUARD_FAILOVER_FALLBACK",
         doc="decisions while failover is set, unless whoever set it named another")

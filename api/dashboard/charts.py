@@ -124,6 +124,53 @@ def _limits(
                      f"text-anchor='end' fill='{limit.color}'>{escape(limit.label)} {fmt(limit.value)}</text>")
 
 
+@dataclass(frozen=True)
+class _RowFrame:
+    """The layout shared by the horizontal charts: one row per label, the value axis along x from 0."""
+
+    left: float
+    right: float
+    top: float
+    bottom: float
+    height: int
+    span: float
+
+    def x_of(self, value: float) -> float:
+        return self.left + value / self.span * (self.right - self.left)
+
+
+_LABEL_WIDTH = 170
+
+
+def _row_frame(rows: int, row_height: int, ticks: list[float], width: int) -> _RowFrame:
+    height = MARGIN_TOP + row_height * rows + MARGIN_BOTTOM
+    return _RowFrame(left=_LABEL_WIDTH, right=width - MARGIN_RIGHT, top=MARGIN_TOP, bottom=height - MARGIN_BOTTOM,
+                     height=height, span=ticks[-1] or 1.0)
+
+
+def _x_axis(parts: list[str], frame: _RowFrame, ticks: list[float], label: str) -> None:
+    """Vertical grid lines with their values under the plot, and the axis label below them."""
+    top, bottom = frame.top, frame.bottom
+    for tick in ticks:
+        x = frame.x_of(tick)
+        parts.append(f"<line x1='{x:.1f}' y1='{top:.1f}' x2='{x:.1f}' y2='{bottom:.1f}' "
+                     f"stroke='{GRID}'/><text x='{x:.1f}' y='{bottom + 14:.1f}' "
+                     f"text-anchor='middle'>{fmt(tick)}</text>")
+    if label:
+        parts.append(f"<text x='{(frame.left + frame.right) / 2:.1f}' y='{bottom + 30:.1f}' text-anchor='middle'>"
+                     f"{escape(label)}</text>")
+
+
+def _close(parts: list[str], axis: tuple[float, float, float, float],
+           legend: Sequence[tuple[str, str, str | None]], legend_x: float) -> str:
+    """The base line (x1, y1, x2, y2) drawn over the data, the legend on top, and the closed element."""
+    x1, y1, x2, y2 = axis
+    parts.append(f"<line x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='{AXIS}'/>")
+    _legend(parts, legend, legend_x, 16)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def empty(title: str, reason: str, width: int = WIDTH, height: int = 80) -> str:
     """A placeholder with the reason, in place of a chart that has no data yet."""
     _, parts = _open(title, f"no data yet: {reason}", width, height)
@@ -225,25 +272,12 @@ def bars_against_limits(
     if not labels:
         return empty(title, "no features")
     row_height = 22
-    label_width = 170
-    height = MARGIN_TOP + row_height * len(labels) + MARGIN_BOTTOM
-    left, right = label_width, width - MARGIN_RIGHT
-    top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
     high = max([*(v for v in values if v is not None), *(lim.value for row in limits for lim in row), 1e-9])
     ticks = nice_ticks(0.0, high * 1.05)
-    span = ticks[-1] or 1.0
-
-    def x_of(v: float) -> float:
-        return left + v / span * (right - left)
-
-    _, parts = _open(title, desc or title, width, height)
-    for tick in ticks:
-        parts.append(f"<line x1='{x_of(tick):.1f}' y1='{top:.1f}' x2='{x_of(tick):.1f}' y2='{bottom:.1f}' "
-                     f"stroke='{GRID}'/><text x='{x_of(tick):.1f}' y='{bottom + 14:.1f}' "
-                     f"text-anchor='middle'>{fmt(tick)}</text>")
-    if x_label:
-        parts.append(f"<text x='{(left + right) / 2:.1f}' y='{bottom + 30:.1f}' text-anchor='middle'>"
-                     f"{escape(x_label)}</text>")
+    frame = _row_frame(len(labels), row_height, ticks, width)
+    left, top, bottom, x_of = frame.left, frame.top, frame.bottom, frame.x_of
+    _, parts = _open(title, desc or title, width, frame.height)
+    _x_axis(parts, frame, ticks, x_label)
     for i, (label, value, row_limits, severity) in enumerate(zip(labels, values, limits, severities, strict=True)):
         y = top + i * row_height
         color = {"critical": CRITICAL, "warn": WARN}.get(severity or "", "#4a78b5")
@@ -258,10 +292,8 @@ def bars_against_limits(
             parts.append(f"<line x1='{x:.1f}' y1='{y + 1:.1f}' x2='{x:.1f}' y2='{y + 21:.1f}' "
                          f"stroke='{limit.color}' stroke-width='2' class='limit'><title>{escape(limit.label)} "
                          f"{fmt(limit.value)}</title></line>")
-    parts.append(f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' stroke='{AXIS}'/>")
-    _legend(parts, [("warn limit", WARN, None), ("critical limit", CRITICAL, None)], left, 16)
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, (left, top, left, bottom), [("warn limit", WARN, None), ("critical limit", CRITICAL, None)],
+                  left)
 
 
 def grouped_bars(
@@ -300,10 +332,7 @@ def grouped_bars(
         short = category if len(category) <= 14 else category[:13] + "…"
         parts.append(f"<text x='{anchor_x:.1f}' y='{bottom + 13:.1f}' text-anchor='end' "
                      f"transform='rotate(-25 {anchor_x:.1f} {bottom + 13:.1f})'>{escape(short)}</text>")
-    parts.append(f"<line x1='{left}' y1='{bottom}' x2='{right}' y2='{bottom}' stroke='{AXIS}'/>")
-    _legend(parts, [(s.name, s.color, None) for s in series], left, 16)
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, (left, bottom, right, bottom), [(s.name, s.color, None) for s in series], left)
 
 
 @dataclass(frozen=True)
@@ -330,25 +359,12 @@ def intervals(
     if not rows:
         return empty(title, "no groups")
     row_height = 26
-    label_width = 170
-    height = MARGIN_TOP + row_height * len(rows) + MARGIN_BOTTOM
-    left, right = label_width, width - MARGIN_RIGHT
-    top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
     values = [v for r in rows for v in (r.value, r.low, r.high, r.expected) if v is not None]
     ticks = nice_ticks(0.0, max([*values, 1e-9]))
-    span = ticks[-1] or 1.0
-
-    def x_of(v: float) -> float:
-        return left + v / span * (right - left)
-
-    _, parts = _open(title, desc or title, width, height)
-    for tick in ticks:
-        parts.append(f"<line x1='{x_of(tick):.1f}' y1='{top:.1f}' x2='{x_of(tick):.1f}' y2='{bottom:.1f}' "
-                     f"stroke='{GRID}'/><text x='{x_of(tick):.1f}' y='{bottom + 14:.1f}' "
-                     f"text-anchor='middle'>{fmt(tick)}</text>")
-    if x_label:
-        parts.append(f"<text x='{(left + right) / 2:.1f}' y='{bottom + 30:.1f}' text-anchor='middle'>"
-                     f"{escape(x_label)}</text>")
+    frame = _row_frame(len(rows), row_height, ticks, width)
+    left, top, bottom, x_of = frame.left, frame.top, frame.bottom, frame.x_of
+    _, parts = _open(title, desc or title, width, frame.height)
+    _x_axis(parts, frame, ticks, x_label)
     for i, row in enumerate(rows):
         y = top + i * row_height + row_height / 2
         parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{escape(row.label)}</text>")
@@ -366,11 +382,8 @@ def intervals(
             parts.append(f"<circle cx='{x_of(row.value):.1f}' cy='{y:.1f}' r='5' fill='{color}' class='dot'><title>"
                          f"{escape(row.label)}: {fmt(row.value, 4)}"
                          f"{' (outside the interval)' if row.breach else ''}</title></circle>")
-    parts.append(f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' stroke='{AXIS}'/>")
-    _legend(parts, [("observed", "#1f5fa8", None), ("interval", "#777", None), ("expected", "#222", None),
-                    ("outside", BREACH, None)], left, 16)
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, (left, top, left, bottom), [("observed", "#1f5fa8", None), ("interval", "#777", None),
+                                                     ("expected", "#222", None), ("outside", BREACH, None)], left)
 
 
 def dots(
@@ -386,25 +399,12 @@ def dots(
     if not labels:
         return empty(title, "no groups")
     row_height = 26
-    label_width = 170
-    height = MARGIN_TOP + row_height * len(labels) + MARGIN_BOTTOM
-    left, right = label_width, width - MARGIN_RIGHT
-    top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
     values = [v for s in series for v in s.values if v is not None]
     ticks = nice_ticks(0.0, max([*values, 1e-9]))
-    span = ticks[-1] or 1.0
-
-    def x_of(v: float) -> float:
-        return left + v / span * (right - left)
-
-    _, parts = _open(title, desc or title, width, height)
-    for tick in ticks:
-        parts.append(f"<line x1='{x_of(tick):.1f}' y1='{top:.1f}' x2='{x_of(tick):.1f}' y2='{bottom:.1f}' "
-                     f"stroke='{GRID}'/><text x='{x_of(tick):.1f}' y='{bottom + 14:.1f}' "
-                     f"text-anchor='middle'>{fmt(tick)}</text>")
-    if x_label:
-        parts.append(f"<text x='{(left + right) / 2:.1f}' y='{bottom + 30:.1f}' text-anchor='middle'>"
-                     f"{escape(x_label)}</text>")
+    frame = _row_frame(len(labels), row_height, ticks, width)
+    left, right, top, bottom, x_of = frame.left, frame.right, frame.top, frame.bottom, frame.x_of
+    _, parts = _open(title, desc or title, width, frame.height)
+    _x_axis(parts, frame, ticks, x_label)
     for i, label in enumerate(labels):
         y = top + i * row_height + row_height / 2
         parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{escape(label)}</text>"
@@ -416,7 +416,4 @@ def dots(
             offset = (j - (len(series) - 1) / 2) * 5
             parts.append(f"<circle cx='{x_of(value):.1f}' cy='{y + offset:.1f}' r='4.5' fill='{line.color}' "
                          f"class='dot'><title>{escape(label)}, {escape(line.name)}: {fmt(value, 4)}</title></circle>")
-    parts.append(f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' stroke='{AXIS}'/>")
-    _legend(parts, [(s.name, s.color, None) for s in series], left, 16)
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, (left, top, left, bottom), [(s.name, s.color, None) for s in series], left)

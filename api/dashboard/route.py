@@ -1,9 +1,8 @@
 """``GET /dashboard``: the monitoring dashboard, served read-only from the published snapshot.
 
-Open like ``/metrics`` and ``/readyz`` (the API-key guard covers ``/v1/`` only): it shows aggregates
-(counts, rates, statistics, alerts), never an application, and changes nothing, so it sits behind
-the same network policy as the metrics endpoint. A deployment that must restrict it puts it behind
-its reverse proxy's authentication, or hands out the exported file instead.
+Served by the dashboard's own process (:mod:`api.dashboard.app`), never by the scoring API. With a
+keys file it needs a key with the ``read`` scope (the app's guard, :func:`api.auth.required_scope`):
+it shows no application, but group-level fairness numbers, alerts and operators' notes.
 
 Before the first build there is nothing to show: 503 with a page that names the command to run
 (monitors and load balancers see "not available yet", a person sees what to do).
@@ -14,12 +13,12 @@ from __future__ import annotations
 from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from api.auth import DASHBOARD_PATH
 from api.dashboard.model import LATEST, WINDOWS, load_dashboard
 from api.dashboard.page import render_missing, render_page
 from warehouse.paths import Paths
 from warehouse.publish import SnapshotMissingError
 
-DASHBOARD_PATH = "/dashboard"
 _HEADERS = {"Cache-Control": "no-store"}
 
 

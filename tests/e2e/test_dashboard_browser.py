@@ -1,11 +1,14 @@
-"""The dashboard in a real browser: headless Chromium loads ``/dashboard`` from the running API.
+"""The dashboard in a real browser: headless Chromium loads ``/dashboard`` from the dashboard's own process.
 
 The deployment is real: the trained champion (shared registry, read only), a landing zone and
-warehouse of this test's own, traffic through the real server process, simulated outcomes and a
-``dbt build`` that turns them into the marts. Chromium renders the page (``--dump-dom`` gives the
-DOM it built, ``--screenshot`` a picture, saved under the test's tmp dir); every panel must have
-rendered with data. Then the exported file (``lendguard dashboard --out``) is opened the same way
-from ``file://``, with background networking off: it must render without any other host.
+warehouse of this test's own, traffic through the real scoring server, simulated outcomes and a
+``dbt build`` that turns them into the marts; ``lendguard dashboard serve`` serves the page beside
+the scoring API (which no longer has the route). Chromium renders it (``--dump-dom`` gives the DOM
+it built) and every panel must have rendered with data. Then Chromium lays the page out at
+1400 px with a small measuring script added to a copy of it (the page itself has none): the three
+panels have a real size, the deployed version's text is on screen, and no card or panel has
+content wider than itself. Then the exported file (``lendguard dashboard --out``) is opened from
+``file://``, with background networking off: it must render without any other host.
 
 Chromium comes from the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run``
 installs them when missing); without it the test is skipped and says how to install it.
@@ -13,18 +16,19 @@ installs them when missing); without it the test is skipped and says how to inst
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from lendguard.processes import ServerProcess, serve_command, start_server
+from lendguard.processes import ServerProcess, start_server
 from tests.support.deployment import deployment_env
 from tests.support.servers import free_port
 from warehouse.build import build
@@ -50,21 +54,55 @@ def chromium(*args: str, profile: Path, timeout: float = 180) -> subprocess.Comp
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def rendered(url: str, tmp_path: Path, name: str) -> tuple[str, Path]:
-    """The DOM Chromium built for ``url`` and a full-page screenshot of it."""
+def rendered(url: str, tmp_path: Path, name: str) -> str:
+    """The DOM Chromium built for ``url``."""
     dom = chromium("--dump-dom", url, profile=tmp_path / f"profile-{name}-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    png = tmp_path / f"{name}.png"
-    shot = chromium(f"--screenshot={png}", "--window-size=1400,2600", url, profile=tmp_path / f"profile-{name}-png")
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    assert png.exists(), shot.stderr[-2000:]
-    return dom.stdout, png
+    return dom.stdout
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", header[16:24])
+MEASURE = """<script>
+// Added to a copy of the page by the test (the dashboard has no script): what the browser laid out.
+const box = (el) => el.getBoundingClientRect();
+const overflowing = [...document.querySelectorAll(".card, .panel")]
+  .filter((el) => el.scrollWidth > el.clientWidth + 1)
+  .map((el) => `${el.dataset.card || el.dataset.panel}: ${el.scrollWidth}px of content in ${el.clientWidth}px`);
+const panels = Object.fromEntries(["ops", "drift", "output"].map((name) => {
+  const el = document.querySelector(`[data-panel='${name}']`);
+  return [name, el ? [Math.round(box(el).width), Math.round(box(el).height)] : null];
+}));
+const version = document.querySelector("[data-model-version]");
+const shown = version && box(version).width > 0 && box(version).right <= window.innerWidth
+  && getComputedStyle(version).visibility === "visible";
+const out = document.createElement("pre");
+out.id = "layout";
+out.textContent = JSON.stringify({overflowing, panels, version_text: shown ? version.innerText : null,
+                                  width: window.innerWidth});
+document.body.appendChild(out);
+</script>"""
+
+
+def layout(html: str, tmp_path: Path, name: str) -> dict[str, Any]:
+    """What Chromium measured on ``html`` at 1400 px wide (see ``MEASURE``)."""
+    copy = tmp_path / f"{name}-measured.html"
+    copy.write_text(html.replace("</body>", MEASURE + "</body>"))
+    dom = chromium("--window-size=1400,2600", "--dump-dom", copy.as_uri(), profile=tmp_path / f"profile-{name}-lay")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="layout">(.*?)</pre>', dom.stdout, flags=re.DOTALL)
+    assert found is not None, "the measuring script ran"
+    return json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+
+def assert_lays_out(html: str, tmp_path: Path, name: str) -> None:
+    """At 1400 px: three panels of real size, the deployed version on screen, nothing wider than its box."""
+    laid_out = layout(html, tmp_path, name)
+    assert laid_out["width"] == 1400
+    assert laid_out["overflowing"] == [], "content wider than its card or panel"
+    for panel, size in laid_out["panels"].items():
+        assert size is not None, panel
+        assert size[0] > 1000, f"panel {panel} is {size[0]} px wide in a 1400 px window"
+        assert size[1] > 300, f"panel {panel} is {size[1]} px high: its charts did not lay out"
+    assert laid_out["version_text"] == "version 1 (champion)", "the deployed version is on screen"
 
 
 def panel_rows(dom: str) -> dict[str, int]:
@@ -83,22 +121,28 @@ def dashboard_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
                            "MLFLOW_TRACKING_URI": trained_deployment.tracking_uri})
 
 
-def serve(paths: Paths, tmp_path: Path) -> ServerProcess:
+def serve(paths: Paths, tmp_path: Path, *command: str) -> ServerProcess:
+    """``lendguard <command> --port P`` on a free port, once its readiness probe answers."""
     port = free_port()
     env = {**deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri,
            "LENDGUARD_FAILOVER_POLL_SECONDS": "0.2"}
-    return start_server(serve_command(port), port=port, log_path=tmp_path / "server.log", env=env, new_session=True)
+    log = tmp_path / f"{'-'.join(command)}.log"
+    argv = [sys.executable, "-m", "lendguard.cli", *command, "--port", str(port)]
+    return start_server(argv, port=port, log_path=log, env=env, new_session=True)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install -y chromium chromium-driver` "
                     "(.ci/run installs it)")
 def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_path: Path) -> None:
     paths = dashboard_paths
-    server = serve(paths, tmp_path)
+    server = serve(paths, tmp_path, "serve")
     url = server.url
+    dashboard_server = serve(paths, tmp_path, "dashboard", "serve")
+    board = dashboard_server.url
     env = {**os.environ, **deployment_env(paths.data_dir), "MLFLOW_TRACKING_URI": paths.tracking_uri}
     try:
-        before = httpx.get(f"{url}/dashboard", timeout=60)
+        assert httpx.get(f"{url}/dashboard", timeout=30).status_code == 404, "not on the scoring API"
+        before = httpx.get(f"{board}/dashboard", timeout=60)
         assert before.status_code == 503, "no snapshot in this data directory yet"
         assert "lendguard build" in before.text
         replay = subprocess.run(
@@ -112,7 +156,7 @@ def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_p
         assert paths.snapshot.exists(), result.run.output[-3000:]
         set_failover(paths, by="browser-test", reason="checking the dashboard shows it")
 
-        dom, png = rendered(f"{url}/dashboard", tmp_path, "dashboard")
+        dom = rendered(f"{board}/dashboard", tmp_path, "dashboard")
         rows = panel_rows(dom)
         for panel in PANELS:
             assert rows.get(panel, 0) > 0, f"panel {panel} rendered without data: {rows}"
@@ -125,15 +169,14 @@ def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_p
         assert re.search(r"#/experiments/\d+/runs/\w+", dom), "the MLflow run link"
         assert 'href="#approval"' in dom
         assert "approved" in dom, "the approval record"
-        width, height = png_size(png)
-        assert (width, height) == (1400, 2600)
-        assert png.stat().st_size > 50_000, "a picture with charts, not a blank page"
+        assert_lays_out(httpx.get(f"{board}/dashboard", timeout=60).text, tmp_path, "dashboard")
 
-        chosen = httpx.get(f"{url}/dashboard", params={"feature": "purpose"}, timeout=60)
+        chosen = httpx.get(f"{board}/dashboard", params={"feature": "purpose"}, timeout=60)
         assert chosen.status_code == 200
         assert "<figure id='hist-purpose' class='hist selected'" in chosen.text
     finally:
-        server.stop()
+        for process in (dashboard_server, server):
+            process.stop()
 
     exported = tmp_path / "dashboard.html"
     export = subprocess.run([sys.executable, "-m", "lendguard.cli", "dashboard", "--out", str(exported)],
@@ -145,8 +188,8 @@ def test_every_panel_renders_with_data_in_chromium(dashboard_paths: Paths, tmp_p
     assert all(re.match(r"https?://127\.0\.0\.1:5000/#/experiments/\d+/runs/\w+$", link) for link in links), links
     for fetching in ("<script", "@import", "url("):
         assert fetching not in html
-    offline_dom, offline_png = rendered(exported.as_uri(), tmp_path, "exported")
+    offline_dom = rendered(exported.as_uri(), tmp_path, "exported")
     offline = panel_rows(offline_dom)
     assert all(offline.get(panel, 0) > 0 for panel in PANELS), offline
     assert offline_dom.count("<figure id=\"hist-") >= 10, "every feature's histogram is in the file"
-    assert png_size(offline_png)[0] == 1400
+    assert_lays_out(html, tmp_path, "exported")

@@ -84,8 +84,10 @@ def deployment(trained_deployment: Paths, tmp_path_factory: pytest.TempPathFacto
 
 
 def settings_for(deployment: Deployment, writer_id: str) -> ApiSettings:
+    # metrics_public: these tests read /metrics as a scraper on a private network would (the read
+    # scope it needs otherwise is tested in tests/unit/api/test_auth.py)
     return ApiSettings(writer_id=writer_id, model_poll_seconds=0, api_keys_file=deployment.keys_file,
-                    failover_poll_seconds=0.5)
+                       failover_poll_seconds=0.5, metrics_public=True)
 
 
 @pytest.fixture(scope="module")

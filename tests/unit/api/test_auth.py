@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from api import auth
 from api.auth import (
     KEYS_STATE_KEY,
+    METRICS_PUBLIC_STATE_KEY,
     ApiKey,
     KeyFile,
     KeyFileError,
@@ -86,10 +87,27 @@ def test_duplicate_names_are_refused() -> None:
     ("path", "scope"),
     [("/v1/score", "score"), ("/v1/score/batch", "score"), ("/v1/admin/reload", "admin"),
      ("/v1/admin/failover", "admin"), ("/v1/admin", "admin"), ("/healthz", None), ("/readyz", None),
-     ("/metrics", None), ("/schema", None), ("/schema/openapi.json", None)],
+     ("/metrics", "read"), ("/dashboard", "read"), ("/dashboard/", "read"), ("/dashboards", None),
+     ("/schema", None), ("/schema/openapi.json", None)],
 )
 def test_what_each_path_needs(path: str, scope: str | None) -> None:
     assert required_scope(path) == scope
+
+
+def test_open_metrics_opens_metrics_alone() -> None:
+    assert required_scope("/metrics", metrics_public=True) is None
+    assert required_scope("/dashboard", metrics_public=True) == "read"
+    assert required_scope("/v1/score", metrics_public=True) == "score"
+
+
+def test_admin_implies_read_and_nothing_else_implies_anything() -> None:
+    admin, reader, scorer = (ApiKey(n, frozenset({n}), "0" * 64) for n in ("admin", "read", "score"))
+    assert admin.allows("read")
+    assert admin.allows("admin")
+    assert not admin.allows("score")
+    assert reader.allows("read")
+    assert not reader.allows("admin")
+    assert not scorer.allows("read")
 
 
 def test_minting_stores_only_the_hash_in_a_private_file(tmp_path: Path) -> None:
@@ -145,6 +163,9 @@ def test_the_cli_prints_the_key_once_and_stores_its_hash(
     key = capsys.readouterr().out.strip()
     assert KeyFile(keys_file).ring.authenticate(key) == ApiKey("ops", frozenset({"admin"}), hash_key(key))
     assert main(["api-key", "create", "ops", "--scope", "admin", "--file", str(keys_file)]) == 1
+    assert main(["api-key", "create", "grafana", "--scope", "read", "--file", str(keys_file)]) == 0
+    reader = capsys.readouterr().out.strip()
+    assert KeyFile(keys_file).ring.authenticate(reader) == ApiKey("grafana", frozenset({"read"}), hash_key(reader))
 
 
 # ----- the guard on a small app -------------------------------------------------------------------
@@ -163,8 +184,35 @@ def _health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _app(keys: KeyFile | None) -> Litestar:
-    return Litestar([_score, _admin, _health], guards=[api_key_guard], state=State({KEYS_STATE_KEY: keys}))
+@get("/metrics", sync_to_thread=False)
+def _metrics() -> str:
+    return "lendguard_up 1"
+
+
+def _app(keys: KeyFile | None, *, metrics_public: bool = False) -> Litestar:
+    return Litestar([_score, _admin, _health, _metrics], guards=[api_key_guard],
+                    state=State({KEYS_STATE_KEY: keys, METRICS_PUBLIC_STATE_KEY: metrics_public}))
+
+
+@pytest.fixture
+def keys_of_every_scope(tmp_path: Path) -> tuple[KeyFile, dict[str, str]]:
+    keys_file = tmp_path / "keys.yml"
+    keys = {scope: create_key(keys_file, f"holder-{scope}", [scope]) for scope in ("score", "read", "admin")}
+    return KeyFile(keys_file), keys
+
+
+def test_metrics_needs_the_read_scope_unless_opened(keys_of_every_scope: tuple[KeyFile, dict[str, str]]) -> None:
+    keys, key = keys_of_every_scope
+    with TestClient(_app(keys)) as client:
+        assert client.get("/metrics").status_code == 401
+        refused = client.get("/metrics", headers={"X-API-Key": key["score"]})
+        assert refused.status_code == 403
+        assert "lacks the 'read' scope" in refused.json()["detail"]
+        assert client.get("/metrics", headers={"X-API-Key": key["read"]}).status_code == 200
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {key['admin']}"}).status_code == 200
+    with TestClient(_app(keys, metrics_public=True)) as client:
+        assert client.get("/metrics").status_code == 200, "LENDGUARD_METRICS_PUBLIC: open for a scraper"
+        assert client.post("/v1/score").status_code == 401, "and nothing else"
 
 
 @pytest.fixture
@@ -196,6 +244,7 @@ def test_the_guard_answers_401_403_or_lets_through(keyed: tuple[TestClient[Lites
 def test_without_keys_scoring_is_open_and_admin_is_closed() -> None:
     with TestClient(_app(None)) as client:
         assert client.post("/v1/score").status_code == 201
+        assert client.get("/metrics").status_code == 200, "open mode: the operator pages are open too"
         refused = client.post("/v1/admin/reload")
         assert refused.status_code == 403
         assert "no API keys configured" in refused.json()["detail"]

@@ -16,14 +16,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from api.app import create_app
+from api.auth import create_key
 from api.dashboard import charts
+from api.dashboard.app import create_dashboard_app
 from api.dashboard.export import export_dashboard
 from api.dashboard.model import load_dashboard
-from api.dashboard.page import render_page
+from api.dashboard.page import render_missing, render_page
 from api.dashboard.route import dashboard_handler
+from lendguard.cli import main
 from warehouse.failover import set_failover
 from warehouse.paths import Paths
 from warehouse.publish import SnapshotMissingError
+from warehouse.settings import ApiSettings, Settings
 
 MLFLOW_UI = "http://mlflow.example"
 
@@ -153,6 +158,20 @@ def test_page_marks_panels_and_parses(published: Paths) -> None:
     assert served_link in html, "served: the selector asks the server"
 
 
+def test_every_value_from_the_snapshot_and_the_flag_is_escaped(paths: Paths) -> None:
+    hostile = "<script>alert('x')</script>"
+    publish_marts(paths, MARTS.replace("'D=0.21'", "'" + hostile.replace("'", "''") + "'"))
+    set_failover(paths, by="<b>mallory</b>", reason=hostile)
+    html = render_page(load_dashboard(paths, MLFLOW_UI, with_registry=False))
+    assert "<script" not in html
+    assert "<b>mallory" not in html
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html, "alert details, in the cell and its title"
+    missing = render_missing(hostile)
+    assert "<script" not in missing
+    assert "&lt;script&gt;" in missing
+
+
 def test_exported_file_is_self_contained(published: Paths, tmp_path: Path) -> None:
     out = tmp_path / "sub" / "dashboard.html"
     view = export_dashboard(published, out, MLFLOW_UI)
@@ -177,6 +196,38 @@ def test_route_serves_the_page_and_503_before_the_first_build(paths: Paths) -> N
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<figure id='hist-purpose' class='hist selected'" in page.text
+
+
+def test_the_dashboard_process_needs_a_read_key_when_keys_are_configured(published: Paths, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.yml"
+    key = {scope: create_key(keys_file, f"holder-{scope}", [scope]) for scope in ("score", "read", "admin")}
+    app = create_dashboard_app(Settings(api=ApiSettings(api_keys_file=keys_file, require_auth=True)), published)
+    with TestClient(app) as client:
+        assert client.get("/dashboard").status_code == 401
+        refused = client.get("/dashboard", headers={"X-API-Key": key["score"]})
+        assert refused.status_code == 403
+        assert "lacks the 'read' scope" in refused.text
+        for scope in ("read", "admin"):
+            page = client.get("/dashboard", headers={"Authorization": f"Bearer {key[scope]}"})
+            assert page.status_code == 200, scope
+            assert "data-panel='drift' data-rows='3'" in page.text
+        assert client.get("/healthz").status_code == 200, "a load balancer's check needs no key"
+
+
+def test_the_dashboard_process_is_open_without_keys(published: Paths) -> None:
+    with TestClient(create_dashboard_app(Settings(), published)) as client:
+        assert client.get("/dashboard").status_code == 200
+
+
+def test_the_dashboard_command_wants_a_file_or_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard"]) == 2  # a usage error
+    assert "lendguard dashboard serve" in capsys.readouterr().err
+
+
+def test_the_scoring_api_no_longer_serves_the_dashboard(paths: Paths) -> None:
+    with TestClient(create_app(ApiSettings(model_poll_seconds=0), paths)) as client:
+        assert client.get("/dashboard").status_code == 404
+        assert client.get("/healthz").status_code == 200
 
 
 def test_nice_ticks_and_number_format() -> None:

@@ -10,14 +10,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ml import notify
-from ml.notify import Delivery, Notification, NotifySettings, approval_request, send
+from ml.notify import Delivery, Notification, approval_request, send, transport
 from tests.support.servers import free_port
-from warehouse.settings import SettingsError, load_settings
+from warehouse.settings import NotifySettings, SettingsError, load_settings
 
 FPR = {
     "group_thresholds": {"asian": 0.0999, "black": 0.1012, "hispanic": 0.1005, "white": 0.1010},
@@ -141,6 +141,29 @@ def test_approval_request_carries_the_decision_data() -> None:
     assert payload["gate"]["tests"][0] == {"name": "fpr_gap_within_limit", "measured": 0.0013, "limit": 0.05}
     assert payload["commands"]["approve"] == 'lendguard approve 7 --by "YOUR NAME" --note "WHY"'
     assert payload["commands"]["reject"] == 'lendguard reject 7 --by "YOUR NAME" --note "WHY"'
+
+
+MESSAGES = Path(__file__).parent / "notify_messages"
+"""Approval requests as ml/notify.py wrote them before its layout moved to a Jinja template: the
+template must send the same subject, text and JSON, byte for byte."""
+MESSAGE_CASES: dict[str, dict[str, Any]] = {
+    "passed": {},
+    "first_model_nan": {"champion_cost_per_applicant": None, "calibration_error": float("nan")},
+    "failed_gate_ci_link": {"gate_passed": False, "answer_url": "https://jenkins.example.org/job/lendguard/42/input/",
+                            "version": "7 rc'1"},
+    "more_expensive_third_policy": {
+        "champion_cost_per_applicant": 0.30, "fpr_by_policy": {**FPR, "custom": {"asian": 0.1}},
+        "cost_by_policy": {**COST, "custom": 0.5}, "deployed_policy": "single_threshold"},
+    "same_cost": {"champion_cost_per_applicant": 0.4123},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGE_CASES))
+def test_the_message_is_the_one_sent_before_the_templates(case: str) -> None:
+    message = candidate(**MESSAGE_CASES[case])
+    assert f"Subject: {message.subject}\n\n{message.text}" == (MESSAGES / f"{case}.txt").read_text()
+    expected = json.loads((MESSAGES / f"{case}.json").read_text())
+    assert json.loads(json.dumps(message.webhook_body())) == expected
 
 
 def test_first_model_has_no_champion_and_nan_becomes_null() -> None:
@@ -363,7 +386,7 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def _quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notify, "RETRY_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(transport, "RETRY_DELAY_SECONDS", 0.0)
 
 
 def hook_settings(url: str, token: str | None = "tok3n") -> NotifySettings:  # noqa: S107 - a test token

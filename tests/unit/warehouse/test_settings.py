@@ -80,7 +80,8 @@ def sample(declaration: Declaration) -> tuple[str, Any]:
         other = next(choice for choice in typing.get_args(kind) if choice != default)
         return other, other
     if kind in (int, float):
-        value = kind(default + 1) if kind is int else default + 0.25
+        base = default if default is not None else bounds.get("gt", bounds.get("ge", 0))  # unset by default
+        value = kind(base + 1) if kind is int else base + 0.25
         if "le" in bounds and value > bounds["le"]:
             value = kind(bounds["le"])
         return str(value), value
