@@ -1,0 +1,251 @@
+"""A JSON request body checked as a hostile client could send it, before anything parses it deeply.
+
+The bodies of ``/v1/score``, ``/v1/score/batch`` and the admin routes are msgspec Structs. Litestar
+decodes a body whatever its Content-Type, converts it to the Struct leniently (``"52000"`` becomes
+a number) and stops at the first error; a body it cannot decode (invalid UTF-8, deep nesting) ends
+in a 500 or in a rejection row that cannot be built. :class:`StrictJSONRequest` replaces the
+decode step (``Request.json``, which Litestar calls only for a route's ``data``, after its guards),
+so every check below runs before the handler and after authentication, in this order:
+
+1. ``Content-Type`` is ``application/json``, its charset (if stated) UTF-8: else **415**.
+2. The body is valid UTF-8 (values and keys): else 400 naming the byte.
+3. It nests at most :data:`MAX_DEPTH` arrays/objects, counted by a byte scan (brackets outside
+   strings), before any parser recurses: else 400.
+4. It decodes *strictly* into the route's Struct: numbers only where the schema says number,
+   no unknown fields, finite numbers; no NUL and no lone surrogate in any string. When it does
+   not, the body is decoded again leniently (Python's parser, NaN/Infinity/1e309 kept as markers)
+   and every field is checked on its own, so the 400 lists *every* field's error, keyed by field.
+
+The body size limit stays Litestar's (413, ``request_max_body_size``). A duplicate key is not an
+error: the last value wins, as in msgspec and Python's parser (RFC 8259 leaves it to the parser).
+Errors keep Litestar's shape: ``ValidationException`` with ``extra=[{key, message, source}]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from itertools import accumulate
+from typing import Annotated, Any, get_args, get_origin
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException, ValidationException
+from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
+
+MAX_DEPTH = 16
+"""Deepest nesting of arrays/objects accepted (a batch body needs 2)."""
+JSON_MEDIA_TYPE = "application/json"
+UTF8_NAMES = frozenset({"utf-8", "utf8"})
+
+_STRING_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+"""The only ways valid UTF-8 JSON can spell a NUL or a surrogate (a raw NUL is invalid JSON)."""
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+_ERROR_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+class UnsupportedMediaTypeError(ClientException):
+    """415: the body is not declared as UTF-8 JSON."""
+
+    status_code = 415
+
+
+class NonFinite:
+    """A number JSON cannot carry (NaN, Infinity, or a literal beyond float range), kept to name its field."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
+# ----- the checks (pure functions) ---------------------------------------------------------------
+def content_type_problem(media_type: str, params: dict[str, str]) -> str | None:
+    """Why a body declared as ``media_type; params`` is refused (None: it is UTF-8 JSON)."""
+    if not media_type:
+        return f"missing Content-Type: send the body as {JSON_MEDIA_TYPE}"
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        return f"unsupported Content-Type {media_type!r}: send the body as {JSON_MEDIA_TYPE}"
+    charset = params.get("charset")
+    if charset is not None and charset.strip().strip('"').lower() not in UTF8_NAMES:
+        return f"unsupported charset {charset!r}: send the body as UTF-8 (or state no charset)"
+    return None
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep ``raw``'s arrays/objects nest, from its bytes alone (no parser, no recursion).
+
+    Strings are cut out first so brackets inside them do not count; an unterminated string's
+    brackets do count, which can only overstate the depth of a body that is not JSON anyway."""
+    brackets = _STRING_LITERAL.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def decode_body(raw: bytes, body_type: type[msgspec.Struct]) -> msgspec.Struct:
+    """``raw`` as a ``body_type`` instance; raises ``ValidationException`` listing every problem."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"the body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.end]!r})"
+        raise _refused([_body_error(problem)]) from None
+    depth = json_depth(raw)
+    if depth > MAX_DEPTH:
+        raise _refused([_body_error(f"the body nests {depth} arrays/objects deep; at most {MAX_DEPTH} are accepted")])
+    try:
+        value = msgspec.json.decode(raw, type=body_type, strict=True)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _refused(body_errors(text, body_type, exc)) from exc
+    if _RISKY_ESCAPE.search(text):
+        errors = [_error(key, message) for key, message in _character_problems(value, "")]
+        if errors:
+            raise _refused(errors)
+    return value
+
+
+def body_errors(text: str, body_type: type[msgspec.Struct], exc: Exception) -> list[dict[str, str]]:
+    """Every field's error in ``text``, which did not decode strictly into ``body_type`` (``exc``).
+
+    msgspec stops at the first error, so the body is decoded leniently and each field checked on
+    its own; msgspec's own error is the answer only when that finds nothing (a cross-field rule)."""
+    try:
+        value = json.loads(text, parse_constant=NonFinite, parse_float=_finite_or_marker)
+    except json.JSONDecodeError as decode_error:
+        return [_body_error(f"the body is not valid JSON: {decode_error.msg} "
+                            f"(line {decode_error.lineno}, column {decode_error.colno})")]
+    errors = dict(_character_problems(value, ""))
+    for key, message in _struct_problems(value, body_type, ""):
+        errors.setdefault(key, message)
+    if not errors:
+        message = str(exc)
+        match = _ERROR_PATH.search(message)
+        key = match.group(1).lstrip(".") if match else "body"
+        errors[key or "body"] = _ERROR_PATH.sub("", message)
+    return [_error(key, message) for key, message in errors.items()]
+
+
+# ----- lenient value checks -----------------------------------------------------------------------
+def _finite_or_marker(literal: str) -> float | NonFinite:
+    number = float(literal)
+    return number if number - number == 0 else NonFinite(literal)
+
+
+def _character_problems(value: Any, key: str) -> Iterator[tuple[str, str]]:
+    """NUL and lone surrogates in any string or object key of ``value`` (a Struct or parsed JSON)."""
+    if isinstance(value, str):
+        if (found := _BAD_CHARACTER.search(value)) is not None:
+            what = "a NUL character" if found.group() == "\x00" else f"a lone surrogate ({found.group()!r})"
+            yield key or "body", f"the string contains {what}, which no field accepts"
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            yield from _character_problems(getattr(value, name), _join(key, name))
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if _BAD_CHARACTER.search(name):
+                yield _join(key, repr(name)[1:-1]), "the field name contains a NUL character or a lone surrogate"
+            yield from _character_problems(item, _join(key, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _character_problems(item, f"{key}[{index}]")
+
+
+def _struct_problems(value: Any, struct_type: type[msgspec.Struct], key: str) -> Iterator[tuple[str, str]]:
+    if not isinstance(value, dict):
+        yield key or "body", f"Expected a JSON object, got `{_json_type(value)}`"
+        return
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct_type)}
+    for name in value:
+        if name not in fields:
+            yield _join(key, name), f"Object contains unknown field `{name}`"
+    for name, field in fields.items():
+        if name in value:
+            yield from _value_problems(value[name], field.type, _join(key, name))
+        elif field.required:
+            yield _join(key, name), f"Object missing required field `{name}`"
+
+
+def _value_problems(value: Any, annotation: Any, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, NonFinite):
+        yield key, f"{value} is not a finite JSON number; expected a number within the field's bounds"
+        return
+    items = _list_of_structs(annotation)
+    if items is not None and isinstance(value, list):
+        list_type, struct_type = items
+        try:
+            msgspec.convert(value, list_type, strict=True)
+        except msgspec.ValidationError as exc:
+            yield key, _ERROR_PATH.sub("", str(exc))
+            return
+        for index, item in enumerate(value):
+            yield from _struct_problems(item, struct_type, f"{key}[{index}]")
+        return
+    try:
+        msgspec.convert(value, annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        match = _ERROR_PATH.search(str(exc))
+        yield key + (match.group(1) if match else ""), _ERROR_PATH.sub("", str(exc))
+    except TypeError:  # a NonFinite marker nested where no number belongs
+        yield key, f"Expected a value of the field's type, got {value!r}"
+
+
+def _list_of_structs(annotation: Any) -> tuple[Any, type[msgspec.Struct]] | None:
+    """``Annotated[list[SomeStruct], Meta...]`` as (``Annotated[list[Any], Meta...]``, ``SomeStruct``)."""
+    metadata: tuple[Any, ...] = ()
+    if get_origin(annotation) is Annotated:
+        annotation, *rest = get_args(annotation)
+        metadata = tuple(rest)
+    if get_origin(annotation) is not list:
+        return None
+    (item,) = get_args(annotation)
+    if not (isinstance(item, type) and issubclass(item, msgspec.Struct)):
+        return None
+    return (Annotated[(list[Any], *metadata)] if metadata else list[Any]), item
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _error(key: str, message: str) -> dict[str, str]:
+    return {"key": key, "message": message, "source": "body"}
+
+
+def _body_error(message: str) -> dict[str, str]:
+    return _error("body", message)
+
+
+def _refused(errors: list[dict[str, str]]) -> ValidationException:
+    return ValidationException(detail="Validation failed: the body does not match the schema", extra=errors)
+
+
+# ----- the Litestar hook ---------------------------------------------------------------------------
+class StrictJSONRequest(Request[Any, Any, Any]):
+    """The app's request class: a route whose ``data`` is a msgspec Struct gets it through
+    :func:`decode_body` (after the Content-Type check); any other route decodes as Litestar does."""
+
+    async def json(self) -> Any:
+        state = ScopeState.from_scope(self.scope)
+        body_type = self._struct_body_type()
+        if body_type is None or state.json is not Empty:  # not ours, or decoded already
+            return await super().json()
+        media_type, params = self.content_type
+        if (problem := content_type_problem(media_type, params)) is not None:
+            raise UnsupportedMediaTypeError(detail=problem)
+        value = decode_body(await self.body(), body_type)
+        state.json = value
+        return value
+
+    def _struct_body_type(self) -> type[msgspec.Struct] | None:
+        field = self.route_handler.parsed_data_field
+        annotation = None if field is None else field.annotation
+        return annotation if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct) else None
