@@ -39,12 +39,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.batch import batch_handler
 from api.batching import BatcherClosedError
+from api.body_checks import StrictJSONRequest
 from api.dashboard.route import dashboard_handler
 from api.failover import current_mode
 from api.handling import score_one
 from api.idempotency import idempotency_lifespan
 from api.log_writer import LogWriteError, PredictionLogWriter
-from api.openapi import ClosedStructSchemaPlugin
+from api.openapi import ClosedStructSchemaPlugin, ErrorResponsesPlugin
 from api.operations import operations
 from api.reload import WATCHER_STATE_KEY, ModelSlot, ModelWatcher, start_model
 from api.schemas import ReadyResponse, ScoreResponse, build_request_struct
@@ -63,6 +64,7 @@ MODELS_STATE_KEY = "models"
 LOGGED_OPT = "prediction_log"
 """Route-handler ``opt`` flag: requests to this route are written to the prediction log."""
 RECEIPT_KEY = "lendguard_receipt"
+REQUEST_ID_HEADER = "X-Request-ID"
 SCORE_MAX_BODY_BYTES = 64 * 1024
 """One application is well under 1 KiB; anything near this is not one."""
 API_VERSION = "1.0.0"
@@ -107,7 +109,8 @@ def create_app(settings: Settings | None = None, paths: Paths | None = None) -> 
             description="Scores loan applications for default risk; every decision is logged durably.",
             **ops.openapi,
         ),
-        plugins=[ClosedStructSchemaPlugin()],  # bodies that refuse unknown fields say so in the document
+        plugins=[ClosedStructSchemaPlugin(), ErrorResponsesPlugin()],  # closed bodies, every status, security
+        request_class=StrictJSONRequest,  # JSON bodies: content type, UTF-8, depth, strict types (api.body_checks)
         debug=False,
     )
 
@@ -206,7 +209,7 @@ def _score_handler(serving: Serving) -> HTTPRouteHandler:
         status_code=200,
         opt={LOGGED_OPT: True},
         middleware=[_stamp_receipt],
-        exception_handlers={ValidationException: _validation_response},
+        exception_handlers={HTTPException: _error_response},
         request_max_body_size=SCORE_MAX_BODY_BYTES,
         summary="Score one loan application",
         description="Returns the default probability and the decision; the request is logged durably first.",
@@ -275,10 +278,16 @@ def field_errors(extra: Any, allowed: dict[str, tuple[Any, ...]]) -> list[dict[s
     return errors
 
 
-def _validation_response(request: Request, exc: ValidationException) -> Response[Any]:
+def _error_response(request: Request, exc: HTTPException) -> Response[Any]:
+    """An error of a logged route: Litestar's body plus the ``request_id`` of its log row (also a header)."""
     serving: Serving = request.app.state.serving
-    body = {"status_code": exc.status_code, "detail": exc.detail, "extra": field_errors(exc.extra, serving.allowed)}
-    return Response(body, status_code=exc.status_code)
+    request_id = receipt_of(request.scope).request_id
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail, "request_id": request_id}
+    if isinstance(exc, ValidationException):
+        body["extra"] = field_errors(exc.extra, serving.allowed)
+    elif exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers={**(exc.headers or {}), REQUEST_ID_HEADER: request_id})
 
 
 def _error_text(exc: Exception, allowed: dict[str, tuple[Any, ...]]) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from litestar import Request, post
 from litestar.datastructures import State
-from litestar.exceptions import ServiceUnavailableException, ValidationException
+from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.handlers import HTTPRouteHandler
 
 from api.batching import BatcherClosedError
@@ -86,8 +86,8 @@ def batch_handler(serving: Serving, settings: Settings) -> HTTPRouteHandler:
         LOGGED_OPT,
         MODELS_STATE_KEY,
         DecisionNotLoggedError,
+        _error_response,
         _stamp_receipt,
-        _validation_response,
         receipt_of,
     )
 
@@ -128,7 +128,7 @@ def batch_handler(serving: Serving, settings: Settings) -> HTTPRouteHandler:
         status_code=200,
         opt={LOGGED_OPT: True},
         middleware=[_stamp_receipt],
-        exception_handlers={ValidationException: _validation_response},
+        exception_handlers={HTTPException: _error_response},
         request_max_body_size=APPLICATION_MAX_BYTES * settings.batch_max_items + 1024,
         summary="Score a batch of loan applications",
         description=(f"Up to {settings.batch_max_items} applications; each is scored and logged as for /v1/score "
