@@ -32,11 +32,14 @@ from typing import Annotated, Any, get_args, get_origin
 import msgspec
 from litestar import Request
 from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
 MAX_DEPTH = 16
 """Deepest nesting of arrays/objects accepted (a batch body needs 2)."""
+ERROR_TEXT_MAX_CHARS = 200
+"""An error's key or message is cut here: it may echo a client's huge field name."""
 JSON_MEDIA_TYPE = "application/json"
 UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
@@ -87,24 +90,25 @@ def json_depth(raw: bytes) -> int:
     return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
 
 
-def decode_body(raw: bytes, body_type: type[msgspec.Struct]) -> msgspec.Struct:
-    """``raw`` as a ``body_type`` instance; raises ``ValidationException`` listing every problem."""
+def decode_body(raw: bytes, body_type: type[msgspec.Struct], *, detail: str = "Validation failed") -> msgspec.Struct:
+    """``raw`` as a ``body_type`` instance; raises ``ValidationException`` (``detail``) listing every problem."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         problem = f"the body is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.end]!r})"
-        raise _refused([_body_error(problem)]) from None
+        raise _refused(detail, [_body_error(problem)]) from None
     depth = json_depth(raw)
     if depth > MAX_DEPTH:
-        raise _refused([_body_error(f"the body nests {depth} arrays/objects deep; at most {MAX_DEPTH} are accepted")])
+        problem = f"the body nests {depth} arrays/objects deep; at most {MAX_DEPTH} are accepted"
+        raise _refused(detail, [_body_error(problem)])
     try:
         value = msgspec.json.decode(raw, type=body_type, strict=True)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _refused(body_errors(text, body_type, exc)) from exc
+        raise _refused(detail, body_errors(text, body_type, exc)) from exc
     if _RISKY_ESCAPE.search(text):
         errors = [_error(key, message) for key, message in _character_problems(value, "")]
         if errors:
-            raise _refused(errors)
+            raise _refused(detail, errors)
     return value
 
 
@@ -147,7 +151,7 @@ def _character_problems(value: Any, key: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, dict):
         for name, item in value.items():
             if _BAD_CHARACTER.search(name):
-                yield _join(key, repr(name)[1:-1]), "the field name contains a NUL character or a lone surrogate"
+                yield _join(key, name), "the field name contains a NUL character or a lone surrogate"
             yield from _character_problems(item, _join(key, name))
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -217,15 +221,22 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _error(key: str, message: str) -> dict[str, str]:
-    return {"key": key, "message": message, "source": "body"}
+    """One field's error, printable whatever the client sent: a key may hold a NUL, a lone
+    surrogate (neither can be encoded in the answer) or ten thousand characters."""
+    return {"key": _printable(key), "message": _printable(message), "source": "body"}
+
+
+def _printable(text: str) -> str:
+    text = _BAD_CHARACTER.sub(lambda found: repr(found.group())[1:-1], text)
+    return text if len(text) <= ERROR_TEXT_MAX_CHARS else f"{text[:ERROR_TEXT_MAX_CHARS]}…"
 
 
 def _body_error(message: str) -> dict[str, str]:
     return _error("body", message)
 
 
-def _refused(errors: list[dict[str, str]]) -> ValidationException:
-    return ValidationException(detail="Validation failed: the body does not match the schema", extra=errors)
+def _refused(detail: str, errors: list[dict[str, str]]) -> ValidationException:
+    return ValidationException(detail=detail, extra=errors)
 
 
 # ----- the Litestar hook ---------------------------------------------------------------------------
@@ -241,9 +252,16 @@ class StrictJSONRequest(Request[Any, Any, Any]):
         media_type, params = self.content_type
         if (problem := content_type_problem(media_type, params)) is not None:
             raise UnsupportedMediaTypeError(detail=problem)
-        value = decode_body(await self.body(), body_type)
+        value = decode_body(await self.body(), body_type, detail=f"Validation failed for {self.method} {self.url.path}")
         state.json = value
         return value
+
+    async def body(self) -> bytes:
+        try:
+            return await super().body()
+        except RequestEntityTooLarge as exc:  # Litestar's message does not say the limit
+            limit = self.route_handler.resolve_request_max_body_size()
+            raise RequestEntityTooLarge(detail=f"the body exceeds this route's limit of {limit} bytes") from exc
 
     def _struct_body_type(self) -> type[msgspec.Struct] | None:
         field = self.route_handler.parsed_data_field

@@ -15,6 +15,7 @@ requirement (bearer or X-API-Key) to every route under ``/v1/``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
@@ -37,6 +38,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 SECURITY_SCHEMES = ("bearer", "apiKey")
 """Defined in the document's components by ``api.operations``."""
 LOGGED_PATHS = ("/v1/score", "/v1/score/batch")
+SAME_BODY_AS_200 = {
+    "/readyz": {503: "Not ready: `reason` says why."},
+    "/v1/admin/reload": {409: "The alias points where this process will not go (restart needed, or alias unset).",
+                         503: "The registry could not be asked, or the version could not be loaded."},
+}
+"""Statuses a route answers with its usual body."""
 """Routes whose every request is in the prediction log: their errors carry its ``request_id``."""
 
 STATUS_TEXT = {
@@ -85,7 +92,12 @@ def document_errors(app: Litestar, *, anonymous_scoring: bool) -> OpenAPI:
         scope = required_scope(path)
         for method in ("get", "post", "put", "patch", "delete"):
             operation: Operation | None = getattr(item, method)
-            if operation is None or scope is None:
+            if operation is None:
+                continue
+            if operation.responses is not None and "200" in operation.responses:
+                for status, text in SAME_BODY_AS_200.get(path, {}).items():
+                    operation.responses.setdefault(str(status), replace(operation.responses["200"], description=text))
+            if scope is None:
                 continue
             operation.security = [{name: []} for name in SECURITY_SCHEMES]
             if scope == "score" and anonymous_scoring:

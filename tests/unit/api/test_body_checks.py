@@ -72,7 +72,10 @@ def test_non_finite_numbers_name_their_field(literal: str) -> None:
 def test_nul_and_lone_surrogates_are_refused_in_values_and_keys() -> None:
     assert list(errors_of(body(application_id="a\u0000b"))) == ["application_id"]
     assert "lone surrogate" in errors_of(body().replace(b'"a-1"', b'"\\ud800"'))["application_id"]
-    assert "field name" in errors_of(body().replace(b'"purpose"', b'"pur\\u0000pose"')).get("pur\\x00pose", "")
+    assert "field name" in errors_of(body().replace(b'"purpose"', b'"pur\\u0000pose"'))["pur\\x00pose"]
+    errors = errors_of(b'{"\\ud800": 1}')
+    assert "field name" in errors["\\ud800"]
+    assert "".join(f"{key}{message}" for key, message in errors.items()).encode("utf-8"), "encodable in the answer"
     assert decode_body(body(application_id="\U0001f600"), SCORE)  # a surrogate pair is one valid character
 
 
@@ -96,6 +99,11 @@ def test_depth_is_counted_from_bytes_and_refused_before_parsing() -> None:
 ])
 def test_bodies_that_are_not_an_object_are_refused_as_such(raw: bytes, expected: str) -> None:
     assert expected in errors_of(raw)["body"]
+
+
+def test_a_huge_key_is_cut_in_its_error() -> None:
+    errors = errors_of(b'{"' + b"k" * 10_000 + b'": 1}', BATCH)
+    assert max(len(f"{key}{message}") for key, message in errors.items()) < 500
 
 
 def test_batch_errors_are_keyed_by_application_and_field() -> None:
