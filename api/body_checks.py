@@ -104,7 +104,7 @@ def decode_body(raw: bytes, body_type: type[msgspec.Struct], *, detail: str = "V
     try:
         value = msgspec.json.decode(raw, type=body_type, strict=True)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _refused(detail, body_errors(text, body_type, exc)) from exc
+        return _decode_leniently(text, body_type, exc, detail)
     if _RISKY_ESCAPE.search(text):
         errors = [_error(key, message) for key, message in _character_problems(value, "")]
         if errors:
@@ -112,25 +112,27 @@ def decode_body(raw: bytes, body_type: type[msgspec.Struct], *, detail: str = "V
     return value
 
 
-def body_errors(text: str, body_type: type[msgspec.Struct], exc: Exception) -> list[dict[str, str]]:
-    """Every field's error in ``text``, which did not decode strictly into ``body_type`` (``exc``).
+def _decode_leniently(text: str, body_type: type[msgspec.Struct], exc: Exception, detail: str) -> msgspec.Struct:
+    """A body that did not decode strictly (``exc``), decoded by Python's parser and checked field by field.
 
-    msgspec stops at the first error, so the body is decoded leniently and each field checked on
-    its own; msgspec's own error is the answer only when that finds nothing (a cross-field rule)."""
+    So the answer lists *every* field's error (msgspec stops at the first), names the field of a
+    NaN/Infinity/1e309 (msgspec names a byte offset), and accepts what JSON Schema calls an integer
+    but msgspec does not: an integral number written with a fraction (``52.0``). As in Python's
+    parser, the last of duplicate keys wins."""
     try:
-        value = json.loads(text, parse_constant=NonFinite, parse_float=_finite_or_marker)
+        parsed = json.loads(text, parse_constant=NonFinite, parse_float=_finite_or_marker)
     except json.JSONDecodeError as decode_error:
-        return [_body_error(f"the body is not valid JSON: {decode_error.msg} "
-                            f"(line {decode_error.lineno}, column {decode_error.colno})")]
-    errors = dict(_character_problems(value, ""))
-    for key, message in _struct_problems(value, body_type, ""):
-        errors.setdefault(key, message)
+        where = f"line {decode_error.lineno}, column {decode_error.colno}"
+        problem = f"the body is not valid JSON: {decode_error.msg} ({where})"
+        raise _refused(detail, [_body_error(problem)]) from exc
+    errors = dict(_character_problems(parsed, ""))
+    normalized = _checked_struct(parsed, body_type, "", errors)
     if not errors:
-        message = str(exc)
-        match = _ERROR_PATH.search(message)
-        key = match.group(1).lstrip(".") if match else "body"
-        errors[key or "body"] = _ERROR_PATH.sub("", message)
-    return [_error(key, message) for key, message in errors.items()]
+        try:
+            return msgspec.convert(normalized, body_type, strict=True)
+        except msgspec.ValidationError as final:  # a rule across fields (``__post_init__``)
+            errors.update([_located("", final)])
+    raise _refused(detail, [_error(key, message) for key, message in errors.items()]) from exc
 
 
 # ----- lenient value checks -----------------------------------------------------------------------
@@ -158,43 +160,60 @@ def _character_problems(value: Any, key: str) -> Iterator[tuple[str, str]]:
             yield from _character_problems(item, f"{key}[{index}]")
 
 
-def _struct_problems(value: Any, struct_type: type[msgspec.Struct], key: str) -> Iterator[tuple[str, str]]:
+def _checked_struct(value: Any, struct_type: type[msgspec.Struct], key: str, errors: dict[str, str]) -> Any:
+    """``value`` checked against ``struct_type`` field by field, each problem added to ``errors``
+    (the first per key stays); returns it with integral floats turned into ints where ints belong."""
     if not isinstance(value, dict):
-        yield key or "body", f"Expected a JSON object, got `{_json_type(value)}`"
-        return
+        errors.setdefault(key or "body", f"Expected a JSON object, got `{_json_type(value)}`")
+        return value
     fields = {f.encode_name: f for f in msgspec.structs.fields(struct_type)}
     for name in value:
         if name not in fields:
-            yield _join(key, name), f"Object contains unknown field `{name}`"
+            errors.setdefault(_join(key, name), f"Object contains unknown field `{name}`")
     for name, field in fields.items():
         if name in value:
-            yield from _value_problems(value[name], field.type, _join(key, name))
+            value[name] = _checked_value(value[name], field.type, _join(key, name), errors)
         elif field.required:
-            yield _join(key, name), f"Object missing required field `{name}`"
+            errors.setdefault(_join(key, name), f"Object missing required field `{name}`")
+    return value
 
 
-def _value_problems(value: Any, annotation: Any, key: str) -> Iterator[tuple[str, str]]:
+def _checked_value(value: Any, annotation: Any, key: str, errors: dict[str, str]) -> Any:
     if isinstance(value, NonFinite):
-        yield key, f"{value} is not a finite JSON number; expected a number within the field's bounds"
-        return
+        errors.setdefault(key, f"{value} is not a finite JSON number; expected a number within the field's bounds")
+        return value
     items = _list_of_structs(annotation)
     if items is not None and isinstance(value, list):
         list_type, struct_type = items
         try:
             msgspec.convert(value, list_type, strict=True)
         except msgspec.ValidationError as exc:
-            yield key, _ERROR_PATH.sub("", str(exc))
-            return
-        for index, item in enumerate(value):
-            yield from _struct_problems(item, struct_type, f"{key}[{index}]")
-        return
-    try:
-        msgspec.convert(value, annotation, strict=True)
-    except msgspec.ValidationError as exc:
-        match = _ERROR_PATH.search(str(exc))
-        yield key + (match.group(1) if match else ""), _ERROR_PATH.sub("", str(exc))
-    except TypeError:  # a NonFinite marker nested where no number belongs
-        yield key, f"Expected a value of the field's type, got {value!r}"
+            errors.setdefault(*_located(key, exc))
+            return value
+        return [_checked_struct(item, struct_type, f"{key}[{index}]", errors) for index, item in enumerate(value)]
+    candidates = [value]
+    if isinstance(value, float) and value.is_integer():
+        candidates.append(int(value))  # 52.0 where an integer is expected: an integer in JSON Schema
+    for candidate in candidates:
+        try:
+            msgspec.convert(candidate, annotation, strict=True)
+        except msgspec.ValidationError as exc:
+            problem = _located(key, exc)
+        except TypeError:  # a NonFinite marker nested where no number belongs
+            problem = key, f"Expected a value of the field's type, got {value!r}"
+        else:
+            return candidate
+    errors.setdefault(*problem)
+    return value
+
+
+def _located(key: str, exc: Exception) -> tuple[str, str]:
+    """msgspec's ``message - at `$.path``` as (``key`` + path, message)."""
+    message = str(exc)
+    match = _ERROR_PATH.search(message)
+    path = match.group(1) if match else ""
+    located = key + path if path.startswith("[") else _join(key, path.lstrip("."))
+    return located or "body", _ERROR_PATH.sub("", message)
 
 
 def _list_of_structs(annotation: Any) -> tuple[Any, type[msgspec.Struct]] | None:
@@ -217,7 +236,7 @@ def _json_type(value: Any) -> str:
 
 
 def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    return f"{prefix}.{name}" if prefix and name else prefix or name
 
 
 def _error(key: str, message: str) -> dict[str, str]:

@@ -31,6 +31,9 @@ TEXT_MAX_LENGTH = 200
 """Longest accepted string (identifiers, categories): keeps oversized values out of the log."""
 TEXT_PATTERN = "^[^\\u0000]*$"
 """No NUL in a string (readers of the log choke on it); stated in the schema so clients and fuzzers know."""
+NOT_BLANK_TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085\\ufeff][^\\u0000]*$"
+"""No NUL and not blank: a character that is white space neither to Python (``str.strip``) nor to
+JavaScript (JSON Schema's regular expressions)."""
 
 Decision = Literal["auto_approve", "manual_review"]
 Mode = Literal["normal", "failover"]

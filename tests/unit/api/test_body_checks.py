@@ -107,19 +107,27 @@ def test_a_huge_key_is_cut_in_its_error() -> None:
 
 
 def test_batch_errors_are_keyed_by_application_and_field() -> None:
-    good, bad = dict(VALID), {**VALID, "annual_income": "1", "purpose": None}
+    good, bad = dict(VALID), {**VALID, "annual_income": "1", "purpose": None, "application_id": ["x", 1]}
     errors = errors_of(json.dumps({"applications": [good, bad, good]}).encode(), BATCH)
     assert errors == {"applications[1].annual_income": "Expected `float`, got `str`",
-                      "applications[1].purpose": "Expected `str`, got `null`"}
+                      "applications[1].purpose": "Expected `str`, got `null`",
+                      "applications[1].application_id": "Expected `str | null`, got `array`"}
     too_many = json.dumps({"applications": [good] * 11}).encode()
     assert "length <= 10" in errors_of(too_many, BATCH)["applications"]
 
 
-def test_a_duplicate_key_keeps_the_last_value_and_every_occurrence_is_validated() -> None:
-    raw = body().replace(b'"credit_score": 690', b'"credit_score": 600, "credit_score": 700')
+@pytest.mark.parametrize("first", [b"600", b'"x"'])
+def test_of_duplicate_keys_the_last_wins(first: bytes) -> None:
+    raw = body().replace(b'"credit_score": 690', b'"credit_score": ' + first + b', "credit_score": 700')
     assert decode_body(raw, SCORE).credit_score == 700  # type: ignore[attr-defined]
-    raw = body().replace(b'"credit_score": 690', b'"credit_score": "x", "credit_score": 700')
-    assert errors_of(raw) == {"credit_score": "Expected `int`, got `str`"}
+
+
+def test_an_integral_number_with_a_fraction_is_an_integer_as_in_json_schema() -> None:
+    decoded = decode_body(body().replace(b'"credit_score": 690', b'"credit_score": 690.0')
+                          .replace(b'"term_months": 36', b'"term_months": 60.0'), SCORE)
+    assert (decoded.credit_score, decoded.term_months) == (690, 60)  # type: ignore[attr-defined]
+    assert type(decoded.credit_score) is int  # type: ignore[attr-defined]
+    assert errors_of(body(credit_score=690.5)) == {"credit_score": "Expected `int`, got `float`"}
 
 
 @pytest.mark.parametrize(("media_type", "params", "refused"), [
