@@ -48,7 +48,7 @@ from api.log_writer import LogWriteError, PredictionLogWriter
 from api.openapi import ClosedStructSchemaPlugin, ErrorResponsesPlugin
 from api.operations import operations
 from api.reload import WATCHER_STATE_KEY, ModelSlot, ModelWatcher, start_model
-from api.schemas import ReadyResponse, ScoreResponse, build_request_struct
+from api.schemas import REQUEST_ID_HEADER, ReadyResponse, ScoreResponse, build_request_struct
 from api.service import Receipt, rejection_row
 from api.settings import Settings, get_settings, redact_uri
 from ml.registry import ModelBundle
@@ -64,7 +64,6 @@ MODELS_STATE_KEY = "models"
 LOGGED_OPT = "prediction_log"
 """Route-handler ``opt`` flag: requests to this route are written to the prediction log."""
 RECEIPT_KEY = "lendguard_receipt"
-REQUEST_ID_HEADER = "X-Request-ID"
 SCORE_MAX_BODY_BYTES = 64 * 1024
 """One application is well under 1 KiB; anything near this is not one."""
 API_VERSION = "1.0.0"
@@ -109,7 +108,7 @@ def create_app(settings: Settings | None = None, paths: Paths | None = None) -> 
             description="Scores loan applications for default risk; every decision is logged durably.",
             **ops.openapi,
         ),
-        plugins=[ClosedStructSchemaPlugin(), ErrorResponsesPlugin()],  # closed bodies, every status, security
+        plugins=[ClosedStructSchemaPlugin(), ErrorResponsesPlugin(LOGGED_OPT)],  # closed bodies, every status, security
         request_class=StrictJSONRequest,  # JSON bodies: content type, UTF-8, depth, strict types (api.body_checks)
         debug=False,
     )

@@ -24,6 +24,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import InitPluginProtocol
 
 from api.auth import KEYS_STATE_KEY, required_scope
+from api.schemas import REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 ERROR_SCHEMA = "ErrorResponse"
 FIELD_ERROR_SCHEMA = "FieldError"
-REQUEST_ID_HEADER = "X-Request-ID"
 SECURITY_SCHEMES = ("bearer", "apiKey")
 """Defined in the document's components by ``api.operations``."""
 LOGGED_PATHS = ("/v1/score", "/v1/score/batch")
@@ -73,16 +73,25 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
 
 
 class ErrorResponsesPlugin(InitPluginProtocol):
-    """Completes the document when the app starts: every status each route can answer, and security."""
+    """Completes the document when the app starts: every status each route can answer, and security.
+
+    Routes whose handler ``opt`` has ``logged_opt`` set log every request: their errors carry its
+    ``request_id``, as body field and header."""
+
+    def __init__(self, logged_opt: str | None = None) -> None:
+        self.logged_opt = logged_opt
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         anonymous = app_config.state.get(KEYS_STATE_KEY) is None  # open mode: /v1/score needs no key
-        app_config.on_startup.append(lambda app: document_errors(app, anonymous_scoring=anonymous))
+        app_config.on_startup.append(
+            lambda app: document_errors(app, anonymous_scoring=anonymous, logged_opt=self.logged_opt))
         return app_config
 
 
-def document_errors(app: Litestar, *, anonymous_scoring: bool) -> OpenAPI:
+def document_errors(app: Litestar, *, anonymous_scoring: bool, logged_opt: str | None = None) -> OpenAPI:
     """Add the error statuses, their body schema and the security requirement to ``app``'s document."""
+    logged = {route.path for route in app.routes for handler in getattr(route, "route_handlers", [])
+              if logged_opt is not None and handler.opt.get(logged_opt)}
     document = app.openapi_schema
     components = document.components
     schemas = components.schemas if components.schemas is not None else {}
@@ -103,17 +112,18 @@ def document_errors(app: Litestar, *, anonymous_scoring: bool) -> OpenAPI:
             if scope == "score" and anonymous_scoring:
                 operation.security.append({})  # no key needed while the API runs without keys
             responses = operation.responses if operation.responses is not None else {}
-            for status in _statuses(path, operation):
-                responses.setdefault(str(status), _error_response(status, logged=path in LOGGED_PATHS))
+            for status in _statuses(operation, logged=path in logged):
+                if status == 400 or str(status) not in responses:  # Litestar's 400 lacks request_id and the header
+                    responses[str(status)] = _error_response(status, logged=path in logged)
             operation.responses = responses
     return document
 
 
-def _statuses(path: str, operation: Operation) -> list[int]:
+def _statuses(operation: Operation, *, logged: bool) -> list[int]:
     statuses = [400, 401, 403, 503]
     if operation.request_body is not None:
         statuses += [413, 415]
-    if path in LOGGED_PATHS:
+    if logged:  # the scoring routes: an Idempotency-Key reused with another body
         statuses.append(422)
     return statuses
 
@@ -133,7 +143,7 @@ def _error_response(status: int, *, logged: bool) -> OpenAPIResponse:
 def _error_schemas() -> dict[str, Any]:
     text = Schema(type=OpenAPIType.STRING)
     field_error = Schema(
-        type=OpenAPIType.OBJECT, required=["key", "message"],
+        type=OpenAPIType.OBJECT, required=["message"],
         properties={
             "key": Schema(type=OpenAPIType.STRING,
                           description="The field (`applications[2].credit_score`), or `body` for the whole body."),

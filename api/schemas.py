@@ -25,6 +25,8 @@ from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeatu
 from warehouse.prediction_log import META_FIELDS
 
 REQUEST_STRUCT_NAME = "ScoreRequest"
+REQUEST_ID_HEADER = "X-Request-ID"
+"""Error answers of the scoring routes carry their prediction-log ``request_id`` here too."""
 ENVELOPE_FIELDS = ("application_id", "occurred_at")
 """Optional fields every request may carry besides the application's inputs."""
 TEXT_MAX_LENGTH = 200

@@ -20,7 +20,7 @@ class Thing(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     weight: float
 
 
-@post("/v1/thing", sync_to_thread=False, request_max_body_size=1024)
+@post("/v1/thing", sync_to_thread=False, request_max_body_size=1024, opt={"logged": True})
 def make_thing(data: Thing) -> dict[str, Any]:
     return {"size": data.size, "weight": data.weight}
 
@@ -31,7 +31,7 @@ def healthz() -> dict[str, str]:
 
 
 def app(*, keys: object = None) -> Litestar:
-    return Litestar([make_thing, healthz], plugins=[ClosedStructSchemaPlugin(), ErrorResponsesPlugin()],
+    return Litestar([make_thing, healthz], plugins=[ClosedStructSchemaPlugin(), ErrorResponsesPlugin("logged")],
                     request_class=StrictJSONRequest, state=State({KEYS_STATE_KEY: keys}))
 
 
@@ -43,7 +43,8 @@ def document(litestar: Litestar) -> dict[str, Any]:
 def test_every_status_a_v1_route_answers_is_documented_with_the_error_body() -> None:
     doc = document(app())
     operation = doc["paths"]["/v1/thing"]["post"]
-    assert set(operation["responses"]) >= {"201", "400", "401", "403", "413", "415", "503"}
+    assert set(operation["responses"]) >= {"201", "400", "401", "403", "413", "415", "422", "503"}
+    assert "X-Request-ID" in operation["responses"]["400"]["headers"], "a logged route's errors name their row"
     error = operation["responses"]["415"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorResponse"}
     assert set(doc["components"]["schemas"]["ErrorResponse"]["properties"]) == {
