@@ -15,10 +15,16 @@ so every check below runs before the handler and after authentication, in this o
    no unknown fields, finite numbers; no NUL and no lone surrogate in any string. When it does
    not, the body is decoded again leniently (Python's parser, NaN/Infinity/1e309 kept as markers)
    and every field is checked on its own, so the 400 lists *every* field's error, keyed by field.
+   That second pass also accepts what JSON Schema calls an integer and msgspec does not (``690.0``).
 
-The body size limit stays Litestar's (413, ``request_max_body_size``). A duplicate key is not an
-error: the last value wins, as in msgspec and Python's parser (RFC 8259 leaves it to the parser).
-Errors keep Litestar's shape: ``ValidationException`` with ``extra=[{key, message, source}]``.
+The body size limit stays Litestar's (413, ``request_max_body_size``; the answer names the limit).
+A duplicate key is not an error: the last value wins, as in Python's parser (RFC 8259 leaves it to
+the parser). Errors keep Litestar's shape: ``ValidationException`` with ``extra=[{key, message,
+source}]``, keys and messages printable and cut (a client's key may hold a NUL or 10,000 characters).
+
+A request class rather than an ASGI middleware: Litestar reads the body once and caches it, enforces
+the size limit while reading, and runs the guards first, so an anonymous client learns nothing
+about a protected route's body rules.
 """
 
 from __future__ import annotations
