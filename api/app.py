@@ -27,8 +27,9 @@ from typing import Any
 
 from litestar import Litestar
 
-from api.http import Serving
-from api.openapi import ClosedStructSchemaPlugin
+from api.body_checks import StrictJSONRequest
+from api.http import LOGGED_OPT, Serving
+from api.openapi import ClosedStructSchemaPlugin, ErrorResponsesPlugin
 from api.plugin import LendguardPlugin
 from api.schemas import build_request_struct
 from warehouse.paths import Paths, get_paths
@@ -48,7 +49,9 @@ def create_app(settings: ApiSettings | None = None, paths: Paths | None = None) 
         plugins=[
             LendguardPlugin(settings, paths, load_serving(paths, settings.model_alias)),
             ClosedStructSchemaPlugin(),  # bodies that refuse unknown fields say so in the document
+            ErrorResponsesPlugin(LOGGED_OPT),  # every status each route answers, and its security
         ],
+        request_class=StrictJSONRequest,  # JSON bodies: content type, UTF-8, depth, strict types (api.body_checks)
         debug=False,
     )
 

@@ -8,7 +8,8 @@ that).
 * :class:`AppState` — everything one app holds, in one attribute of ``app.state`` (no string keys);
 * :func:`stamp_receipt` — notes a request's arrival before its body is read (latency counts
   validation too);
-* :func:`validation_response` — validation errors keyed by the field they are about;
+* :func:`error_response` — a scoring route's errors: every field's error keyed by its field, and the
+  ``request_id`` of the request's log row;
 * :func:`scoring_failures` and :func:`not_loaded` — the one mapping of "not loaded / shutting down /
   log not durable" to 503;
 * :func:`log_rejected` — the ``after_exception`` hook that logs a rejected scoring request;
@@ -37,7 +38,7 @@ from api.idempotency import IdempotencyStore, store_of
 from api.log_writer import LogWriteError, PredictionLogWriter
 from api.metrics import Metrics, ServingGauges
 from api.reload import ModelSlot, ModelWatcher
-from api.schemas import Mode
+from api.schemas import REQUEST_ID_HEADER, Mode
 from api.service import Receipt, ScoringService, rejection_row
 
 if TYPE_CHECKING:
@@ -212,11 +213,17 @@ def field_errors(extra: Any, allowed: dict[str, tuple[Any, ...]]) -> list[dict[s
     return errors
 
 
-def validation_response(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Exception handler of the scoring routes: 400 with every field's error."""
+def error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Exception handler of the scoring routes: Litestar's body, every field's error keyed by its field,
+    and the ``request_id`` of the request's log row (also a header), so a client can quote it."""
     serving = app_state(request.app).serving
-    body = {"status_code": exc.status_code, "detail": exc.detail, "extra": field_errors(exc.extra, serving.allowed)}
-    return Response(body, status_code=exc.status_code)
+    request_id = receipt_of(request.scope).request_id
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail, "request_id": request_id}
+    if isinstance(exc, ValidationException):
+        body["extra"] = field_errors(exc.extra, serving.allowed)
+    elif exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers={**(exc.headers or {}), REQUEST_ID_HEADER: request_id})
 
 
 def _error_text(exc: Exception, allowed: dict[str, tuple[Any, ...]]) -> tuple[int, str]:

@@ -6,6 +6,11 @@ the API at the disk's sync rate and bury dbt under tiny files. So rows are commi
 background task takes everything pending, writes one Parquet file in a worker thread (temporary
 name, fsync, rename, fsync of the directory, via ``LandingWriter``) and only then wakes every
 request of the group. If the write fails, all of them get a ``LogWriteError``.
+
+A row is never dropped for its content: text Parquet cannot hold as given (a lone surrogate,
+undecodable bytes) or that would break readers (NUL) is stored escaped (``\\ud800``, ``\\xff``,
+``\\x00``), text beyond :data:`TEXT_MAX_CHARS` is truncated, and ``log_note`` says which columns
+were changed and how.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from warehouse.landing import LandingWriter
 log = logging.getLogger(__name__)
 
 LATENCY_COLUMN = "latency_ms"
+LOG_NOTE_COLUMN = "log_note"
+TEXT_MAX_CHARS = 65_536
+"""Longest text stored in a log cell; validated inputs are far shorter, a raw body is cut at 16 KiB."""
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 
 _Entry = tuple[dict[str, Any], float | None]
@@ -126,7 +134,7 @@ class PredictionLogWriter:
         for row, started in entries:
             if started is not None:
                 row[LATENCY_COLUMN] = (now - started) * 1000.0
-            rows.append(row)
+            rows.append(storable(row, noted=LOG_NOTE_COLUMN in self._columns))
         results: list[BaseException | None] = [None] * len(rows)
         try:
             table = pa.Table.from_pylist(rows, schema=self.schema)
@@ -142,3 +150,39 @@ class PredictionLogWriter:
             self.files_written += 1
             self.rows_written += table.num_rows
         return results
+
+
+def storable(row: dict[str, Any], *, noted: bool = True) -> dict[str, Any]:
+    """``row`` with every text value Parquet (and DuckDB after it) can store, noted in ``log_note``."""
+    notes = []
+    for column, value in row.items():
+        if isinstance(value, bytes):
+            text, note = storable_text(value.decode("utf-8", errors="backslashreplace"))
+            row[column] = text
+            notes.append(f"{column}: {', '.join(filter(None, ['escaped (invalid UTF-8)', note]))}")
+        elif isinstance(value, str) and column != LOG_NOTE_COLUMN:
+            text, note = storable_text(value)
+            if note is not None:
+                row[column] = text
+                notes.append(f"{column}: {note}")
+    if notes and noted:
+        row[LOG_NOTE_COLUMN] = "; ".join(filter(None, [row.get(LOG_NOTE_COLUMN), *notes]))
+    return row
+
+
+def storable_text(text: str) -> tuple[str, str | None]:
+    """``text`` escaped and cut as needed, and a note saying what was done (None: stored as given)."""
+    notes = []
+    if len(text) > TEXT_MAX_CHARS:
+        notes.append(f"truncated ({len(text)} characters)")
+        text = text[:TEXT_MAX_CHARS]
+    if "\x00" in text:
+        notes.append("escaped (NUL)")
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            notes.append("escaped (lone surrogate)")
+            text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text, ", ".join(notes) or None

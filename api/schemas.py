@@ -26,10 +26,17 @@ from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeatu
 from warehouse.prediction_log import META_FIELDS
 
 REQUEST_STRUCT_NAME = "ScoreRequest"
+REQUEST_ID_HEADER = "X-Request-ID"
+"""Error answers of the scoring routes carry their prediction-log ``request_id`` here too."""
 ENVELOPE_FIELDS = ("application_id", "occurred_at")
 """Optional fields every request may carry besides the application's inputs."""
 TEXT_MAX_LENGTH = 200
 """Longest accepted string (identifiers, categories): keeps oversized values out of the log."""
+TEXT_PATTERN = "^[^\\u0000]*$"
+"""No NUL in a string (readers of the log choke on it); stated in the schema so clients and fuzzers know."""
+NOT_BLANK_TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085\\ufeff][^\\u0000]*$"
+"""No NUL and not blank: a character that is white space neither to Python (``str.strip``) nor to
+JavaScript (JSON Schema's regular expressions)."""
 
 Decision = Literal["auto_approve", "manual_review"]
 Mode = Literal["normal", "failover"]
@@ -97,7 +104,7 @@ def build_request_struct(loan_book: LoanBookSchema) -> type[msgspec.Struct]:
         fields.append(_field(numeric.name, annotation, numeric.nullable))
     fields.extend(_field(c.name, _categorical_type(c), c.nullable) for c in loan_book.categorical_features)
     fields.append((loan_book.group_column, _group_type(loan_book) | None, None))
-    fields.append(("application_id", Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH)] | None, None))
+    fields.append(("application_id", Annotated[str, _text_meta()] | None, None))
     fields.append(("occurred_at", datetime | None, None))
 
     namespace: dict[str, Any] = {}
@@ -132,11 +139,15 @@ def _numeric_type(feature: NumericFeature) -> Any:
     return Annotated[float, msgspec.Meta(ge=low_f, le=high_f, description=feature.description)]
 
 
+def _text_meta(description: str | None = None) -> msgspec.Meta:
+    return msgspec.Meta(max_length=TEXT_MAX_LENGTH, pattern=TEXT_PATTERN, description=description)
+
+
 def _categorical_type(feature: CategoricalFeature) -> Any:
     known = ""
     if feature.values:
         known = f" Known values: {', '.join(feature.values)} (others accepted, flagged by monitoring)."
-    return Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH, description=f"{feature.description}{known}".strip())]
+    return Annotated[str, _text_meta(f"{feature.description}{known}".strip())]
 
 
 def _group_type(loan_book: LoanBookSchema) -> Any:
@@ -144,7 +155,7 @@ def _group_type(loan_book: LoanBookSchema) -> Any:
     if loan_book.group_not_provided is not None:
         description += f" Missing means {loan_book.group_not_provided!r}."
     if loan_book.group_values is None:
-        return Annotated[str, msgspec.Meta(max_length=TEXT_MAX_LENGTH, description=description)]
+        return Annotated[str, _text_meta(description)]
     values = tuple(dict.fromkeys([*loan_book.group_values, *filter(None, [loan_book.group_not_provided])]))
     return Annotated[Literal[values], msgspec.Meta(description=description)]  # type: ignore[valid-type]
 

@@ -25,6 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from api.batching import MicroBatcher
+from api.body_checks import MAX_DEPTH, json_depth
 from api.log_writer import PredictionLogWriter
 from api.schemas import TEXT_MAX_LENGTH, Decision, Mode, ReasonCode, ScoreResponse
 from ml.registry import ModelBundle
@@ -260,11 +261,22 @@ def rejection_row(
 
     The application id and timestamp are taken from the body when they can be, so a rejected
     application can still be traced and a replay's rejections land in the right time window.
+    The body is kept as received: bytes that are not UTF-8 escaped (``\\xff``, so they can be
+    read back), a huge one cut; ``log_note`` says so. The writer escapes any other text it
+    cannot store (``api.log_writer.storable``).
     """
-    text = None if raw_body is None else raw_body.decode("utf-8", errors="replace")
+    notes = []
+    text = None
+    if raw_body is not None:
+        try:
+            text = raw_body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw_body.decode("utf-8", errors="backslashreplace")
+            notes.append("raw_body: escaped (invalid UTF-8)")
+        if len(text) > RAW_BODY_MAX_CHARS:
+            text = f"{text[:RAW_BODY_MAX_CHARS]}…[truncated, {len(raw_body)} bytes]"
+            notes.append(f"raw_body: truncated ({len(raw_body)} bytes)")
     envelope = _envelope(raw_body)
-    if text is not None and len(text) > RAW_BODY_MAX_CHARS:
-        text = f"{text[:RAW_BODY_MAX_CHARS]}…[truncated, {len(raw_body or b'')} bytes]"
     return {
         "request_id": receipt.request_id,
         "application_id": envelope.get("application_id"),
@@ -277,12 +289,15 @@ def rejection_row(
         "model_name": None if bundle is None else bundle.name,
         "model_version": None if bundle is None else bundle.version,
         "mode": mode,
+        "log_note": "; ".join(notes) or None,
     }
 
 
 def _envelope(raw_body: bytes | None) -> dict[str, Any]:
-    """Best effort: the envelope fields of a body that failed validation for another reason."""
-    if not raw_body:
+    """Best effort: the envelope fields of a body that failed validation for another reason.
+
+    Not parsed at all when it nests deeper than the API accepts: every JSON parser recurses."""
+    if not raw_body or json_depth(raw_body) > MAX_DEPTH:
         return {}
     try:
         body = json.loads(raw_body)

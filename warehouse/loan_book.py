@@ -27,6 +27,7 @@ RESERVED_NAMES = frozenset({
     "request_id", "application_id", "received_at", "occurred_at", "event_at", "endpoint", "status_code", "error",
     "raw_body", "model_name", "model_version", "threshold", "probability", "decision", "mode", "latency_ms",
     "batch_id", "idempotency_key", "idempotency_fingerprint", "unknown_categories", "reason_codes",
+    "log_note",
 })
 """Names the warehouse gives its own columns; a loan-book feature may not take one of them."""
 

@@ -36,6 +36,7 @@ META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("idempotency_key", pa.string()),
     pa.field("idempotency_fingerprint", pa.string()),
     pa.field("unknown_categories", pa.string()),
+    pa.field("log_note", pa.string()),  # which values were stored escaped or cut, and why (api.log_writer)
 )
 
 

@@ -26,10 +26,12 @@ from litestar.exceptions import ClientException, ServiceUnavailableException
 from api.auth import caller_name
 from api.failover import FailoverFollower
 from api.reload import ModelWatcher, ReloadOutcome, reload_model
+from api.schemas import NOT_BLANK_TEXT_PATTERN
 from warehouse.failover import FailoverError, clear_failover, set_failover
 
-ADMIN_MAX_BODY_BYTES = 4 * 1024
-TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+ADMIN_MAX_BODY_BYTES = 16 * 1024
+"""The longest valid body fits: 1,000 characters, each escaped as a surrogate pair (12 bytes)."""
+TEXT = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=NOT_BLANK_TEXT_PATTERN)]
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 """OpenAPI: either header (see ``api.auth``)."""
 RELOAD_STATUS = {

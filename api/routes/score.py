@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, post
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 
 from api.batch import (
@@ -27,7 +27,7 @@ from api.batch import (
     score_batch,
 )
 from api.handling import once_per_key, score_one
-from api.http import LOGGED_OPT, AppState, not_loaded, scoring_failures, stamp_receipt, validation_response
+from api.http import LOGGED_OPT, AppState, error_response, not_loaded, scoring_failures, stamp_receipt
 from api.idempotency import IdempotencyStore, request_key
 from api.schemas import REQUEST_STRUCT_NAME, ScoreResponse, build_request_struct
 from api.service import Receipt, ScoringService
@@ -89,7 +89,7 @@ def score_handlers(servable: bool, batch_max_items: int) -> list[HTTPRouteHandle
         "status_code": 200,
         "opt": {LOGGED_OPT: True},
         "middleware": [stamp_receipt],
-        "exception_handlers": {ValidationException: validation_response},
+        "exception_handlers": {HTTPException: error_response},
     }
     single = post(
         SCORE_PATH,

@@ -46,7 +46,8 @@ renamed as (
         unknown_categories,
         cast({{ lb.group_column }} as varchar) as fairness_group,
         {{- loan_input_columns() }}
-        raw_body
+        raw_body,
+        log_note
 
     from numbered
     where copy_number = 1

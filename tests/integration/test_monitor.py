@@ -5,13 +5,9 @@ are checked against SciPy on the built warehouse."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,13 +19,13 @@ from lendguard import cli
 from lendguard.status import collect_status
 from ml import registry
 from ml.scoring import FeatureScorer
-from tests.support.deployment import copy_deployment, deployment_env
+from tests.support.deployment import copy_deployment
+from tests.support.monitoring import Receiver, query, use
 from warehouse import landing
 from warehouse.build import current_loan_book
 from warehouse.failover import read_failover
 from warehouse.paths import Paths, get_paths
 from warehouse.prediction_log import prediction_log_schema
-from warehouse.publish import connect_snapshot
 from warehouse.settings import get_settings
 from warehouse.simulator import simulate_traffic
 
@@ -100,35 +96,6 @@ WITHOUT_HISTORY = ("prediction_log", "outcomes", "monitor_runs", "alert_notifica
 and without the warehouse file (whose views read the shared landing zone; the first build remakes it)."""
 
 
-class Receiver:
-    """A local webhook receiver that records every JSON body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/monitor"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     hook = Receiver()
@@ -138,28 +105,11 @@ def receiver() -> Iterator[Receiver]:
         hook.close()
 
 
-def use(monkeypatch: pytest.MonkeyPatch, paths: Paths, receiver: Receiver) -> None:
-    """Point the in-process CLI at ``paths`` and the notifications at the receiver."""
-    for name, value in deployment_env(paths.data_dir).items():
-        monkeypatch.setenv(name, value)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                 "LENDGUARD_SMTP_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LENDGUARD_WEBHOOK_URL", receiver.url)
-    get_paths.cache_clear()
-    get_settings.cache_clear()
-
-
 @pytest.fixture(autouse=True)
 def _fresh_paths() -> Iterator[None]:
     yield
     get_paths.cache_clear()
     get_settings.cache_clear()
-
-
-def query(paths: Paths, sql: str) -> pd.DataFrame:
-    with connect_snapshot(paths) as con:
-        return con.execute(sql).df()
 
 
 def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_clears_it(

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from api.log_writer import LogWriteError, LogWriterClosedError, PredictionLogWriter
+from api.log_writer import (
+    LOG_NOTE_COLUMN,
+    TEXT_MAX_CHARS,
+    LogWriteError,
+    LogWriterClosedError,
+    PredictionLogWriter,
+)
 from warehouse.landing import PREDICTION_LOG, LandingWriter
 from warehouse.loan_book import simulated_schema
 from warehouse.prediction_log import prediction_log_schema
@@ -155,3 +161,31 @@ def test_rows_are_refused_when_stopped_or_off_schema(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert files(tmp_path) == []
+
+
+def test_text_that_cannot_be_stored_as_given_is_stored_escaped_and_the_row_says_so(tmp_path: Path) -> None:
+    """Issue 13: a lone surrogate made the whole row fail to encode and it was dropped."""
+    huge = "y" * (TEXT_MAX_CHARS + 10)
+
+    async def main() -> None:
+        writer = writer_for(tmp_path)
+        await writer.start()
+        await writer.append(row("surrogate", status_code=400, application_id="a\ud800b"))
+        await writer.append(row("nul", status_code=400, application_id="a\x00b", error="bad\x00"))
+        await writer.append(row("huge", status_code=400, raw_body=huge))
+        await writer.append(row("bytes", status_code=400, raw_body=b"\xff{"))
+        await writer.append(row("plain", application_id="é-1"))
+        await writer.stop()
+
+    asyncio.run(main())
+    rows = {r["request_id"]: r for r in on_disk(tmp_path).to_pylist()}
+    assert rows["surrogate"]["application_id"] == "a\\ud800b"
+    assert rows["surrogate"][LOG_NOTE_COLUMN] == "application_id: escaped (lone surrogate)"
+    assert (rows["nul"]["application_id"], rows["nul"]["error"]) == ("a\\x00b", "bad\\x00")
+    assert rows["nul"][LOG_NOTE_COLUMN] == "application_id: escaped (NUL); error: escaped (NUL)"
+    assert rows["huge"]["raw_body"] == huge[:TEXT_MAX_CHARS]
+    assert rows["huge"][LOG_NOTE_COLUMN] == f"raw_body: truncated ({TEXT_MAX_CHARS + 10} characters)"
+    assert rows["bytes"]["raw_body"] == "\\xff{"
+    assert rows["bytes"][LOG_NOTE_COLUMN] == "raw_body: escaped (invalid UTF-8)"
+    assert rows["plain"]["application_id"] == "é-1"
+    assert rows["plain"][LOG_NOTE_COLUMN] is None

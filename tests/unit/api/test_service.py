@@ -76,9 +76,20 @@ def test_a_huge_or_broken_body_is_cut_not_fatal() -> None:
     receipt = Receipt.now("/v1/score")
     huge = rejection_row(receipt, status_code=413, error="too big", raw_body=b"x" * 100_000, bundle=None)
     assert len(huge["raw_body"]) < RAW_BODY_MAX_CHARS + 100
+    assert huge["log_note"] == "raw_body: truncated (100000 bytes)"
     broken = rejection_row(receipt, status_code=400, error="bad", raw_body=b"\xff{", bundle=None)
-    assert broken["raw_body"] == "\ufffd{"
+    assert broken["raw_body"] == "\\xff{", "escaped, so the bytes received can be read back"
+    assert broken["log_note"] == "raw_body: escaped (invalid UTF-8)"
     assert broken["application_id"] is None
+
+
+def test_a_body_nested_too_deep_for_any_parser_still_makes_a_row() -> None:
+    """Issue 13: ~1,000 levels raised RecursionError while the row was built, and the request went unlogged."""
+    receipt = Receipt.now("/v1/score")
+    deep = b'{"application_id": "A-1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    row = rejection_row(receipt, status_code=400, error="too deep", raw_body=deep, bundle=None)
+    assert row["raw_body"].startswith('{"application_id": "A-1"')
+    assert row["application_id"] is None, "not parsed at all"
 
 
 @pytest.mark.parametrize(
