@@ -42,7 +42,7 @@ from api.batching import BatcherClosedError
 from api.dashboard.route import dashboard_handler
 from api.failover import current_mode
 from api.handling import score_one
-from api.idempotency import idempotency_lifespan
+from api.idempotency import caller_of, idempotency_lifespan
 from api.log_writer import LogWriteError, PredictionLogWriter
 from api.openapi import ClosedStructSchemaPlugin
 from api.operations import operations
@@ -311,6 +311,7 @@ async def _log_rejected(exc: Exception, scope: Scope) -> None:
     body = await _cached_body(scope)
     row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle,
                         mode=current_mode(app.state))
+    row["caller"] = caller_of(scope)
     try:
         await writer.append(row, started=receipt.started)
     except (LogWriteError, ValueError) as log_exc:

@@ -26,7 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from api.batching import BatcherClosedError
 from api.handling import score_application
-from api.idempotency import fingerprint, request_key, store_of
+from api.idempotency import answer_once
 from api.log_writer import LogWriteError
 from api.schemas import ScoreResponse, build_request_struct
 from api.service import Receipt, ScoringService, new_request_id
@@ -68,12 +68,14 @@ async def score_batch(
     batch_id = uuid.uuid4().hex
     fields = {**(log_fields or {}), "batch_id": batch_id}
 
-    async def one(application: msgspec.Struct) -> ScoreResponse:
+    async def one(index: int, application: msgspec.Struct) -> ScoreResponse:
         receipt = Receipt(new_request_id(), batch_receipt.received_at, batch_receipt.started, batch_receipt.endpoint)
-        return await score_application(scoring, application, receipt, log_fields=fields)
+        # Position and size let a restart rebuild the answer from the log (api.idempotency).
+        return await score_application(scoring, application, receipt,
+                                       log_fields={**fields, "batch_index": index, "batch_size": len(applications)})
 
     # Every application is waited for (no task left running); then the first failure, if any, is the batch's.
-    outcomes = await asyncio.gather(*(one(a) for a in applications), return_exceptions=True)
+    outcomes = await asyncio.gather(*(one(i, a) for i, a in enumerate(applications)), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -96,16 +98,10 @@ def batch_handler(serving: Serving, settings: Settings) -> HTTPRouteHandler:
             if scoring is None:
                 raise ServiceUnavailableException(detail=serving.reason or "the model is not loaded; see /readyz")
             receipt = receipt_of(request.scope)
-            key = request_key(request)
             try:
-                if key is None:
-                    return await score_batch(scoring, data.applications, receipt)
-                print_ = fingerprint(receipt.endpoint, data)
-                fields = {"idempotency_key": key, "idempotency_fingerprint": print_}
-                response, _ = await store_of(request).run(
-                    receipt.endpoint, key, print_,
-                    lambda: score_batch(scoring, data.applications, receipt, log_fields=fields))
-                return response  # type: ignore[no-any-return]
+                return await answer_once(
+                    request, receipt.endpoint, data, BatchScoreResponse,
+                    lambda fields: score_batch(scoring, data.applications, receipt, log_fields=fields))
             except BatcherClosedError as exc:
                 raise ServiceUnavailableException(detail="the service is shutting down; retry") from exc
             except LogWriteError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from api.idempotency import fingerprint, request_key, store_of
+from api.idempotency import answer_once
 from api.schemas import ScoreResponse
 from api.service import Receipt, ScoringService
 from warehouse.loan_book import LoanBookSchema
@@ -53,11 +53,5 @@ async def score_one(scoring: ScoringService, data: msgspec.Struct, request: Requ
     from api.app import receipt_of  # noqa: PLC0415 - api.app imports this module
 
     receipt = receipt_of(request.scope)
-    key = request_key(request)
-    if key is None:
-        return await score_application(scoring, data, receipt)
-    print_ = fingerprint(receipt.endpoint, data)
-    fields = {"idempotency_key": key, "idempotency_fingerprint": print_}
-    response, _ = await store_of(request).run(
-        receipt.endpoint, key, print_, lambda: score_application(scoring, data, receipt, log_fields=fields))
-    return response
+    return await answer_once(request, receipt.endpoint, data, ScoreResponse,
+                             lambda fields: score_application(scoring, data, receipt, log_fields=fields))

@@ -1,21 +1,29 @@
 """Running the API: uvicorn, started programmatically (``lendguard serve`` calls :func:`serve`).
 
-One process, one event loop: scoring is CPU-bound and the prediction log's group commit works per
-process, so scale out with more processes (each with its own ``LENDGUARD_WRITER_ID`` prefix)
-behind a load balancer rather than uvicorn workers sharing an app object.
+One worker process is one event loop: scoring is CPU-bound, so a host uses one worker per core
+(``workers``): uvicorn's supervisor binds the port once and starts that many processes sharing it,
+restarting one that dies. Each worker builds its own app (:func:`worker_app`) with its own
+prediction-log writer id (the configured prefix, or the default, plus its process id), so their
+log files never collide; they share the host's idempotency answers (``api.idempotency``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
+import os
+from typing import Any
 
 import uvicorn
+from litestar import Litestar
+from uvicorn.supervisors import Multiprocess
 
 from api.app import create_app
 from api.settings import Settings, get_settings
-from warehouse.paths import Paths
+from warehouse.errors import LendguardError
+from warehouse.paths import Paths, get_paths
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +33,51 @@ def serve(
     port: int | None = None,
     alias: str | None = None,
     *,
+    workers: int = 1,
     settings: Settings | None = None,
     paths: Paths | None = None,
 ) -> None:
     """Serve the model ``alias`` points at until SIGINT/SIGTERM (then flush the log and exit).
 
     Arguments left as None come from ``settings`` (default: the environment, see ``api.settings``).
+    ``workers`` > 1 runs that many processes on the one port (see the module doc).
     """
+    if workers < 1:
+        raise LendguardError(f"--workers must be at least 1, got {workers}", exit_code=2)
     base = settings or get_settings()
     overrides = {k: v for k, v in {"host": host, "port": port, "model_alias": alias}.items() if v is not None}
     effective = dataclasses.replace(base, **overrides)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(effective, paths)
-    app.on_startup.append(freeze_startup_heap)  # runs after the lifespan has loaded the model
-    log.info("listening on http://%s:%d", effective.host, effective.port)
-    uvicorn.run(
-        app,
-        host=effective.host,
-        port=effective.port,
-        log_config=None,  # keep the process's logging configuration
-        access_log=False,  # every request is in the prediction log already
-        timeout_graceful_shutdown=30,
-    )
+    options: dict[str, Any] = {
+        "host": effective.host,
+        "port": effective.port,
+        "log_config": None,  # keep the process's logging configuration
+        "access_log": False,  # every request is in the prediction log already
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers == 1:
+        log.info("listening on http://%s:%d", effective.host, effective.port)
+        uvicorn.run(_with_frozen_heap(create_app(effective, paths)), **options)
+        return
+    # Each worker is a spawned process: it gets the settings and paths pickled, not the environment.
+    config = uvicorn.Config(functools.partial(worker_app, effective, paths or get_paths()), factory=True,
+                            workers=workers, **options)
+    log.info("listening on http://%s:%d with %d worker processes", effective.host, effective.port, workers)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
+
+def worker_app(settings: Settings, paths: Paths) -> Litestar:
+    """One worker's app: its own log writer prefix (the worker's process id added), same settings."""
+    if not logging.getLogger().handlers:  # a spawned process starts with no logging configured
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    writer_id = None if settings.writer_id is None else f"{settings.writer_id}-{os.getpid()}"
+    return _with_frozen_heap(create_app(dataclasses.replace(settings, writer_id=writer_id), paths))
+
+
+def _with_frozen_heap(app: Litestar) -> Litestar:
+    app.on_startup.append(freeze_startup_heap)  # runs after the lifespan has loaded the model
+    return app
 
 def freeze_startup_heap(_app: object = None) -> None:
     """Exempt everything alive after start-up from the cycle collector's full passes.

@@ -173,7 +173,7 @@ def cmd_reject(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from api.server import serve  # noqa: PLC0415
 
-    serve(host=args.host, port=args.port, alias=args.alias)
+    serve(host=args.host, port=args.port, alias=args.alias, workers=args.workers)
 
 
 def cmd_api_key_create(args: argparse.Namespace) -> None:
@@ -445,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command'
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--alias", default="champion", help="model alias to serve")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes on the one port (one per core; they share idempotency answers)")
 
     _add_api_key_commands(sub)
 
