@@ -13,7 +13,7 @@ The guarantee, precisely:
 * for ``LENDGUARD_IDEMPOTENCY_TTL_SECONDS`` (default 24 h) and up to ``LENDGUARD_IDEMPOTENCY_MAX_KEYS``
   keys (the oldest forgotten first);
 * across the worker processes of one host (``lendguard serve --workers N``): the answers live in a
-  small SQLite file in WAL mode under the data directory (:class:`SharedAnswers`), and a key is
+  small SQLite file in WAL mode beside the landing zone, in the data directory (:class:`SharedAnswers`), and a key is
   claimed there atomically before it is scored, so a duplicate that lands on another worker waits
   for the first worker's answer (polling the file) instead of scoring again. If the claiming worker
   died (killed mid-request), the claim is taken over; if it is alive but has not answered within
@@ -69,7 +69,8 @@ STATE_KEY = "idempotency"
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,128}")
 """1 to 128 visible ASCII characters (a UUID, a ULID, a client's own scheme)."""
 STORE_FILE = "idempotency.sqlite3"
-"""Under ``Paths.state_dir``: the answers shared by the host's worker processes."""
+"""The answers shared by the host's worker processes; beside the landing zone (by default in the data
+directory), since it caches what that landing zone's prediction log holds."""
 IN_PROGRESS_WAIT_SECONDS = 30.0
 """How long a duplicate waits for another live worker's answer before it gets 409 (the graceful
 shutdown's length: a worker answers within it or is gone)."""
@@ -502,7 +503,7 @@ def idempotency_lifespan(settings: Settings, paths: Paths) -> Callable[[Litestar
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        shared = SharedAnswers(paths.state_dir / STORE_FILE, ttl_seconds=settings.idempotency_ttl_seconds,
+        shared = SharedAnswers(paths.landing.parent / STORE_FILE, ttl_seconds=settings.idempotency_ttl_seconds,
                                max_keys=settings.idempotency_max_keys)
         started = time.perf_counter()
         rebuilt = await asyncio.to_thread(rebuild_from_log, shared, paths.landing / PREDICTION_LOG)
