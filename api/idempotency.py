@@ -234,7 +234,18 @@ class SharedAnswers:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process with this id runs on this host (a claim's owner that died never answers)."""
+    """Whether a process with this id runs on this host (a claim's owner that died never answers).
+
+    A killed worker stays a zombie until its parent reaps it (or forever, if its parent died too and
+    nothing reaps orphans), and a zombie still takes signals: on Linux its state in /proc says it is dead.
+    """
+    proc = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            state = proc.read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return False
+        return state not in {"Z", "X"}
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

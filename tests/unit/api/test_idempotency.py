@@ -153,9 +153,13 @@ def test_duplicates_in_two_processes_sharing_the_file_compute_once(tmp_path: Pat
             scope("k"), "another body", compute, ScoreResponse))
 
 
-def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
+def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path, reaped: bool) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    if reaped:
+        dead.wait()
+    else:  # exited, not yet reaped by its parent: it still takes signals
+        os.waitid(os.P_PID, dead.pid, os.WEXITED | os.WNOWAIT)
     orphan = _shared(tmp_path)
     orphan.pid = dead.pid  # claimed by a worker that was then killed before answering
     assert orphan.claim(scope("k"), "fp").mine
@@ -165,6 +169,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 
     store = IdempotencyStore[ScoreResponse](shared=_shared(tmp_path))
     assert asyncio.run(store.run(scope("k"), "fp", compute, ScoreResponse)) == (_response("retried"), False)
+    dead.wait()
 
 
 def test_the_shared_file_forgets_expired_answers_and_the_oldest_beyond_the_limit(tmp_path: Path) -> None:
