@@ -14,18 +14,22 @@ import functools
 import gc
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from litestar import Litestar
 from uvicorn.supervisors import Multiprocess
 
-from api.app import create_app
 from api.settings import Settings, get_settings
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 
+if TYPE_CHECKING:
+    from litestar import Litestar
+
 log = logging.getLogger(__name__)
+HEALTHCHECK_SECONDS = 60
+"""How long the supervisor waits for a worker's answer to its health check before it kills and replaces
+the worker: generous, as a worker on a busy host takes many seconds to start answering."""
 
 
 def serve(
@@ -58,11 +62,11 @@ def serve(
     }
     if workers == 1:
         log.info("listening on http://%s:%d", effective.host, effective.port)
-        uvicorn.run(_with_frozen_heap(create_app(effective, paths)), **options)
+        uvicorn.run(_app(effective, paths), **options)
         return
     # Each worker is a spawned process: it gets the settings and paths pickled, not the environment.
     config = uvicorn.Config(functools.partial(worker_app, effective, paths or get_paths()), factory=True,
-                            workers=workers, **options)
+                            workers=workers, timeout_worker_healthcheck=HEALTHCHECK_SECONDS, **options)
     log.info("listening on http://%s:%d with %d worker processes", effective.host, effective.port, workers)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
@@ -72,10 +76,15 @@ def worker_app(settings: Settings, paths: Paths) -> Litestar:
     if not logging.getLogger().handlers:  # a spawned process starts with no logging configured
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     writer_id = None if settings.writer_id is None else f"{settings.writer_id}-{os.getpid()}"
-    return _with_frozen_heap(create_app(dataclasses.replace(settings, writer_id=writer_id), paths))
+    return _app(dataclasses.replace(settings, writer_id=writer_id), paths)
 
 
-def _with_frozen_heap(app: Litestar) -> Litestar:
+def _app(settings: Settings, paths: Paths | None) -> Litestar:
+    # Start-up cost: a spawned worker imports this module to unpickle worker_app before it can answer
+    # the supervisor's health checks, and the app's imports take seconds; the supervisor never needs them.
+    from api.app import create_app  # noqa: PLC0415
+
+    app = create_app(settings, paths)
     app.on_startup.append(freeze_startup_heap)  # runs after the lifespan has loaded the model
     return app
 
