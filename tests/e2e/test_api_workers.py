@@ -164,7 +164,7 @@ class KeyedLoad:
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self, clients: int = 8) -> KeyedLoad:
+    def start(self, clients: int = 12) -> KeyedLoad:
         self.threads = [threading.Thread(target=self._client, args=(c,), daemon=True) for c in range(clients)]
         for thread in self.threads:
             thread.start()
@@ -211,6 +211,8 @@ def test_kill_9_of_one_worker_under_load_loses_no_acknowledged_request(
     try:
         load.wait_for(300)
         victim = server.worker_pids()[0]
+        while str(victim) not in writers(landing):  # the victim serves part of the load
+            load.wait_for(len(load.ok_ids) + 50)
         os.kill(victim, signal.SIGKILL)
         answered_at_kill = len(load.ok_ids)
         load.wait_for(answered_at_kill + 300)  # the other worker serves on; the supervisor replaces the dead one
