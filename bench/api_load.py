@@ -52,6 +52,8 @@ import uvloop
 
 HERE = Path(__file__).resolve().parent
 PORTS = {"bare": 8412, "api-1": 8411, "api-2": 8413, "flask": 8414}
+READY_LINES = {"api-2": "start-up heap frozen", "flask": "flask baseline ready"}
+"""What each of a 2-worker server's workers logs once it has loaded the model."""
 GOAL_FLASK_RATIO, GOAL_P99_MS, GOAL_RATE = 20.0, 20.0, 1000.0
 
 
@@ -304,8 +306,8 @@ def main() -> None:
             server_env = {**env, **api_env} if name.startswith("api") else env
             process = start(commands(port)[name], port, folder / f"{name}.log", server_env)
             try:
-                if name == "api-2":  # ready once one worker is: wait for the other too
-                    wait_for_line(folder / f"{name}.log", "start-up heap frozen", times=2)
+                if name in READY_LINES:  # ready once one worker is: wait for the other too
+                    wait_for_line(folder / f"{name}.log", READY_LINES[name], times=2)
                 url, metrics_port = f"http://127.0.0.1:{port}/v1/score", port if name == "api-1" else None
                 wrk(url, 8, 2, script)  # warm-up
                 results["closed_loop"][name] = [

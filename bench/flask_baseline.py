@@ -11,6 +11,7 @@ durably). Paths come from the environment (``LENDGUARD_DATA_DIR``), as for the A
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -33,6 +34,7 @@ db = sqlite3.connect(paths.data_dir / "flask_baseline.sqlite3", timeout=30, isol
 db.execute("create table if not exists requests"
            " (request_id text primary key, received_at real, body text, probability real, decision text)")
 app = Flask(__name__)
+logging.getLogger("gunicorn.error").info("flask baseline ready: %s version %s", bundle.name, bundle.version)
 
 
 @app.post("/v1/score")
