@@ -182,16 +182,19 @@ class KeyedLoad:
             time.sleep(0.02)
 
     def _client(self, number: int) -> None:
+        """One keep-alive connection (the kernel gave it to one worker); a cut one is replaced."""
+        client = httpx.Client(timeout=60)
         index = number
         while not self.stop.is_set():
             body, key = application(index), f"load-{number}-{index}"
             index += 1000
-            for _ in range(20):  # a connection the kill cut is retried with the same key
+            for _ in range(20):  # a request the kill cut is retried with the same key, on a new connection
                 try:
-                    with httpx.Client(timeout=60) as client:
-                        response = client.post(f"{self.url}/v1/score", json=body, headers={HEADER: key})
+                    response = client.post(f"{self.url}/v1/score", json=body, headers={HEADER: key})
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
+                    client.close()
+                    client = httpx.Client(timeout=60)
                 else:
                     outcome = str(response.status_code)
                 with self.lock:
@@ -201,6 +204,7 @@ class KeyedLoad:
                 if outcome == "200":
                     break
                 time.sleep(0.05)
+        client.close()
 
 
 def test_kill_9_of_one_worker_under_load_loses_no_acknowledged_request(
@@ -210,9 +214,7 @@ def test_kill_9_of_one_worker_under_load_loses_no_acknowledged_request(
     load = KeyedLoad(server.url).start()
     try:
         load.wait_for(300)
-        victim = server.worker_pids()[0]
-        while str(victim) not in writers(landing):  # the victim serves part of the load
-            load.wait_for(len(load.ok_ids) + 50)
+        victim = next(pid for pid in server.worker_pids() if str(pid) in writers(landing))  # one serving the load
         os.kill(victim, signal.SIGKILL)
         answered_at_kill = len(load.ok_ids)
         load.wait_for(answered_at_kill + 300)  # the other worker serves on; the supervisor replaces the dead one
