@@ -52,6 +52,7 @@ import yaml
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope as ASGIScope
 
 from warehouse.errors import LendguardError
 
@@ -268,10 +269,16 @@ async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     connection.scope.setdefault("state", {})[CALLER_STATE_KEY] = key
 
 
+def caller_of(scope: ASGIScope) -> str:
+    """The name of the API key that made the request; ``""`` when none did (open mode, or refused
+    before its key was checked). The prediction log's ``caller`` column, and the idempotency scope."""
+    key = scope.get("state", {}).get(CALLER_STATE_KEY)
+    return key.name if isinstance(key, ApiKey) else ""
+
+
 def caller_name(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """Who made an authenticated request: its key's name (``anonymous`` while auth is off)."""
-    key = connection.scope.get("state", {}).get(CALLER_STATE_KEY)
-    return key.name if isinstance(key, ApiKey) else ANONYMOUS
+    """Who made an authenticated request, as admin records name them (``anonymous`` while auth is off)."""
+    return caller_of(connection.scope) or ANONYMOUS
 
 
 # ----- minting (the CLI) --------------------------------------------------------------------------

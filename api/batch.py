@@ -58,12 +58,14 @@ async def score_batch(
     batch_id = uuid.uuid4().hex
     fields = {**(log_fields or {}), "batch_id": batch_id}
 
-    async def one(application: msgspec.Struct) -> ScoreResponse:
+    async def one(index: int, application: msgspec.Struct) -> ScoreResponse:
         receipt = Receipt(new_request_id(), batch_receipt.received_at, batch_receipt.started, batch_receipt.endpoint)
-        return await score_application(scoring, application, receipt, log_fields=fields)
+        # Position and size let a restart rebuild the answer from the log (api.idempotency).
+        return await score_application(scoring, application, receipt,
+                                       log_fields={**fields, "batch_index": index, "batch_size": len(applications)})
 
     # Every application is waited for (no task left running); then the first failure, if any, is the batch's.
-    outcomes = await asyncio.gather(*(one(a) for a in applications), return_exceptions=True)
+    outcomes = await asyncio.gather(*(one(i, a) for i, a in enumerate(applications)), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

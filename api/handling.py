@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from api.idempotency import IdempotencyStore, fingerprint
+from api.idempotency import IdempotencyStore, KeyScope, fingerprint
 from api.schemas import ScoreResponse
 from api.service import Receipt, ScoringService
 from warehouse.loan_book import LoanBookSchema
@@ -51,23 +51,27 @@ async def score_application(
 
 
 async def once_per_key(
-    body: msgspec.Struct, receipt: Receipt, key: str | None, store: IdempotencyStore[R],
-    answer: Callable[[dict[str, Any]], Awaitable[R]],
+    body: msgspec.Struct, receipt: Receipt, *, caller: str, key: str | None, store: IdempotencyStore[R],
+    response_type: type[R], answer: Callable[[dict[str, Any]], Awaitable[R]],
 ) -> R:
-    """``answer(log_fields)``, computed once per ``Idempotency-Key`` (every time without one).
+    """``answer(log_fields)``, computed once per (caller, ``Idempotency-Key``), every time without a key.
 
-    With a key, the log rows carry it and the body's fingerprint (``api.idempotency``)."""
+    The log rows carry the caller; with a key, also the key and the body's fingerprint
+    (``api.idempotency``: the answer is shared by the host's workers and rebuilt from the log)."""
+    fields: dict[str, Any] = {"caller": caller}
     if key is None:
-        return await answer({})
+        return await answer(fields)
     print_ = fingerprint(receipt.endpoint, body)
-    fields = {"idempotency_key": key, "idempotency_fingerprint": print_}
-    result, _ = await store.run(receipt.endpoint, key, print_, lambda: answer(fields))
+    fields.update(idempotency_key=key, idempotency_fingerprint=print_)
+    result, _ = await store.run(KeyScope(receipt.endpoint, caller, key), print_, lambda: answer(fields), response_type)
     return result
 
 
 async def score_one(
-    scoring: ScoringService, data: msgspec.Struct, receipt: Receipt, key: str | None, store: IdempotencyStore[Any]
+    scoring: ScoringService, data: msgspec.Struct, receipt: Receipt, *, caller: str, key: str | None,
+    store: IdempotencyStore[Any],
 ) -> ScoreResponse:
-    """``POST /v1/score``: one application, answered once per ``Idempotency-Key``."""
+    """``POST /v1/score``: one application, answered once per (caller, ``Idempotency-Key``)."""
     return await once_per_key(
-        data, receipt, key, store, lambda fields: score_application(scoring, data, receipt, log_fields=fields))
+        data, receipt, caller=caller, key=key, store=store, response_type=ScoreResponse,
+        answer=lambda fields: score_application(scoring, data, receipt, log_fields=fields))

@@ -32,6 +32,7 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
 
+from api.auth import caller_of
 from api.batching import BatcherClosedError
 from api.failover import FailoverFollower
 from api.idempotency import IdempotencyStore, store_of
@@ -254,6 +255,7 @@ async def log_rejected(exc: Exception, scope: Scope) -> None:
     bundle = state.models.bundle or serving.bundle  # the version serving when it was rejected
     body = await _cached_body(scope)
     row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle, mode=state.mode)
+    row["caller"] = caller_of(scope)
     try:
         await writer.append(row, started=receipt.started)
     except (LogWriteError, ValueError) as log_exc:

@@ -1,22 +1,32 @@
-"""Benchmark: the scoring API under load on loopback, with a bare Litestar endpoint as the ceiling.
+"""Benchmark: the scoring API under load on loopback, 1 worker vs 2 workers, against a bare Litestar
+endpoint (the ceiling) and a seed-style Flask baseline (the floor).
 
     .venv/bin/python bench/api_load.py --out bench/results/api-load.json
 
-Sets up a fresh deployment (simulated loans, trained, gated, approved), then starts two servers in
-their own processes, each one uvicorn process like production: ``lendguard serve`` (validation,
-micro-batched scoring with the compiled SQL, reason codes, durable group-commit prediction log)
-and ``bench/bare_app.py`` (parse JSON, answer a constant). Both are measured in the same run:
+Sets up a fresh deployment (simulated loans, trained, gated, approved), then measures four servers
+in the same run, one at a time (each started, measured, stopped, so none competes with another):
+
+* ``api-1``: ``lendguard serve`` (validation, micro-batched scoring with the compiled SQL, reason
+  codes, durable group-commit prediction log), one uvicorn process as in production;
+* ``api-2``: ``lendguard serve --workers 2``: two such processes on one port;
+* ``bare``: ``bench/bare_app.py`` (parse JSON, answer a constant), one uvicorn process;
+* ``flask``: ``bench/flask_baseline.py`` under gunicorn with 2 sync workers (scikit-learn pipeline,
+  one committed SQLite insert per request).
+
+Each is measured with:
 
 * closed loop: ``wrk`` (Debian package) at several connection counts, 10 s each, POSTing real
   applications in rotation (a Lua script); throughput and wrk's p50/p99;
-* open loop: a fixed arrival rate (default 1,000 requests/s) from an asyncio generator with
-  keep-alive connections; latency is measured from each request's *scheduled* send time, so a
-  stalled server cannot hide its queueing (no coordinated omission);
-* the API process's peak resident memory (``VmHWM``) after the runs, and the prediction log's rows
-  (every 200 must be logged).
+* open loop (not for ``flask``: gunicorn's sync workers close every connection, and the generator
+  keeps its connections alive): a fixed arrival rate (default 500 and 1,000 requests/s) from an
+  asyncio generator; latency is measured from each request's *scheduled* send time, so a stalled
+  server cannot hide its queueing (no coordinated omission);
+* the server's CPU per request (all its processes), its peak resident memory (``VmHWM``, summed over
+  its processes), and for the API the prediction log's rows (every 200 must be logged).
 
-The load generators share the 2 cores with the server: the numbers are what one machine does with
-both, not the server alone.
+The load generators share the 2 cores with the servers: the numbers are what one machine does with
+both, not the server alone. The goals (issue 13): api-2 ≥ 20× flask's best closed-loop throughput,
+and api-2's open-loop p99 ≤ 20 ms at 1,000 requests/s; ``goals`` in the output says whether they held.
 """
 
 from __future__ import annotations
@@ -39,10 +49,27 @@ import httpx
 import numpy as np
 import uvloop
 
-from lendguard.processes import serve_command, start_server
+from lendguard.processes import start_server
 
 HERE = Path(__file__).resolve().parent
-API_PORT, BARE_PORT = 8411, 8412
+PORTS = {"bare": 8412, "api-1": 8411, "api-2": 8413, "flask": 8414}
+STARTUP_SECONDS = 600
+"""A server loads MLflow and the model first: minutes on a machine busy with other work."""
+READY_LINES = {"api-2": "start-up heap frozen", "flask": "flask baseline ready"}
+"""What each of a 2-worker server's workers logs once it has loaded the model."""
+GOAL_FLASK_RATIO, GOAL_P99_MS, GOAL_RATE = 20.0, 20.0, 1000.0
+
+
+def commands(port: int) -> dict[str, list[str]]:
+    """How each measured server is started, on ``port``."""
+    serve = [sys.executable, "-m", "lendguard.cli", "serve", "--port", str(port)]
+    return {
+        "bare": [sys.executable, str(HERE / "bare_app.py"), str(port)],
+        "api-1": serve,
+        "api-2": [*serve, "--workers", "2"],
+        "flask": [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "--timeout", "120",
+                  "-b", f"127.0.0.1:{port}", "--chdir", str(HERE), "flask_baseline:app"],
+    }
 
 
 def setup(loans: int) -> Any:
@@ -69,6 +96,14 @@ def bodies(n: int) -> list[dict[str, Any]]:
     book = simulated_schema()
     rows = simulate_traffic("stable", n, seed=7).select([*book.input_names, book.group_column]).to_pylist()
     return [{**row, "application_id": f"bench-{i}"} for i, row in enumerate(rows)]
+
+
+def wait_for_line(log: Path, text: str, *, times: int, timeout: float = STARTUP_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count(text) < times:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{text!r} not logged {times} times; see {log}")
+        time.sleep(0.25)
 
 
 def lua_script(sample: list[dict[str, Any]], folder: Path) -> Path:
@@ -149,10 +184,25 @@ def open_loop(port: int, sample: list[dict[str, Any]], rate: float, seconds: flo
         return runner.run(_open_loop(port, payloads, rate, seconds, connections=64))
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers), from /proc."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found.extend(process_tree(int(child)))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of ``pid`` and its descendants so far (from /proc)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def gc_pauses(port: int) -> dict[str, float]:
@@ -164,7 +214,8 @@ def gc_pauses(port: int) -> dict[str, float]:
 
 
 def measured(pid: int, port: int | None, run: Any) -> dict[str, Any]:
-    """``run()``'s result plus the server's CPU per request and, for the API, its full GC passes."""
+    """``run()``'s result plus the server's CPU per request and, for the 1-worker API (one process
+    answers /metrics), its full GC passes."""
     cpu, pauses = cpu_seconds(pid), gc_pauses(port) if port else {}
     result = run()
     answered = result.get("requests") or round(result["requests_per_s"] * result["seconds"])
@@ -177,8 +228,12 @@ def measured(pid: int, port: int | None, run: Any) -> dict[str, Any]:
 
 
 def peak_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
+    """Peak resident memory of ``pid`` and its descendants, summed (each process's own peak)."""
+    total = 0
+    for member in process_tree(pid):
+        status = Path(f"/proc/{member}/status").read_text()
+        total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+    return round(total / 1024, 1)
 
 
 def logged_rows(landing: Path) -> int:
@@ -189,6 +244,23 @@ def logged_rows(landing: Path) -> int:
                           "where status_code = 200").fetchone()[0])  # type: ignore[index]
 
 
+def goals(results: dict[str, Any], best: dict[str, float]) -> dict[str, Any]:
+    """Whether api-2 reached the issue's goals (None where this run did not measure what a goal needs)."""
+    ratio = best["api-2"] / best["flask"] if {"api-2", "flask"} <= best.keys() else None
+    at_rate = [r for r in results["open_loop"].get("api-2", []) if r["target_rate"] == GOAL_RATE]
+    p99 = at_rate[0]["p99_ms"] if at_rate else None
+    return {
+        "api2_over_flask_throughput": None if ratio is None else round(ratio, 1),
+        "api2_over_api1_throughput": round(best["api-2"] / best["api-1"], 2) if {"api-1", "api-2"} <= best.keys()
+        else None,
+        "api2_share_of_bare_throughput": round(best["api-2"] / best["bare"], 3) if {"api-2", "bare"} <= best.keys()
+        else None,
+        f"throughput_at_least_{GOAL_FLASK_RATIO:.0f}x_flask": None if ratio is None else ratio >= GOAL_FLASK_RATIO,
+        f"api2_p99_ms_at_{GOAL_RATE:.0f}_per_s": p99,
+        f"p99_at_most_{GOAL_P99_MS:.0f}_ms": None if p99 is None else p99 <= GOAL_P99_MS,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loans", type=int, default=30_000)
@@ -197,6 +269,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, nargs="+", default=[500.0, 1000.0])
     parser.add_argument("--api-env", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra settings for the API process, e.g. LENDGUARD_LOG_MAX_WAIT_MS=0")
+    parser.add_argument("--servers", nargs="+", choices=list(PORTS), default=list(PORTS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -211,39 +284,42 @@ def main() -> None:
         sample = bodies(2_000)
         script = lua_script(sample, folder)
         api_env = dict(setting.split("=", 1) for setting in args.api_env)
-        api = start_server(serve_command(API_PORT), port=API_PORT, log_path=folder / "api.log",
-                           env={**env, **api_env}, name="the API")
-        bare = start_server([sys.executable, str(HERE / "bare_app.py"), str(BARE_PORT)], port=BARE_PORT,
-                            log_path=folder / "bare.log", env=env, name="the bare app",
-                            ready_statuses={200, 404, 405})  # it has no /readyz: any answer means it listens
-        results: dict[str, Any] = {"closed_loop": {"api": [], "bare": []}, "open_loop": {"api": [], "bare": []}}
-        try:
-            for name, port, server in (("bare", BARE_PORT, bare), ("api", API_PORT, api)):
-                url, metrics_port = f"http://127.0.0.1:{port}/v1/score", port if name == "api" else None
+        results: dict[str, Any] = {"closed_loop": {}, "open_loop": {}, "peak_rss_mb": {}}
+        for name in args.servers:
+            port = PORTS[name]
+            server_env = {**env, **api_env} if name.startswith("api") else env
+            # Any answer means it listens: the bare and Flask apps have no /readyz.
+            server = start_server(commands(port)[name], port=port, log_path=folder / f"{name}.log", env=server_env,
+                                  name=name, timeout=STARTUP_SECONDS, ready_statuses={200, 404, 405})
+            process = server.process
+            try:
+                if name in READY_LINES:  # ready once one worker is: wait for the other too
+                    wait_for_line(folder / f"{name}.log", READY_LINES[name], times=2)
+                url, metrics_port = f"http://127.0.0.1:{port}/v1/score", port if name == "api-1" else None
                 wrk(url, 8, 2, script)  # warm-up
-                for connections in args.connections:
-                    results["closed_loop"][name].append(measured(
-                        server.pid, metrics_port, lambda c=connections, u=url: wrk(u, c, args.seconds, script)))
-                for rate in args.rate:
-                    results["open_loop"][name].append(measured(
-                        server.pid, metrics_port, lambda r=rate, p=port: open_loop(p, sample, r, args.seconds)))
-            for name, server in (("api", api), ("bare", bare)):
-                if server.process.poll() is not None:
+                results["closed_loop"][name] = [
+                    measured(process.pid, metrics_port, lambda c=connections, u=url: wrk(u, c, args.seconds, script))
+                    for connections in args.connections]
+                if name != "flask":
+                    results["open_loop"][name] = [
+                        measured(process.pid, metrics_port,
+                                 lambda r=rate, p=port: open_loop(p, sample, r, args.seconds))
+                        for rate in args.rate]
+                if process.poll() is not None:
                     log = (folder / f"{name}.log").read_text()[-3000:]
-                    raise RuntimeError(
-                        f"the {name} server exited with {server.process.returncode} during the runs:\n{log}")
-            results["api_peak_rss_mb"] = peak_rss_mb(api.pid)
-            results["bare_peak_rss_mb"] = peak_rss_mb(bare.pid)
-        finally:
-            for server in (api, bare):
-                server.stop(60)
+                    raise RuntimeError(f"the {name} server exited with {process.returncode} during the runs:\n{log}")
+                results["peak_rss_mb"][name] = peak_rss_mb(process.pid)
+            finally:
+                server.stop(90)
         results["api_logged_200_rows"] = logged_rows(folder / "landing")
-    best = {name: max(r["requests_per_s"] for r in results["closed_loop"][name]) for name in ("api", "bare")}
+    best = {name: max(r["requests_per_s"] for r in runs) for name, runs in results["closed_loop"].items()}
     record = {
         "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_at_end": os.getloadavg()},
         "loans": args.loans, "api_env": api_env, **results,
-        "api_share_of_bare_throughput": round(best["api"] / best["bare"], 3),
+        "best_closed_loop_requests_per_s": best,
+        "goals": goals(results, best),
     }
     print(json.dumps(record, indent=2))
     if args.out:

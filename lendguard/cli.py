@@ -388,18 +388,21 @@ _decision_command("reject")
 # --- serving -----------------------------------------------------------------------------------
 
 
-@cli.command(epilog=_examples("lendguard serve", "lendguard serve --host 0.0.0.0 --port 8080"))
+@cli.command(epilog=_examples("lendguard serve", "lendguard serve --host 0.0.0.0 --port 8080",
+                              "lendguard serve --workers 2"))
 @click.option("--host", default=None, help="Interface to listen on.",
               show_default="$LENDGUARD_API_HOST, else 127.0.0.1")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port to listen on.",
               show_default="$LENDGUARD_API_PORT, else 8000")
 @click.option("--alias", default=None, help="Model alias to serve.",
               show_default="$LENDGUARD_MODEL_ALIAS, else champion")
-def serve(host: str | None, port: int | None, alias: str | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1,
+              help="Processes serving the one port (one per core); they share the host's idempotency answers.")
+def serve(host: str | None, port: int | None, alias: str | None, workers: int) -> None:
     """Run the scoring API (Litestar under uvicorn) until stopped."""
     from api.server import serve as run_server  # noqa: PLC0415  # Litestar/MLflow: only when used
 
-    run_server(host=host, port=port, alias=alias)
+    run_server(host=host, port=port, alias=alias, workers=workers)
 
 
 @cli.group("api-key", context_settings=CONTEXT, epilog=_examples("lendguard api-key create ops --scope admin"))

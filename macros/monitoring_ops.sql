@@ -1,11 +1,12 @@
 {#-
-    The operations rollup behind mon_ops_hourly, mon_ops_daily and mon_ops_deployment: the same
-    measures over one window kind (see monitoring_windows.sql), per model version.
+    The operations rollup behind mon_ops_hourly, mon_ops_daily, mon_ops_deployment and
+    mon_ops_callers_daily: the same measures over one window kind (see monitoring_windows.sql), per
+    model version and per each `group_by` column (caller: the API key's name).
     Error kinds, from the HTTP status: validation = 4xx other than 401/403 (the request was
     wrong), auth = 401/403, server = 5xx, of which withheld = 503 (no model loaded, or the log row
     could not be made durable, so no decision was given).
 -#}
-{% macro mon_ops_rollup(kind) %}
+{% macro mon_ops_rollup(kind, group_by=[]) %}
 
 {%- set aggregates -%}
         cast(count(*) as bigint) as requests,
@@ -33,6 +34,7 @@ with requests as (
         request_id,
         event_at,
         coalesce(model_version, '(none)') as model_version,
+        coalesce(caller, '') as caller,
         status_code,
         decision,
         mode,
@@ -45,7 +47,7 @@ with requests as (
 
 windows as (
 
-    {{ monitoring_aggregate('requests', aggregates, kinds=[kind]) }}
+    {{ monitoring_aggregate('requests', aggregates, kinds=[kind], group_by=group_by) }}
 
 ),
 

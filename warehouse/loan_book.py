@@ -26,8 +26,8 @@ RESERVED_NAMES = frozenset({
     # prediction-log meta columns (warehouse.prediction_log.META_FIELDS) and staging's event_at
     "request_id", "application_id", "received_at", "occurred_at", "event_at", "endpoint", "status_code", "error",
     "raw_body", "model_name", "model_version", "threshold", "probability", "decision", "mode", "latency_ms",
-    "batch_id", "idempotency_key", "idempotency_fingerprint", "unknown_categories", "reason_codes",
-    "log_note",
+    "batch_id", "batch_index", "batch_size", "idempotency_key", "idempotency_fingerprint", "unknown_categories",
+    "reason_codes", "caller", "log_note",
 })
 """Names the warehouse gives its own columns; a loan-book feature may not take one of them."""
 

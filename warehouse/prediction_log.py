@@ -33,10 +33,13 @@ META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("latency_ms", pa.float64()),
     pa.field("reason_codes", pa.string()),  # JSON list of {feature, impact}, largest first
     pa.field("batch_id", pa.string()),
+    pa.field("batch_index", pa.int32()),  # the application's position in its batch (0-based)
+    pa.field("batch_size", pa.int32()),  # how many applications its batch held
     pa.field("idempotency_key", pa.string()),
     pa.field("idempotency_fingerprint", pa.string()),
     pa.field("unknown_categories", pa.string()),
     pa.field("log_note", pa.string()),  # which values were stored escaped or cut, and why (api.log_writer)
+    pa.field("caller", pa.string()),  # the API key's name; "" in open mode or when refused before auth
 )
 
 

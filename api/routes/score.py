@@ -19,6 +19,7 @@ from litestar import Request, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 
+from api.auth import caller_of
 from api.batch import (
     APPLICATION_MAX_BYTES,
     BATCH_REQUEST_STRUCT_NAME,
@@ -58,7 +59,8 @@ async def score(
     request: Request[Any, Any, Any],
 ) -> ScoreResponse:
     with scoring_failures("the decision could not be logged; retry later"):
-        return await score_one(scoring, data, receipt, request_key(request), idempotency)
+        return await score_one(scoring, data, receipt, caller=caller_of(request.scope), key=request_key(request),
+                               store=idempotency)
 
 
 async def score_many(
@@ -67,8 +69,9 @@ async def score_many(
 ) -> BatchScoreResponse:
     with scoring_failures("the batch's decisions could not all be logged; retry later"):
         return await once_per_key(
-            data, receipt, request_key(request), idempotency,
-            lambda fields: score_batch(scoring, data.applications, receipt, log_fields=fields))
+            data, receipt, caller=caller_of(request.scope), key=request_key(request), store=idempotency,
+            response_type=BatchScoreResponse,
+            answer=lambda fields: score_batch(scoring, data.applications, receipt, log_fields=fields))
 
 
 async def score_unavailable(app_state: AppState) -> ScoreResponse:

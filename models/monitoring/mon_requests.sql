@@ -22,9 +22,9 @@
 {%- set lb = var('loan_book') -%}
 {%- set inputs = lb.numeric_features + lb.categorical_features -%}
 {%- set columns = ['received_at', 'status_code', 'decision', 'mode', 'probability', 'threshold', 'latency_ms',
-                   'fairness_group'] + inputs -%}
+                   'fairness_group', 'caller'] + inputs -%}
 {#- A table built before it held the inputs and the numberings is rebuilt whole (every row replaces itself). -#}
-{%- set incremental = drift_incremental_ready(['received_at', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
+{%- set incremental = drift_incremental_ready(['received_at', 'caller', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
 
 with requests as (
 
@@ -75,6 +75,7 @@ final as (
         threshold,
         latency_ms,
         fairness_group,
+        caller,
         {%- for name in inputs %}
         {{ name }},
         {%- endfor %}

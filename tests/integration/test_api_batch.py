@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from api.auth import create_key
 from api.http import app_state
-from api.idempotency import HEADER
+from api.idempotency import HEADER, STORE_FILE
 from api.routes.score import BATCH_PATH, SCORE_PATH
 from ml.registry import load_bundle
 from ml.scoring import FeatureScorer
@@ -162,14 +164,44 @@ def test_batch_retries_are_idempotent_too(client: TestClient, api_paths: Paths) 
 
 
 def test_keys_survive_a_restart_through_the_log(client: TestClient, api_paths: Paths) -> None:
+    """Single and batch answers, rebuilt from the log alone: the shared answers file is lost too."""
     body = application(19)
+    batch = {"applications": [application(i) for i in range(26, 29)]}
     first = client.post(SCORE_PATH, json=body, headers={HEADER: "restart-1"}).json()
+    first_batch = client.post(BATCH_PATH, json=batch, headers={HEADER: "restart-batch"}).json()
+    for path in api_paths.landing.parent.glob(f"{STORE_FILE}*"):
+        path.unlink()
     restarted = create_app(ApiSettings(writer_id="test-batch-2", batch_max_items=MAX_ITEMS, model_poll_seconds=0),
                            api_paths)
     with TestClient(restarted) as fresh:
         assert fresh.post(SCORE_PATH, json=body, headers={HEADER: "restart-1"}).json() == first
         assert fresh.post(SCORE_PATH, json=application(18), headers={HEADER: "restart-1"}).status_code == 422
+        assert fresh.post(BATCH_PATH, json=batch, headers={HEADER: "restart-batch"}).json() == first_batch
     assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "restart-1"]) == 1
+    assert len([r for r in all_log_rows(api_paths) if r["idempotency_key"] == "restart-batch"]) == 3
+
+
+def test_keys_are_per_caller_and_every_row_names_its_caller(api_paths: Paths, tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.yml"
+    alice, bob = (create_key(keys_file, name, ["score"]) for name in ("alice", "bob"))
+    app = create_app(ApiSettings(writer_id="test-callers", model_poll_seconds=0, api_keys_file=keys_file), api_paths)
+    with TestClient(app) as callers:
+        def post(key: str, body: dict[str, Any]) -> Any:
+            return callers.post(SCORE_PATH, json=body, headers={HEADER: "shared-key", "X-API-Key": key})
+
+        from_alice = post(alice, application(30))
+        from_bob = post(bob, application(30))
+        assert from_alice.status_code == from_bob.status_code == 200
+        assert from_alice.json()["request_id"] != from_bob.json()["request_id"], "bob's is his own request"
+        assert post(bob, application(30)).json() == from_bob.json(), "and his retry gets his answer"
+        assert post(alice, application(31)).status_code == 422, "alice's key still names alice's request"
+        assert callers.post(SCORE_PATH, json={"nope": 1}, headers={"X-API-Key": bob}).status_code == 400
+    rows = [r for r in all_log_rows(api_paths) if r["request_id"] in {from_alice.json()["request_id"],
+                                                                  from_bob.json()["request_id"]}]
+    assert sorted((r["caller"], r["idempotency_key"]) for r in rows) == [("alice", "shared-key"), ("bob", "shared-key")]
+    refused = [r for r in all_log_rows(api_paths) if r["status_code"] == 400 and r["raw_body"] == '{"nope":1}']
+    assert [r["caller"] for r in refused] == ["bob"], "refused requests name their caller too"
+    assert {r["caller"] for r in all_log_rows(api_paths) if r["idempotency_key"] == "retry-1"} == {""}, "open mode"
 
 
 def test_a_batch_whose_rows_cannot_be_made_durable_is_a_503_and_is_retried_whole(

@@ -77,6 +77,7 @@ def land_log(
         "decision": np.where(flagged, "manual_review", "auto_approve"),
         "mode": "normal",
         "latency_ms": 4.0 + (np.arange(REQUESTS) % 10),
+        "caller": np.where(np.arange(REQUESTS) % 4 == 0, "lender-b", "lender-a"),  # two API keys
     })
     frame[loan_book.group_column] = group
     for feature in (*loan_book.numeric_features, *loan_book.categorical_features):
@@ -208,3 +209,7 @@ def test_a_stable_log_raises_no_critical_alert(
     assert not (alerts.severity == "critical").any(), alerts
     assert not read_failover(paths).active
     assert len(query(paths, "select * from mon_positive_rates where window_kind = 'count' and tested")) > 0
+    callers = query(paths, "select caller, sum(requests) as requests, sum(scored) as scored"
+                           " from mon_ops_callers_daily group by caller order by caller")
+    assert callers.to_dict("list") == {"caller": ["lender-a", "lender-b"], "requests": [3000, 1000],
+                                       "scored": [3000, 1000]}
