@@ -26,7 +26,9 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.auth import create_key
 from api.http import app_state
+from api.routes.admin import ADMIN_MAX_BODY_BYTES
 from api.routes.score import SCORE_PATH
+from api.schemas import REQUEST_ID_HEADER
 from ml import registry
 from ml.registry import MODEL_NAME, ModelBundle, load_version, set_alias
 from ml.scoring import FeatureScorer
@@ -152,10 +154,11 @@ def test_requests_without_the_right_key_get_401_or_403_and_are_logged(
     missing = client.post(SCORE_PATH, json=body)
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"].startswith("Bearer")
-    assert missing.json() == {"status_code": 401, "detail": (
+    assert missing.json() == {"status_code": 401, "request_id": missing.headers[REQUEST_ID_HEADER], "detail": (
         "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")}
     unknown = client.post(SCORE_PATH, json=body, headers={"Authorization": "Bearer lg_not-a-key"})
-    assert unknown.json() == {"status_code": 401, "detail": "unknown API key"}
+    assert unknown.json() == {"status_code": 401, "detail": "unknown API key",
+                              "request_id": unknown.headers[REQUEST_ID_HEADER]}
     wrong = client.post(SCORE_PATH, json=body, headers=as_key(deployment.admin_key))
     assert wrong.status_code == 403
     assert wrong.json()["detail"] == "API key 'alice' lacks the 'score' scope this route needs"
@@ -173,6 +176,8 @@ def test_requests_without_the_right_key_get_401_or_403_and_are_logged(
         (403, "API key 'alice' lacks the 'score' scope this route needs"),
     ], "refused scoring requests are in the log (admin calls are not scoring requests)"
     assert all(r["probability"] is None and r["raw_body"] is None for r in rows if r["status_code"] in {401, 403})
+    logged = {r["request_id"] for r in rows if r["status_code"] in {401, 403}}
+    assert {a.json()["request_id"] for a in (missing, unknown, wrong)} <= logged, "a refusal names its log row"
 
 
 def test_health_metrics_and_docs_stay_open(client: TestClient) -> None:
@@ -214,7 +219,8 @@ def test_an_internal_error_gets_a_generic_500(
 
 
 def test_oversized_admin_bodies_are_refused(client: TestClient, deployment: Deployment) -> None:
-    response = client.post(ADMIN_FAILOVER, json={"reason": "x" * 10_000}, headers=as_key(deployment.admin_key))
+    body = {"by": "ops", "reason": "x" * ADMIN_MAX_BODY_BYTES}
+    response = client.post(ADMIN_FAILOVER, json=body, headers=as_key(deployment.admin_key))
     assert response.status_code == 413
     assert not client.get(ADMIN_FAILOVER, headers=as_key(deployment.admin_key)).json()["active"]
 
