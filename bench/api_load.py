@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
+from record import emit
 
 from lendguard.processes import start_server
 
@@ -321,10 +322,7 @@ def main() -> None:
         "best_closed_loop_requests_per_s": best,
         "goals": goals(results, best),
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

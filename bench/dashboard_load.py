@@ -22,7 +22,6 @@ host does with all of them, and on a shared machine they move with whatever else
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -34,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import bodies, open_loop, setup, start
+from api_load import bodies, open_loop, setup
+from record import emit
+
+from lendguard.processes import start_server
 
 TREE = Path(__file__).resolve().parent.parent
 SCORING_PORT, DASHBOARD_PORT = 8421, 8422
@@ -98,8 +100,8 @@ def main() -> None:
         runs: dict[str, Any] = {}
         scoring_url = f"http://127.0.0.1:{SCORING_PORT}"
 
-        before = start(lendguard(args.before_tree, "serve", "--port", str(SCORING_PORT)), SCORING_PORT,
-                       folder / "before.log", env)
+        before = start_server(lendguard(args.before_tree, "serve", "--port", str(SCORING_PORT)), port=SCORING_PORT,
+                              log_path=folder / "before.log", env=env, timeout=600)
         try:
             open_loop(SCORING_PORT, sample, args.rate, 5)  # warm-up, and rows for the dashboard to show
             from warehouse.build import build  # noqa: PLC0415 - after the environment points at the bench deployment
@@ -108,22 +110,20 @@ def main() -> None:
             runs["before_quiet"] = scoring_run(sample, args.rate, args.seconds, None)
             runs["before_loaded"] = scoring_run(sample, args.rate, args.seconds, f"{scoring_url}/dashboard")
         finally:
-            before.terminate()
-            before.wait(60)
+            before.stop(60)
 
-        after = start(lendguard(args.after_tree, "serve", "--port", str(SCORING_PORT)), SCORING_PORT,
-                      folder / "after.log", env)
-        dashboard = start(lendguard(args.after_tree, "dashboard", "serve", "--port", str(DASHBOARD_PORT)),
-                          DASHBOARD_PORT, folder / "dashboard.log", env)
+        after = start_server(lendguard(args.after_tree, "serve", "--port", str(SCORING_PORT)), port=SCORING_PORT,
+                             log_path=folder / "after.log", env=env, timeout=600)
+        dashboard = start_server(lendguard(args.after_tree, "dashboard", "serve", "--port", str(DASHBOARD_PORT)),
+                                 port=DASHBOARD_PORT, log_path=folder / "dashboard.log", env=env, timeout=600)
         try:
             open_loop(SCORING_PORT, sample, args.rate, 5)  # warm-up
             runs["after_quiet"] = scoring_run(sample, args.rate, args.seconds, None)
             runs["after_loaded"] = scoring_run(sample, args.rate, args.seconds,
                                                f"http://127.0.0.1:{DASHBOARD_PORT}/dashboard")
         finally:
-            for process in (after, dashboard):
-                process.terminate()
-                process.wait(60)
+            for server in (after, dashboard):
+                server.stop(60)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     record = {
         "command": " ".join(["python", *sys.argv]),
@@ -132,10 +132,7 @@ def main() -> None:
                     "note": "shared with other agents' builds and tests while it ran: compare runs, not machines"},
         "loans": args.loans, "rate": args.rate, "seconds": args.seconds, "reloaders": RELOADERS, **runs,
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

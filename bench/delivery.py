@@ -9,7 +9,6 @@ wall time and the peak resident memory of this process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -17,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import emit
 
 
 def main() -> None:
@@ -55,10 +56,7 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "chosen_model": train["model"], "cv": train["candidates"],
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,22 @@ it serves causes no error on either side."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import re
 import shutil
 import signal
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import httpx
-import pyarrow.parquet as pq
 import pytest
 
 from lendguard.processes import ServerProcess, serve_command, start_server
 from tests.support.deployment import deployment_env
+from tests.support.load import ClientLoad
+from tests.support.prediction_log import landed_request_ids
 from tests.support.servers import free_port
 from warehouse.build import build, build_lock, compact_prediction_log
 from warehouse.landing import PREDICTION_LOG, TMP_SUFFIX
@@ -45,61 +43,26 @@ def serve(paths: Paths, landing: Path, writer_id: str, log_path: Path) -> Server
 
 
 @dataclass
-class Load:
+class Load(ClientLoad):
     """Clients sending applications until stopped; what each request got."""
 
-    url: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
     sent: int = 0
-    ok_ids: list[str] = field(default_factory=list)
-    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
-    threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self, workers: int = WORKERS) -> Load:
-        self.threads = [threading.Thread(target=self._client, args=(w,), daemon=True) for w in range(workers)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    def wait_for(self, answers: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.ok_ids) < answers:
-            assert time.monotonic() < deadline, f"only {len(self.ok_ids)} answers: {self.statuses}"
-            time.sleep(0.02)
-
-    def _client(self, worker: int) -> None:
+    def client(self, number: int) -> None:
         with httpx.Client(timeout=30) as client:
-            index = worker
+            index = number
             while not self.stop.is_set():
-                body = {**TRAFFIC[index % len(TRAFFIC)], "application_id": f"load-{worker}-{index}"}
+                body = {**TRAFFIC[index % len(TRAFFIC)], "application_id": f"load-{number}-{index}"}
                 index += WORKERS
                 with self.lock:
                     self.sent += 1
                 try:
                     response = client.post(f"{self.url}/v1/score", json=body)
                 except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
+                    self.record(type(exc).__name__)
                 else:
-                    outcome = str(response.status_code)
-                    if response.status_code == 200:
-                        with self.lock:
-                            self.ok_ids.append(response.json()["request_id"])
-                with self.lock:
-                    self.statuses[outcome] += 1
-
-
-def landed_request_ids(landing: Path) -> collections.Counter[str]:
-    """Every request id in the landed log files, counted (temporary files are not part of the log)."""
-    ids: collections.Counter[str] = collections.Counter()
-    for path in (landing / PREDICTION_LOG).glob("*.parquet"):
-        ids.update(pq.read_table(path, columns=["request_id"])["request_id"].to_pylist())
-    return ids
+                    ok = response.status_code == 200
+                    self.record(str(response.status_code), response.json()["request_id"] if ok else None)
 
 
 @pytest.fixture
@@ -117,7 +80,7 @@ def load_paths(trained_deployment: Paths, tmp_path: Path) -> Paths:
 def test_after_kill_9_under_load_every_answer_is_logged_exactly_once(load_paths: Paths, tmp_path: Path) -> None:
     landing = load_paths.landing
     server = serve(load_paths, landing, "kill-test", tmp_path / "server.log")
-    load = Load(server.url).start()
+    load = Load(server.url).start(WORKERS)
     try:
         load.wait_for(600)  # well into the load, with group commits in flight
         sent_before_kill = load.sent

@@ -12,24 +12,27 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow.parquet as pq
 import pytest
 
 from api.idempotency import HEADER
-from tests.conftest import deployment_env
-from tests.e2e.test_api_under_load import TRAFFIC, free_port, landed_request_ids
+from tests.support.applications import BOOK
+from tests.support.deployment import deployment_env
+from tests.support.load import ClientLoad
+from tests.support.prediction_log import landed_request_ids, landed_rows
+from tests.support.servers import free_port
 from warehouse.landing import PREDICTION_LOG
 from warehouse.paths import Paths
+from warehouse.simulator import simulate_traffic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+TRAFFIC = simulate_traffic("stable", 200, seed=17).select([*BOOK.input_names, BOOK.group_column]).to_pylist()
 
 WRITER = "workers-test"
 
@@ -78,11 +81,6 @@ def _ready_on_every_worker(url: str, workers: int) -> bool:
         return all(httpx.get(f"{url}/readyz", timeout=2).status_code == 200 for _ in range(workers))
     except httpx.HTTPError:
         return False
-
-
-def log_rows(landing: Path, columns: list[str]) -> list[dict[str, Any]]:
-    return [row for path in sorted((landing / PREDICTION_LOG).glob("*.parquet"))
-            for row in pq.read_table(path, columns=columns).to_pylist()]
 
 
 def writers(landing: Path) -> set[str]:
@@ -136,7 +134,7 @@ def test_duplicates_over_two_workers_score_once_and_a_batch_survives_kill_9(
         os.killpg(server.process.pid, signal.SIGKILL)  # the supervisor and both workers, no shutdown
         server.process.wait(timeout=30)
 
-        rows = log_rows(landing, ["request_id", "idempotency_key", "decision"])
+        rows = landed_rows(landing, ["request_id", "idempotency_key", "decision"])
         keyed = collections.Counter(r["idempotency_key"] for r in rows if r["decision"] is not None)
         assert {key: keyed[key] for key in by_key} == dict.fromkeys(by_key, 1), "each key scored once"
         assert keyed["batch-kill"] == 4
@@ -148,40 +146,15 @@ def test_duplicates_over_two_workers_score_once_and_a_batch_survives_kill_9(
         assert retried.json() == first_batch.json(), "the same batch_id and request ids"
     finally:
         server.stop()
-    keyed = collections.Counter(r["idempotency_key"] for r in log_rows(landing, ["idempotency_key"]))
+    keyed = collections.Counter(r["idempotency_key"] for r in landed_rows(landing, ["idempotency_key"]))
     assert keyed["batch-kill"] == 4, "the retry added no rows"
 
 
-@dataclass
-class KeyedLoad:
+class KeyedLoad(ClientLoad):
     """Clients each sending new applications with a fresh Idempotency-Key, retrying a failed one with
     the same key (as a client should), until stopped; the request ids answered 200."""
 
-    url: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    ok_ids: list[str] = field(default_factory=list)
-    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    def start(self, clients: int = 12) -> KeyedLoad:
-        self.threads = [threading.Thread(target=self._client, args=(c,), daemon=True) for c in range(clients)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=120)
-
-    def wait_for(self, answers: int, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.ok_ids) < answers:
-            assert time.monotonic() < deadline, f"only {len(self.ok_ids)} answers: {self.statuses}"
-            time.sleep(0.02)
-
-    def _client(self, number: int) -> None:
+    def client(self, number: int) -> None:
         """One keep-alive connection (the kernel gave it to one worker); a cut one is replaced."""
         client = httpx.Client(timeout=60)
         index = number
@@ -192,17 +165,14 @@ class KeyedLoad:
                 try:
                     response = client.post(f"{self.url}/v1/score", json=body, headers={HEADER: key})
                 except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
+                    self.record(type(exc).__name__)
                     client.close()
                     client = httpx.Client(timeout=60)
                 else:
-                    outcome = str(response.status_code)
-                with self.lock:
-                    self.statuses[outcome] += 1
-                    if outcome == "200":
-                        self.ok_ids.append(response.json()["request_id"])
-                if outcome == "200":
-                    break
+                    ok = response.status_code == 200
+                    self.record(str(response.status_code), response.json()["request_id"] if ok else None)
+                    if ok:
+                        break
                 time.sleep(0.05)
         client.close()
 
@@ -211,7 +181,7 @@ def test_kill_9_of_one_worker_under_load_loses_no_acknowledged_request(
     trained_deployment: Paths, landing: Path, tmp_path: Path,
 ) -> None:
     server = start_workers(trained_deployment, landing, tmp_path / "server.log")
-    load = KeyedLoad(server.url).start()
+    load = KeyedLoad(server.url).start(12)
     try:
         load.wait_for(300)
         victim = next(pid for pid in server.worker_pids() if str(pid) in writers(landing))  # one serving the load
