@@ -26,6 +26,7 @@ test: $(STAMP)
 	@command -v chromium >/dev/null || echo "note: no chromium, so the browser test is skipped; install it with: apt-get install -y chromium chromium-driver (.ci/run does)"
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports  # import layers and cycles: [tool.importlinter] in pyproject.toml
+	$(BIN)/mypy  # types: [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -n 2 --dist loadfile  # two workers, one test file each at a time
 
 lint: $(STAMP)

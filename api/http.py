@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ServiceUnavailableException, ValidationException
 
 from api.auth import caller_of
@@ -275,7 +276,7 @@ def count_requests(app: ASGIApp) -> ASGIApp:
     """Middleware: one ``/metrics`` observation per routed HTTP request, with its status and latency."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         metrics = app_state(scope["litestar_app"]).metrics
@@ -305,7 +306,7 @@ def failover_headers(app: ASGIApp) -> ASGIApp:
     """Middleware: while failover is on, every response says so in its headers (see ``api.failover``)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         follower = app_state(scope["litestar_app"]).failover

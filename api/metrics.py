@@ -46,7 +46,7 @@ _ERROR_KINDS = {400: "validation", 401: "unauthorized", 403: "forbidden", 413: "
 
 # Our exposition never had ``*_created`` series; without this each counter and histogram would add
 # one more gauge series per label set. A process-wide switch of the library: this module is its only user.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
 def error_kind(status: int) -> str | None:

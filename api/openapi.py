@@ -129,7 +129,7 @@ def _statuses(operation: Operation, *, logged: bool) -> list[int]:
 
 
 def _error_response(status: int, *, logged: bool) -> OpenAPIResponse:
-    headers = None
+    headers: dict[str, OpenAPIHeader | Reference] | None = None
     if logged:
         headers = {REQUEST_ID_HEADER: OpenAPIHeader(
             schema=Schema(type=OpenAPIType.STRING), description="The request's row in the prediction log.")}

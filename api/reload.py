@@ -162,7 +162,7 @@ async def start_model(bundle: ModelBundle, writer: PredictionLogWriter, settings
     """A warmed-up, running service for ``bundle``; it answers nothing until installed in a slot."""
     from ml.scoring import FeatureScorer  # noqa: PLC0415 - keeps create_app's import light
 
-    scorer = FeatureScorer(bundle, engine=settings.scoring_engine)  # type: ignore[arg-type]
+    scorer = FeatureScorer(bundle, engine=settings.scoring_engine)
     service = ScoringService(
         bundle, scorer, writer, max_batch=settings.score_max_batch, max_wait_ms=settings.score_max_wait_ms
     )

@@ -128,7 +128,7 @@ def _field(name: str, annotation: Any, nullable: bool) -> tuple[str, Any] | tupl
 def _numeric_type(feature: NumericFeature) -> Any:
     if feature.allowed is not None and feature.integer:
         values = tuple(int(v) for v in feature.allowed)
-        return Annotated[Literal[values], msgspec.Meta(description=feature.description)]  # type: ignore[valid-type]
+        return Annotated[Literal[values], msgspec.Meta(description=feature.description)]
     if feature.integer:
         low = -sys.maxsize if feature.min is None else math.ceil(feature.min)
         high = sys.maxsize if feature.max is None else math.floor(feature.max)
@@ -157,7 +157,7 @@ def _group_type(loan_book: LoanBookSchema) -> Any:
     if loan_book.group_values is None:
         return Annotated[str, _text_meta(description)]
     values = tuple(dict.fromkeys([*loan_book.group_values, *filter(None, [loan_book.group_not_provided])]))
-    return Annotated[Literal[values], msgspec.Meta(description=description)]  # type: ignore[valid-type]
+    return Annotated[Literal[values], msgspec.Meta(description=description)]
 
 
 def _allowed_check(allowed: dict[str, tuple[float, ...]]) -> Any:

@@ -181,7 +181,7 @@ class ScoringService:
         await self.log_writer.append(row, started=receipt.started)
         return response
 
-    def _probabilities(self, requests: list[msgspec.Struct]) -> list[Scored | BaseException]:
+    def _probabilities(self, requests: list[msgspec.Struct]) -> Sequence[Scored | BaseException]:
         """Runs in a worker thread. If a group fails, each request is retried alone, so one
         application the scoring SQL cannot handle does not fail the others."""
         try:

@@ -44,7 +44,7 @@ from warehouse.failover import read_failover, set_failover
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
-from warehouse.settings import get_settings
+from warehouse.settings import NotifySettings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def alert_notification(report: MonitorReport, fallback: str) -> notify.Notificat
 def run_monitor(
     paths: Paths,
     *,
-    settings: notify.NotifySettings | None = None,
+    settings: NotifySettings | None = None,
     actor: str | None = None,
 ) -> MonitorReport:
     """One monitoring run (see the module docstring); raises ``DbtError`` when dbt could not run.

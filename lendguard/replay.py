@@ -49,7 +49,7 @@ def application_bodies(applications: pa.Table, loan_book: LoanBookSchema) -> lis
     """
     columns = [loan_book.group_column, *loan_book.input_names]
     integers = [f.name for f in loan_book.numeric_features if f.integer]
-    rows = applications.select(columns).to_pylist()
+    rows: list[dict[str, Any]] = applications.select(columns).to_pylist()  # pyarrow has no type information
     ids = applications.column("loan_id").to_pylist()
     stamps = (applications.column("occurred_at").to_pylist() if "occurred_at" in applications.column_names
               else [None] * len(rows))

@@ -78,6 +78,7 @@ def _models(paths: Paths) -> dict[str, Any]:
             except MlflowException:
                 aliases[alias] = None
                 continue
+            assert version.run_id is not None, "ml.registry registers every version from its training run"
             run = client.get_run(version.run_id)
             aliases[alias] = {
                 "version": str(version.version),

@@ -172,7 +172,7 @@ def check_inputs(
     if labels.dtype == bool:
         labels = labels.astype(np.int8)
     try:
-        valid = np.isin(labels, (0, 1)).all()
+        valid = bool(np.isin(labels, (0, 1)).all())
     except TypeError:
         valid = False
     if not valid:
@@ -258,7 +258,8 @@ def _gap(rates: list[np.ndarray], length: int) -> np.ndarray:
     if not rates:
         return np.full(length, np.nan)
     stacked = np.vstack(rates)
-    return stacked.max(axis=0) - stacked.min(axis=0)
+    gap: np.ndarray = stacked.max(axis=0) - stacked.min(axis=0)  # numpy types axis reductions as Any
+    return gap
 
 
 # ----- equal-FPR group thresholds ----------------------------------------------------------------

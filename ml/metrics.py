@@ -7,6 +7,7 @@ calibration), so each is defined here once, with the exact statistics the policy
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -134,13 +135,13 @@ def policy_metrics(
     if OVERALL in set(names):
         raise ValueError(f"{OVERALL!r} is reserved for the overall row and cannot be a group")
     flagged = policy.flag(scores, names)
-    options = {"cost_fn": cost_fn, "cost_fp": cost_fp, "alpha": alpha, "bins": calibration_bins}
+    row = partial(_row, cost_fn=cost_fn, cost_fp=cost_fp, alpha=alpha, bins=calibration_bins)
     rows = []
     for group in sorted(set(names)):
         mask = names == group
         threshold = float(policy.threshold_for([group])[0])
-        rows.append(_row(group, labels[mask], scores[mask], flagged[mask], threshold, **options))
-    rows.append(_row(OVERALL, labels, scores, flagged, math.nan, **options))
+        rows.append(row(group, labels[mask], scores[mask], flagged[mask], threshold))
+    rows.append(row(OVERALL, labels, scores, flagged, math.nan))
     return pd.DataFrame(rows, columns=list(POLICY_METRIC_COLUMNS))
 
 

@@ -120,7 +120,9 @@ class FeatureScorer:
     def probabilities(self, applications: pa.Table) -> np.ndarray:
         """Probability of default for each application, in order."""
         if self.engine == "sklearn":
-            return self.bundle.pipeline.predict_proba(self.features(applications))[:, 1]
+            # scikit-learn has no type information: its result is declared here.
+            probabilities: np.ndarray = self.bundle.pipeline.predict_proba(self.features(applications))[:, 1]
+            return probabilities
         with self._lock:
             self._load(applications)
             scored = self._connection.execute(f"EXECUTE {_STATEMENT}").fetchnumpy()

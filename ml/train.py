@@ -126,7 +126,8 @@ def outlier_mask(frame: pd.DataFrame, numeric: list[str], iqr_multiple: float) -
     spread = (q3 - q1).replace(0, np.nan)
     low, high = q1 - iqr_multiple * spread, q3 + iqr_multiple * spread
     beyond = values.lt(low) | values.gt(high)
-    return beyond.any(axis=1).to_numpy()
+    mask: np.ndarray = beyond.any(axis=1).to_numpy()  # pandas has no type information
+    return mask
 
 
 def cross_validate(

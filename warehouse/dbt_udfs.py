@@ -22,6 +22,7 @@ the published snapshot never need these (the marts are tables).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
+from duckdb.func import ARROW
 from duckdb.sqltypes import BIGINT, DOUBLE, DuckDBPyType
 
 
@@ -38,9 +40,7 @@ def _stats() -> ModuleType:
     """``scipy.stats``, imported on first use (later calls find it in ``sys.modules``): the import
     takes about a second, and every dbt invocation loads this plugin before its first model, on the
     one thread that is busy then; a build first calls a UDF mid-run, while the other thread has work."""
-    from scipy import stats  # noqa: PLC0415
-
-    return stats
+    return importlib.import_module("scipy.stats")  # typed as a module; scipy itself has no type information
 
 
 def _floats(array: pa.Array) -> np.ndarray:
@@ -100,7 +100,7 @@ def register(conn: DuckDBPyConnection) -> None:
     """Register every function of ``FUNCTIONS`` on ``conn`` (also used by tests and notebooks)."""
     for udf in FUNCTIONS:
         conn.create_function(
-            udf.name, udf.function, list(udf.parameters), udf.returns, type="arrow", side_effects=False,
+            udf.name, udf.function, list(udf.parameters), udf.returns, type=ARROW, side_effects=False,
         )
 
 

@@ -93,13 +93,13 @@ def _checks(schema: LoanBookSchema) -> list[tuple[str, str, str]]:
             checks.append((feature.name, f"is not one of {list(feature.allowed)}", f"{number} not in ({allowed})"))
         if feature.integer:
             checks.append((feature.name, "is not a whole number", f"{number} <> round({number})"))
-    for feature in schema.categorical_features:
-        text = _blank_to_null(feature.name)
-        if not feature.nullable:
-            checks.append((feature.name, "is empty", f"{text} is null"))
-        if feature.values is not None:
-            allowed = ", ".join(_quote(v) for v in feature.values)
-            checks.append((feature.name, f"has a value outside {list(feature.values)}",
+    for category in schema.categorical_features:
+        text = _blank_to_null(category.name)
+        if not category.nullable:
+            checks.append((category.name, "is empty", f"{text} is null"))
+        if category.values is not None:
+            allowed = ", ".join(_quote(v) for v in category.values)
+            checks.append((category.name, f"has a value outside {list(category.values)}",
                            f"{text} is not null and {text} not in ({allowed})"))
     return checks
 

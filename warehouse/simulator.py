@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import ndtri
@@ -394,7 +395,7 @@ def _applicants(u: np.ndarray, z: np.ndarray, cond: _Conditions) -> dict[str, np
 def _log_odds(c: Mapping[str, np.ndarray]) -> np.ndarray:
     """Default log-odds from the features alone (purpose and home ownership as category indices)."""
     income = np.maximum(c["annual_income"], 1.0)
-    return (
+    log_odds: np.ndarray = (  # numpy types arithmetic on arrays of unknown dtype as Any
         _INTERCEPT
         - 0.60 * (c["credit_score"] - 700) / 50
         + 0.30 * (c["debt_to_income"] - 17) / 10
@@ -409,6 +410,7 @@ def _log_odds(c: Mapping[str, np.ndarray]) -> np.ndarray:
         + _PURPOSE_LOGIT[c["purpose"].astype(np.intp)]
         + _HOME_LOGIT[c["home_ownership"].astype(np.intp)]
     )
+    return log_odds
 
 
 def _to_table(cols: Mapping[str, np.ndarray], index: np.ndarray, prefix: str, days: np.ndarray) -> pa.Table:
@@ -438,7 +440,8 @@ def _categorical(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
     cum = cum / cum[..., -1:]
     if cum.ndim == 1:
         return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)
-    return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)
+    index: np.ndarray = np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)  # numpy: axis sums are Any
+    return index
 
 
 def _poisson(u: np.ndarray, lam: np.ndarray, cap: int) -> np.ndarray:
@@ -464,7 +467,7 @@ def _arrival_micros(root: np.random.SeedSequence, n: int, mean_seconds: float) -
     return np.maximum.accumulate(micros - step) + step  # nudge ties apart by 1 us
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 1.0 / (1.0 + np.exp(-x))
 
 

@@ -386,7 +386,7 @@ def _described(window: Window, rows: list[Row], size: str) -> Window:
     """``window`` with its bounds and size, from the rows read for it."""
     if not rows:
         return window
-    sizes = [r.get(size) for r in rows if r.get(size) is not None]
+    sizes = [value for r in rows if (value := r.get(size)) is not None]
     total = sum(sizes) if size == "n" else max(sizes, default=None)
     return Window(window.kind, window.index, rows[0].get("window_start"), rows[0].get("window_end"),
                   None if total is None else int(total))
@@ -419,6 +419,7 @@ def _model_info(paths: Paths, mlflow_ui_url: str) -> ModelInfo:
             version = client.get_model_version_by_alias(MODEL_NAME, ALIAS)
         except MlflowException:
             return ModelInfo(ALIAS, None, registry_error=f"no version carries the {ALIAS!r} alias yet")
+        assert version.run_id is not None, "ml.registry registers every version from its training run"
         experiment_id = str(client.get_run(version.run_id).info.experiment_id)
     except Exception as exc:  # the registry is down or misconfigured: the page still renders
         return ModelInfo(ALIAS, None, registry_error=f"registry unreachable ({type(exc).__name__})")

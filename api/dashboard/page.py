@@ -179,8 +179,8 @@ def _output_charts(d: Dashboard) -> dict[str, Markup]:
     reason = rates.missing or "no scored requests of this version yet"
     interval = charts.intervals(
         "Positive (manual review) rate per group against its interval",
-        [Interval(str(r["fairness_group"]), *_floats([r["rate"], r["ci_low"], r["ci_high"], r["expected_rate"]]),
-                  bool(r["breach"])) for r in rates.rows],
+        [Interval(str(r["fairness_group"]), rate, low, high, expected, bool(r["breach"])) for r in rates.rows
+         for rate, low, high, expected in [_floats([r["rate"], r["ci_low"], r["ci_high"], r["expected_rate"]])]],
         x_label="share of applications sent to manual review") if rates else charts.empty(
         "Positive rate per group", reason)
     fairness = d.fairness

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -129,7 +129,7 @@ async def admin_failover_status(failover: FailoverFollower | None) -> FailoverSt
 @post("/v1/admin/failover", status_code=200, request_max_body_size=ADMIN_MAX_BODY_BYTES, security=SECURITY,
       summary="Set failover for every replica sharing the data directory", tags=["admin"])
 async def admin_failover_set(
-    data: FailoverSetRequest, failover: FailoverFollower | None, request: Request
+    data: FailoverSetRequest, failover: FailoverFollower | None, request: Request[Any, Any, Any]
 ) -> FailoverStatus:
     follower = _running(failover)
     fallback = data.fallback or follower.settings.failover_fallback
@@ -146,7 +146,7 @@ async def admin_failover_set(
 @delete("/v1/admin/failover", status_code=200, request_max_body_size=ADMIN_MAX_BODY_BYTES, security=SECURITY,
         summary="Clear failover: back to the model's decisions (a person's call, recorded)", tags=["admin"])
 async def admin_failover_clear(
-    data: FailoverClearRequest, failover: FailoverFollower | None, request: Request
+    data: FailoverClearRequest, failover: FailoverFollower | None, request: Request[Any, Any, Any]
 ) -> FailoverStatus:
     follower = _running(failover)
     try:

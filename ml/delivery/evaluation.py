@@ -47,7 +47,9 @@ class Evaluation:
 
 
 def _score_test(bundle: registry.ModelBundle, test: pd.DataFrame) -> np.ndarray:
-    return bundle.pipeline.predict_proba(test[list(bundle.loan_book.feature_names)])[:, 1]
+    # scikit-learn has no type information: its result is declared here.
+    probabilities: np.ndarray = bundle.pipeline.predict_proba(test[list(bundle.loan_book.feature_names)])[:, 1]
+    return probabilities
 
 
 def metric_rows(
@@ -66,7 +68,7 @@ def threshold_rows(
     version: str, run_id: str, policies: PolicySet, test_groups: set[str], at: datetime
 ) -> list[dict[str, Any]]:
     """Every policy's threshold for every group it knows or the test split has, and its default."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, policy in policies.policies.items():
         groups = set(policy.thresholds) | set(policy.fallback_groups) | test_groups
         rows.extend({

@@ -9,6 +9,7 @@ requires.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ class GateResult:
         ]
 
 
-def verdict(checks: pd.DataFrame, failures: list[dict[str, Any]]) -> tuple[bool, tuple[str, ...]]:
+def verdict(checks: pd.DataFrame, failures: Sequence[dict[str, Any]]) -> tuple[bool, tuple[str, ...]]:
     """Passed when there are checks, every one passed and no gate test failed; and the failures of
     other dbt nodes (reported, not part of the verdict)."""
     gate_failures = [r for r in failures if GATE_TEST_MARKER in str(r["unique_id"])]

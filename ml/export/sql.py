@@ -58,8 +58,10 @@ _METADATA = frozenset({"Header", "MiningBuildTask", "ModelStats", "ModelExplanat
 _MODELS = frozenset({"RegressionModel", "TreeModel", "MiningModel"})
 _EXPRESSIONS = frozenset({"Constant", "FieldRef", "Apply"})
 _PREDICATES = frozenset({"True", "False", "SimplePredicate"})
-_ARITHMETIC: dict[str, type[exp.Binary]] = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}
-_COMPARISONS: dict[str, type[exp.Binary]] = {
+# Typed as Expression, not Binary: since sqlglot 30 Binary is a trait outside the Expression
+# hierarchy, while these concrete node classes are Expressions (and Binary).
+_ARITHMETIC: dict[str, type[exp.Expression]] = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}
+_COMPARISONS: dict[str, type[exp.Expression]] = {
     "equal": exp.EQ,
     "notEqual": exp.NEQ,
     "lessThan": exp.LT,
@@ -121,7 +123,7 @@ def _column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def _paren(node: exp.Binary) -> exp.Paren:
+def _paren(node: exp.Expression) -> exp.Paren:
     """sqlglot does not parenthesise built trees by precedence: every operation carries its own."""
     return exp.Paren(this=node)
 
@@ -159,7 +161,7 @@ def _complement(probability: exp.Expression) -> exp.Expression:
     return _paren(exp.Sub(this=_double(1.0), expression=probability.copy()))
 
 
-_NEGATIONS: dict[type[exp.Binary], type[exp.Binary]] = {
+_NEGATIONS: dict[type[exp.Expression], type[exp.Expression]] = {
     exp.LTE: exp.GT, exp.LT: exp.GTE, exp.GT: exp.LTE, exp.GTE: exp.LT,
 }
 
