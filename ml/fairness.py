@@ -1,6 +1,6 @@
 """Decision thresholds: the cost-minimising single threshold and equal-FPR group thresholds.
 
-The business rules (DESIGN.md): positive = flagged for manual review; a missed default costs
+The business rules: positive = flagged for manual review; a missed default costs
 ``cost_fn``, a needless review ``cost_fp``; fairness is Equal Opportunity on the false-positive
 rate, FPR_g = P(flagged | repaid, g). Everything here is a pure function of the out-of-fold
 *training* predictions the caller passes (never the test split), and every decision is

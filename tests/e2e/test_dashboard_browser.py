@@ -46,7 +46,8 @@ _PANEL = re.compile(r"""data-panel=["'](\w+)["'] data-rows=["'](\d+)["']""")
 
 
 def chromium(*args: str, profile: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium with a fresh profile and no traffic of its own (STACK.md's flags)."""
+    """Headless Chromium with a fresh profile and no traffic of its own (no background networking: the
+    machine's closed network refuses it)."""
     assert CHROMIUM is not None
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
