@@ -89,7 +89,7 @@ def worker_app(settings: ApiSettings, paths: Paths) -> Litestar:
 def _app(settings: ApiSettings, paths: Paths | None) -> Litestar:
     # Start-up cost: a spawned worker imports this module to unpickle worker_app before it can answer
     # the supervisor's health checks, and the app's imports take seconds; the supervisor never needs them.
-    from api.app import create_app  # noqa: PLC0415
+    from api.app import create_app  # noqa: PLC0415 - start-up cost: see above
 
     app = create_app(settings, paths)
     app.on_startup.append(freeze_startup_heap)  # runs after the lifespan has loaded the model

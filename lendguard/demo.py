@@ -21,9 +21,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lendguard.processes import ServerProcess, ensure_port_free, serve_command, start_server
 from lendguard.progress import step
 from lendguard.replay import ReplayResult, application_bodies, replay
+from warehouse.build import build, current_loan_book
 from warehouse.errors import LendguardError
+from warehouse.importer import land_simulated
 from warehouse.paths import Paths, get_paths
+from warehouse.project import project_vars
+from warehouse.publish import connect_snapshot
 from warehouse.settings import get_settings
+from warehouse.simulator import SCENARIOS, simulate_traffic
 
 
 class ReplayFailedError(LendguardError):
@@ -35,9 +40,6 @@ def replay_scenario(
     concurrency: int = 16, console: Console,
 ) -> ReplayResult:
     """Simulate ``requests`` applications of ``scenario`` and send them to the API at ``url``."""
-    from warehouse.build import current_loan_book  # noqa: PLC0415
-    from warehouse.simulator import SCENARIOS, simulate_traffic  # noqa: PLC0415
-
     traffic = simulate_traffic(scenario, requests, seed, onset=onset)
     bodies = application_bodies(traffic, current_loan_book(get_paths()))
     progress = Progress(TextColumn(f"replaying {scenario}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -65,8 +67,6 @@ def start_api(paths: Paths, port: int, console: Console) -> ServerProcess:
 
 
 def hourly_summary(paths: Paths) -> dict[str, Any]:
-    from warehouse.publish import connect_snapshot  # noqa: PLC0415
-
     with connect_snapshot(paths) as con:
         row = con.execute(
             "select count(*), sum(requests), sum(errors), sum(positive_predictions), min(hour_start), max(hour_start)"
@@ -92,9 +92,6 @@ def monitor_summary(report: Any, console: Console) -> None:
 
 def failover_probe(url: str) -> str:
     """One more application, to show the API's answer while failover is set."""
-    from warehouse.build import current_loan_book  # noqa: PLC0415
-    from warehouse.simulator import simulate_traffic  # noqa: PLC0415
-
     body = application_bodies(simulate_traffic("stable", 1, 99), current_loan_book(get_paths()))[0]
     deadline = time.monotonic() + 5.0  # replicas re-read the flag every 0.5 s
     while True:
@@ -106,9 +103,6 @@ def failover_probe(url: str) -> str:
 
 def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
     """Per policy: test AUC, cost per applicant, FPR per gated group and the gap (the fairness story)."""
-    from warehouse.project import project_vars  # noqa: PLC0415
-    from warehouse.publish import connect_snapshot  # noqa: PLC0415
-
     with connect_snapshot(paths) as con:
         frame = con.execute(
             "select policy, group_name, repaid, fpr, auc, cost_per_applicant from eval_metrics "
@@ -129,11 +123,9 @@ def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
 def run_demo(
     *, loans: int, scenario: str, requests: int, port: int, keep_serving: bool, console: Console
 ) -> None:
-    from api.dashboard.export import export_dashboard  # noqa: PLC0415
-    from lendguard import pipeline  # noqa: PLC0415
-    from lendguard.monitor import run_monitor  # noqa: PLC0415
-    from warehouse.build import build  # noqa: PLC0415
-    from warehouse.importer import land_simulated  # noqa: PLC0415
+    from api.dashboard.export import export_dashboard  # noqa: PLC0415  # jinja2: only the demo
+    from lendguard import pipeline  # noqa: PLC0415  # scikit-learn/pandas (seconds): only the demo
+    from lendguard.monitor import run_monitor  # noqa: PLC0415  # jinja2/ml.notify: only the demo
 
     paths = get_paths()
     ensure_port_free(port)  # before minutes of work, not after

@@ -6,17 +6,26 @@ The JSON form (``--json``) is a stable contract for scripts and CI: keys are onl
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lendguard.monitor import last_run
+from lendguard.pipeline import latest
+from ml import registry
 from warehouse import landing
+from warehouse.failover import flag_path, read_failover
+from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
-from warehouse.publish import snapshot_age_seconds
+from warehouse.publish import SnapshotMissingError, connect_snapshot, snapshot_age_seconds
 
 STATUS_SCHEMA_VERSION = 1
 ALIASES = ("champion", "candidate")
@@ -38,8 +47,6 @@ def _loan_book(paths: Paths) -> dict[str, Any] | None:
     snapshot = landing.latest_snapshot(paths.landing, landing.LOANS)
     if snapshot is None:
         return None
-    from warehouse.loan_book import LoanBookSchema  # noqa: PLC0415
-
     contract = LoanBookSchema.from_yaml(snapshot / landing.SNAPSHOT_SCHEMA_FILE)
     return {
         "snapshot_id": snapshot.name.split("=", 1)[1],
@@ -63,11 +70,6 @@ def _models(paths: Paths) -> dict[str, Any]:
     ``warehouse.settings.REGISTRY_FAIL_FAST`` at its edge (MLflow's defaults retry for minutes).
     """
     try:
-        from mlflow import MlflowClient  # noqa: PLC0415
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
-        from ml import registry  # noqa: PLC0415
-
         registry.connect(paths)
         client = MlflowClient()
         client.search_registered_models(max_results=1)  # raises when the registry is unreachable
@@ -95,8 +97,6 @@ def _models(paths: Paths) -> dict[str, Any]:
 
 def collect_status(paths: Paths) -> dict[str, Any]:
     age = snapshot_age_seconds(paths)
-    from ml.registry import MODEL_NAME  # noqa: PLC0415
-
     return {
         "status_schema_version": STATUS_SCHEMA_VERSION,
         "generated_at": datetime.now(UTC).isoformat(),
@@ -105,7 +105,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         "snapshot": {**_file_state(paths.snapshot), "age_seconds": None if age is None else round(age, 1)},
         "loan_book": _loan_book(paths),
         "landing": {"path": str(paths.landing), "datasets": _landing(paths)},
-        "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": MODEL_NAME, **_models(paths)},
+        "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": registry.MODEL_NAME, **_models(paths)},
         "pipeline": _pipeline(paths),
         "failover": _failover(paths),
         "alerts": _alerts(paths),
@@ -114,10 +114,6 @@ def collect_status(paths: Paths) -> dict[str, Any]:
 
 def _failover(paths: Paths) -> dict[str, Any]:
     """The API's failover flag as last written (``active`` false and no ``set_at``: never set)."""
-    from dataclasses import asdict  # noqa: PLC0415
-
-    from warehouse.failover import flag_path, read_failover  # noqa: PLC0415
-
     return {**asdict(read_failover(paths)), "flag_path": str(flag_path(paths))}
 
 
@@ -126,11 +122,6 @@ def _alerts(paths: Paths) -> dict[str, Any] | None:
 
     None until a snapshot with ``mon_alerts`` has been published.
     """
-    import duckdb  # noqa: PLC0415
-
-    from lendguard.monitor import last_run  # noqa: PLC0415
-    from warehouse.publish import SnapshotMissingError, connect_snapshot  # noqa: PLC0415
-
     try:
         with connect_snapshot(paths) as con:
             counts = dict(con.execute("select severity, count(*) from mon_alerts group by 1").fetchall())
@@ -152,8 +143,6 @@ def _alerts(paths: Paths) -> dict[str, Any] | None:
 
 def _pipeline(paths: Paths) -> dict[str, Any] | None:
     """The latest delivery-pipeline run and its stages."""
-    from lendguard.pipeline import latest  # noqa: PLC0415
-
     run = latest(paths)
     if run is None:
         return None

@@ -16,6 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ml.policy import PolicySet
 from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
@@ -86,7 +88,7 @@ def connect(paths: Paths) -> None:
 
 def configure(paths: Paths) -> None:
     """Connect, and make sure the experiment runs are logged to exists."""
-    import mlflow  # noqa: PLC0415
+    import mlflow  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
 
     connect(paths)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
@@ -99,8 +101,7 @@ def log_bundle_files(
     feature_sql: str | None = None, loan_book: LoanBookSchema | None = None, policy: dict[str, Any] | None = None
 ) -> None:
     """Log (some of) the bundle's files as artifacts of the active run; stages add theirs."""
-    import mlflow  # noqa: PLC0415
-    import yaml  # noqa: PLC0415
+    import mlflow  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -118,8 +119,8 @@ def log_model(pipeline: Any, pmml: Path, signature: Any) -> Any:
     (skops serialisation, no pickle) and jpmml-mlflow's ``pmml``, holding the very PMML the
     version's SQL was compiled from (not a second conversion), so PMML consumers (JPMML, Spark)
     load the same model with ``jpmml_mlflow.pmml.load_model``."""
-    import mlflow.sklearn  # noqa: PLC0415
-    from jpmml_mlflow.flavor import add_pmml_flavor  # noqa: PLC0415
+    import mlflow.sklearn  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
+    from jpmml_mlflow.flavor import add_pmml_flavor  # noqa: PLC0415 - as above (it imports mlflow)
 
     flavor = types.ModuleType("mlflow.sklearn")  # Model.log calls its save_model and names the model after it
     log, save, _ = add_pmml_flavor(flavor, mlflow.sklearn, "sk_model", lambda _model, **_: str(pmml))
@@ -128,7 +129,7 @@ def log_model(pipeline: Any, pmml: Path, signature: Any) -> Any:
 
 
 def set_alias(paths: Paths, alias: str, version: str) -> None:
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
 
     configure(paths)
     MlflowClient().set_registered_model_alias(MODEL_NAME, alias, version)
@@ -136,8 +137,8 @@ def set_alias(paths: Paths, alias: str, version: str) -> None:
 
 def alias_version(paths: Paths, alias: str) -> str | None:
     """The version an alias points at, or None when unset."""
-    from mlflow import MlflowClient  # noqa: PLC0415
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
     connect(paths)
     try:
@@ -148,7 +149,7 @@ def alias_version(paths: Paths, alias: str) -> str | None:
 
 def load_version_run_id(paths: Paths, version: str) -> str:
     """The MLflow run a registered version came from."""
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
 
     connect(paths)
     return str(MlflowClient().get_model_version(MODEL_NAME, version).run_id)
@@ -156,8 +157,8 @@ def load_version_run_id(paths: Paths, version: str) -> str:
 
 def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
     """Load the version ``alias`` points at, with its feature SQL, contract and policy."""
-    from mlflow import MlflowClient  # noqa: PLC0415
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
     connect(paths)
     try:
@@ -169,8 +170,8 @@ def load_bundle(paths: Paths, alias: str = "champion") -> ModelBundle:
 
 def load_version(paths: Paths, version: str, alias: str = "") -> ModelBundle:
     """Load one registered version with its feature SQL, contract and policies."""
-    import mlflow  # noqa: PLC0415
-    from mlflow import MlflowClient  # noqa: PLC0415
+    import mlflow  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
+    from mlflow import MlflowClient  # noqa: PLC0415 - as above
 
     connect(paths)
     version_info = MlflowClient().get_model_version(MODEL_NAME, version)

@@ -15,7 +15,7 @@ from pathlib import Path
 from warehouse import compaction, datasets, landing
 from warehouse.dbt import DbtError, DbtRun, run_dbt
 from warehouse.errors import LendguardError
-from warehouse.loan_book import LoanBookSchema
+from warehouse.loan_book import LoanBookSchema, simulated_schema
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.publish import publish
@@ -129,8 +129,6 @@ def build(
 def run_unit_tests(paths: Paths) -> DbtRun:
     """The dbt unit tests (small fixtures with known answers), under the simulated book's contract
     their fixtures are written for. Needs a built warehouse: dbt reads the parents' column types."""
-    from warehouse.loan_book import simulated_schema  # noqa: PLC0415
-
     return run_dbt(paths, ["test", "--select", "test_type:unit"], dbt_vars(simulated_schema()))
 
 

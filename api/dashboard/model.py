@@ -409,9 +409,9 @@ def _model_info(paths: Paths, mlflow_ui_url: str) -> ModelInfo:
     """
     try:
         from mlflow import MlflowClient  # noqa: PLC0415 - about a second, paid only here
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
-        from ml.registry import MODEL_NAME, connect  # noqa: PLC0415
+        from ml.registry import MODEL_NAME, connect  # noqa: PLC0415 - start-up cost: about a second, paid only here
 
         connect(paths)
         client = MlflowClient()

@@ -114,7 +114,7 @@ def decide(
     ``previous_champion`` (the failover fallback). Returns the decision recorded.
     """
     from mlflow import MlflowClient  # noqa: PLC0415 - about a second to import
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
     if not by.strip() or not note.strip():
         raise IncompleteDecisionError("a decision needs the approver's name (--by) and a note (--note)")

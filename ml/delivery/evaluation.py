@@ -93,7 +93,7 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
     """Register the run's model, evaluate it (and the champion) on the test split, land and log the
     results, alias the version ``candidate``."""
     import mlflow  # noqa: PLC0415 - about a second to import
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415 - as above
 
     rules = project_vars()
     cost_fn, cost_fp = costs()
