@@ -35,9 +35,7 @@ from api.http import (
     log_rejected,
     provide_app_state,
     provide_failover,
-    provide_idempotency,
-    provide_receipt,
-    provide_scoring,
+    provide_scoring_call,
     provide_watcher,
 )
 from api.idempotency import idempotency_lifespan
@@ -82,9 +80,7 @@ class LendguardPlugin(InitPluginProtocol):
             app_config.signature_namespace.update(body_types(serving.bundle.loan_book, settings.batch_max_items))
         app_config.dependencies.update({
             "app_state": Provide(provide_app_state, sync_to_thread=False),
-            "scoring": Provide(provide_scoring),
-            "receipt": Provide(provide_receipt, sync_to_thread=False),
-            "idempotency": Provide(provide_idempotency, sync_to_thread=False),
+            "call": Provide(provide_scoring_call),
             "watcher": Provide(provide_watcher, sync_to_thread=False),
             "failover": Provide(provide_failover, sync_to_thread=False),
         })

@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, post
+from litestar import post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 
-from api.auth import caller_of
 from api.batch import (
     APPLICATION_MAX_BYTES,
     BATCH_REQUEST_STRUCT_NAME,
@@ -28,10 +27,8 @@ from api.batch import (
     score_batch,
 )
 from api.handling import once_per_key, score_one
-from api.http import LOGGED_OPT, AppState, error_response, not_loaded, scoring_failures, stamp_receipt
-from api.idempotency import IdempotencyStore, request_key
+from api.http import LOGGED_OPT, AppState, ScoringCall, error_response, not_loaded, scoring_failures, stamp_receipt
 from api.schemas import REQUEST_STRUCT_NAME, ScoreResponse, build_request_struct
-from api.service import Receipt, ScoringService
 from warehouse.loan_book import LoanBookSchema
 
 if TYPE_CHECKING:
@@ -54,24 +51,16 @@ def body_types(loan_book: LoanBookSchema, batch_max_items: int) -> dict[str, typ
             BATCH_REQUEST_STRUCT_NAME: build_batch_struct(application, batch_max_items)}
 
 
-async def score(
-    data: ScoreRequest, scoring: ScoringService, receipt: Receipt, idempotency: IdempotencyStore[Any],
-    request: Request[Any, Any, Any],
-) -> ScoreResponse:
+async def score(data: ScoreRequest, call: ScoringCall) -> ScoreResponse:
     with scoring_failures("the decision could not be logged; retry later"):
-        return await score_one(scoring, data, receipt, caller=caller_of(request.scope), key=request_key(request),
-                               store=idempotency)
+        return await score_one(call.scoring, data, call.receipt, caller=call.caller, key=call.key, store=call.store)
 
 
-async def score_many(
-    data: BatchScoreRequest, scoring: ScoringService, receipt: Receipt, idempotency: IdempotencyStore[Any],
-    request: Request[Any, Any, Any],
-) -> BatchScoreResponse:
+async def score_many(data: BatchScoreRequest, call: ScoringCall) -> BatchScoreResponse:
     with scoring_failures("the batch's decisions could not all be logged; retry later"):
         return await once_per_key(
-            data, receipt, caller=caller_of(request.scope), key=request_key(request), store=idempotency,
-            response_type=BatchScoreResponse,
-            answer=lambda fields: score_batch(scoring, data.applications, receipt, log_fields=fields))
+            data, call.receipt, caller=call.caller, key=call.key, store=call.store, response_type=BatchScoreResponse,
+            answer=lambda fields: score_batch(call.scoring, data.applications, call.receipt, log_fields=fields))
 
 
 async def score_unavailable(app_state: AppState) -> ScoreResponse:

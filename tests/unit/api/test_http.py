@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from litestar import Request
 from litestar.exceptions import ServiceUnavailableException
 
 from api.batching import BatcherClosedError
@@ -15,7 +16,7 @@ from api.http import (
     AppState,
     DecisionNotLoggedError,
     Serving,
-    provide_scoring,
+    provide_scoring_call,
     receipt_of,
     scoring_failures,
     stamp_receipt,
@@ -50,7 +51,7 @@ def test_without_a_loaded_model_the_lease_is_a_503(paths: Paths, reason: str | N
     state = AppState(ApiSettings(), paths, Serving("champion", None, reason, {}))
 
     async def lease() -> None:
-        async for _ in provide_scoring(state):
+        async for _ in provide_scoring_call(state, Request({"type": "http", "path": "/v1/score", "headers": []})):
             pytest.fail("leased a service from an empty slot")
 
     with pytest.raises(ServiceUnavailableException) as raised:
