@@ -37,6 +37,7 @@ from api.reload import (
     registry_alias_version,
     start_model,
 )
+from ml.delivery import PREVIOUS_CHAMPION
 from warehouse.failover import FailoverState, Fallback, flag_path, read_failover
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ if TYPE_CHECKING:
     from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
-
-PREVIOUS_CHAMPION_ALIAS = "previous_champion"
-"""Spelled as ``ml.delivery.PREVIOUS_CHAMPION`` (a unit test holds them equal; importing it here
-would pull the whole delivery stack into the API)."""
 
 _Stamp = tuple[int, int, int] | None
 
@@ -216,7 +213,7 @@ class FailoverFollower:
         if served is None or self.writer is None:
             return "no model is served: manual_review applied"
         try:
-            version = await asyncio.to_thread(registry_alias_version, self.paths, PREVIOUS_CHAMPION_ALIAS)
+            version = await asyncio.to_thread(registry_alias_version, self.paths, PREVIOUS_CHAMPION)
         except RegistryUnavailableError as exc:
             if loaded is not None:
                 return None  # the registry cannot say: keep the one loaded before
@@ -224,12 +221,12 @@ class FailoverFollower:
         if version is None:
             if loaded is not None:
                 await self.previous.close()
-            return f"no version has alias {PREVIOUS_CHAMPION_ALIAS!r}: manual_review applied"
+            return f"no version has alias {PREVIOUS_CHAMPION!r}: manual_review applied"
         if loaded is not None and loaded.version == version:
             return None
         self.note = f"loading previous champion version {version}: manual_review applied meanwhile"
         try:
-            bundle = await asyncio.to_thread(load_version, self.paths, version, PREVIOUS_CHAMPION_ALIAS)
+            bundle = await asyncio.to_thread(load_version, self.paths, version, PREVIOUS_CHAMPION)
             problem = contract_change(served, bundle)
             if problem is not None:
                 return f"cannot serve previous champion ({problem}): manual_review applied"

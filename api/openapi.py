@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 ERROR_SCHEMA = "ErrorResponse"
 FIELD_ERROR_SCHEMA = "FieldError"
 SECURITY_SCHEMES = ("bearer", "apiKey")
-"""Defined in the document's components by ``api.operations``."""
+"""Defined in the document's components by ``api.plugin.LendguardPlugin``."""
 LOGGED_PATHS = ("/v1/score", "/v1/score/batch")
 SAME_BODY_AS_200 = {
     "/readyz": {503: "Not ready: `reason` says why."},

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from api.failover import PREVIOUS_CHAMPION_ALIAS, FailoverFollower
+from api.failover import FailoverFollower
 from api.reload import LoadedModel, ModelSlot
-from ml.delivery import PREVIOUS_CHAMPION
 from tests.support.deployment import deployment_env
 from warehouse.failover import FailoverState, clear_failover, flag_path, set_failover
 from warehouse.paths import Paths
@@ -24,10 +23,6 @@ from warehouse.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def test_the_alias_is_spelled_as_delivery_sets_it() -> None:
-    assert PREVIOUS_CHAMPION_ALIAS == PREVIOUS_CHAMPION
 
 
 def in_another_process(paths: Paths, code: str) -> None:
