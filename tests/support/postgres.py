@@ -8,9 +8,11 @@ server binaries the tests that need it are skipped, saying what to install.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lendguard.processes import log_tail, stop_process
+from lendguard.processes import log_tail
 from tests.support.servers import free_port, wait_for
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -117,7 +119,8 @@ def mlflow_server(cluster: PostgresCluster, root: Path) -> Iterator[MlflowServer
     # one process less competing for the test machine's cores.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with log_path.open("ab") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        # A session of its own: `mlflow server` runs uvicorn as a child, and both are stopped as a group.
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -130,7 +133,20 @@ def mlflow_server(cluster: PostgresCluster, root: Path) -> Iterator[MlflowServer
 
     try:
         # Its first start creates the schema on PostgreSQL (alembic migrations): seconds, not minutes.
-        wait_for(healthy, timeout=180, what="mlflow server answering /health")
+        # A deadline, not a speed goal: on two busy cores the server took up to two minutes to answer.
+        wait_for(healthy, timeout=300, what="mlflow server answering /health")
         yield MlflowServer(url, artifacts)
     finally:
-        stop_process(process)
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it has not ended within a minute."""
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, stop)
+        try:
+            process.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            continue
