@@ -122,11 +122,8 @@ class FileFormat:
         if self.date_format is not None and "%" not in self.date_format:
             raise LoanBookSchemaError(
                 f"the date format {self.date_format!r} has no % field: write it as strptime does, e.g. '%m/%d/%Y'")
-        sources = [header for _, header in self.headers]
-        if any(not header.strip() for header in sources):
+        if any(not header.strip() for _, header in self.headers):
             raise LoanBookSchemaError("a column's `source` header is empty")
-        if len(set(sources)) != len(sources):
-            raise LoanBookSchemaError("two columns are declared with the same `source` header")
 
     @property
     def duckdb_encoding(self) -> str:
@@ -263,6 +260,10 @@ class LoanBookSchema:
         if set(self.outcome_positive) & set(self.outcome_negative):
             raise LoanBookSchemaError("an outcome value is both positive and negative")
         self.file_format.check()
+        headers = [self.file_format.header(column) for column in self.declared_columns]
+        taken = sorted({header for header in headers if headers.count(header) > 1})
+        if taken:
+            raise LoanBookSchemaError(f"file header(s) {taken} would be read for two columns: check the `source` names")
 
     def contract(self) -> LoanBookSchema:
         """The contract alone, without how one file was written: what lands beside the data."""

@@ -277,3 +277,7 @@ def test_a_format_the_reader_cannot_follow_is_refused_naming_the_key(tmp_path: P
                           ({"separator": ";"}, "unknown key(s) ['separator']")]:
         with pytest.raises(LoanBookSchemaError, match=re.escape(message)):
             LoanBookSchema.from_dict(_contract(**file))
+    two_for_one = _contract()
+    two_for_one["numeric_features"][1]["source"] = "Annual Income"
+    with pytest.raises(LoanBookSchemaError, match=re.escape("file header(s) ['Annual Income'] would be read for two")):
+        LoanBookSchema.from_dict(two_for_one)
