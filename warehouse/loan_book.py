@@ -7,10 +7,11 @@ monitoring. Nothing downstream names the simulator's columns; it names roles fro
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,107 @@ RESERVED_NAMES = frozenset({
 
 class LoanBookSchemaError(LendguardError):
     """The schema declaration itself is malformed."""
+
+
+ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1"}
+"""Python's canonical codec name -> DuckDB's: the encodings DuckDB's CSV reader decodes without an
+extension (an extension would need a download, and imports run offline)."""
+DECIMAL_SEPARATORS = (".", ",")
+THOUSANDS_SEPARATORS = (",", ".", " ", "'", "\u00a0")
+FILE_KEYS = ("delimiter", "quote", "encoding", "decimal", "thousands", "missing")
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How a lender's export is written: header names, separators, encoding, date format.
+
+    Only ``lendguard import`` reads it. It is not part of the contract: the landed snapshot has the
+    contract's column names and typed values, so re-exporting with another delimiter or header
+    spelling changes neither the fingerprint nor anything downstream.
+    """
+
+    headers: tuple[tuple[str, str], ...] = ()
+    """(contract column, the file's header for it), for each column declared with ``source``."""
+    date_format: str | None = None
+    """strptime format of the date column's text (``%m/%d/%Y``); None: ISO dates or timestamps."""
+    delimiter: str | None = None
+    """None: detected from the file."""
+    quote: str | None = None
+    """None: detected from the file."""
+    encoding: str = "utf-8"
+    decimal: str = "."
+    thousands: str | None = None
+    missing: tuple[str, ...] = ()
+    """Values read as missing, besides an empty field."""
+
+    def header(self, column: str) -> str:
+        """The file's header for contract ``column``."""
+        return dict(self.headers).get(column, column)
+
+    @property
+    def formatted_numbers(self) -> bool:
+        """Whether numbers in text need the separators declared here rather than plain SQL casting."""
+        return self.decimal != "." or self.thousands is not None
+
+    @classmethod
+    def from_dict(cls, raw: Any, headers: tuple[tuple[str, str], ...], date_format: str | None) -> FileFormat:
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise LoanBookSchemaError("`file` must be a mapping of " + ", ".join(FILE_KEYS))
+        unknown = sorted(set(raw) - set(FILE_KEYS))
+        if unknown:
+            raise LoanBookSchemaError(f"`file` has unknown key(s) {unknown}; known: {list(FILE_KEYS)}")
+        missing = raw.get("missing", [])
+        if not isinstance(missing, list) or not all(isinstance(v, str | int | float) for v in missing):
+            raise LoanBookSchemaError("`file.missing` must be a list of values, e.g. ['NA', 'n/a', '-']")
+        thousands = raw.get("thousands")
+        return cls(
+            headers=headers, date_format=date_format,
+            delimiter=_optional_text(raw.get("delimiter")), quote=_optional_text(raw.get("quote")),
+            encoding=str(raw.get("encoding", "utf-8")), decimal=str(raw.get("decimal", ".")),
+            thousands=None if thousands is None else str(thousands), missing=tuple(str(v) for v in missing),
+        )
+
+    def check(self) -> None:
+        """Refuse a format the reader cannot follow, naming the key."""
+        try:
+            codec = codecs.lookup(self.encoding).name
+        except LookupError:
+            codec = self.encoding
+        if codec not in ENCODINGS:
+            raise LoanBookSchemaError(
+                f"file.encoding {self.encoding!r} is not supported: use one of {sorted(ENCODINGS.values())} "
+                "(convert the file first, e.g. `iconv -f cp1252 -t utf-8`)"
+            )
+        for key, value in (("delimiter", self.delimiter), ("quote", self.quote)):
+            if value is not None and (len(value) != 1 or value in "\r\n"):
+                raise LoanBookSchemaError(f"file.{key} must be one character, got {value!r}")
+        if self.delimiter is not None and self.delimiter == self.quote:
+            raise LoanBookSchemaError("file.delimiter and file.quote must differ")
+        if self.decimal not in DECIMAL_SEPARATORS:
+            raise LoanBookSchemaError(f"file.decimal must be one of {list(DECIMAL_SEPARATORS)}, got {self.decimal!r}")
+        if self.thousands is not None and self.thousands not in THOUSANDS_SEPARATORS:
+            raise LoanBookSchemaError(
+                f"file.thousands must be one of {list(THOUSANDS_SEPARATORS)}, got {self.thousands!r}")
+        if self.thousands == self.decimal:
+            raise LoanBookSchemaError(f"file.decimal and file.thousands are both {self.decimal!r}")
+        if self.date_format is not None and "%" not in self.date_format:
+            raise LoanBookSchemaError(
+                f"the date format {self.date_format!r} has no % field: write it as strptime does, e.g. '%m/%d/%Y'")
+        if any(not header.strip() for _, header in self.headers):
+            raise LoanBookSchemaError("a column's `source` header is empty")
+
+    @property
+    def duckdb_encoding(self) -> str:
+        return ENCODINGS[codecs.lookup(self.encoding).name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``file`` mapping of the YAML form (defaults left out)."""
+        entries: dict[str, Any] = {"delimiter": self.delimiter, "quote": self.quote,
+                                   "encoding": None if self.encoding == "utf-8" else self.encoding,
+                                   "decimal": None if self.decimal == "." else self.decimal,
+                                   "thousands": self.thousands, "missing": list(self.missing) or None}
+        return {k: v for k, v in entries.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -85,6 +187,8 @@ class LoanBookSchema:
     group_not_provided: str | None = None
     description: str = ""
     group_values: tuple[str, ...] | None = field(default=None)
+    file_format: FileFormat = field(default_factory=FileFormat)
+    """How the lender's file is written (import only; not part of the contract, see :meth:`contract`)."""
 
     # ----- reading -----------------------------------------------------------------------------
     @classmethod
@@ -102,26 +206,38 @@ class LoanBookSchema:
         try:
             outcome = raw["outcome"]
             columns = raw["columns"]
+            headers = _Headers()
+            id_column = headers.take(_entry(columns["id"]), "name")
+            date_entry = _entry(columns["date"])
+            date_format = date_entry.pop("format", None)
+            date_column = headers.take(date_entry, "name")
+            group = dict(columns["group"])
+            numeric = [dict(f) for f in raw.get("numeric_features", [])]
+            categorical = [dict(f) for f in raw.get("categorical_features", [])]
+            for feature in (*numeric, *categorical):
+                headers.take(feature, "name")
             schema = cls(
                 name=str(raw.get("name", "loan_book")),
                 description=str(raw.get("description", "")),
-                id_column=columns["id"],
-                date_column=columns["date"],
-                group_column=columns["group"]["name"],
-                group_values=_tuple(columns["group"].get("values")),
-                group_not_provided=columns["group"].get("not_provided"),
-                outcome_column=outcome["column"],
+                id_column=id_column,
+                date_column=date_column,
+                group_column=headers.take(group, "name"),
+                group_values=_tuple(group.get("values")),
+                group_not_provided=group.get("not_provided"),
+                outcome_column=headers.take(dict(outcome), "column"),
                 outcome_positive=tuple(str(v) for v in outcome["positive"]),
                 outcome_negative=tuple(str(v) for v in outcome["negative"]),
                 numeric_features=tuple(
                     NumericFeature(**{**f, "allowed": _tuple(f.get("allowed"))})
-                    for f in raw.get("numeric_features", [])
+                    for f in numeric
                 ),
                 categorical_features=tuple(
                     CategoricalFeature(**{**f, "values": _tuple(f.get("values"), str)})
-                    for f in raw.get("categorical_features", [])
+                    for f in categorical
                 ),
                 derived_features=tuple(DerivedFeature(**f) for f in raw.get("derived_features", [])),
+                file_format=FileFormat.from_dict(
+                    raw.get("file"), tuple(headers.mapped), None if date_format is None else str(date_format)),
             )
         except (KeyError, TypeError) as exc:
             raise LoanBookSchemaError(f"{source}: missing or malformed entry {exc}") from exc
@@ -143,12 +259,26 @@ class LoanBookSchema:
             raise LoanBookSchemaError("declare at least one numeric or categorical feature")
         if set(self.outcome_positive) & set(self.outcome_negative):
             raise LoanBookSchemaError("an outcome value is both positive and negative")
+        self.file_format.check()
+        headers = [self.file_format.header(column) for column in self.declared_columns]
+        taken = sorted({header for header in headers if headers.count(header) > 1})
+        if taken:
+            raise LoanBookSchemaError(f"file header(s) {taken} would be read for two columns: check the `source` names")
+
+    def contract(self) -> LoanBookSchema:
+        """The contract alone, without how one file was written: what lands beside the data."""
+        return replace(self, file_format=FileFormat())
 
     # ----- views used downstream ---------------------------------------------------------------
     @property
     def input_names(self) -> tuple[str, ...]:
         """Raw feature columns an application carries (numeric first, then categorical)."""
         return tuple(f.name for f in self.numeric_features) + tuple(f.name for f in self.categorical_features)
+
+    @property
+    def declared_columns(self) -> tuple[str, ...]:
+        """Every column a loan-book file carries: the four roles, then the raw features."""
+        return (self.id_column, self.date_column, self.group_column, self.outcome_column, *self.input_names)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -178,29 +308,74 @@ class LoanBookSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (round-trips through :meth:`from_dict`)."""
+        headers = dict(self.file_format.headers)
+
+        def column(name: str, **extra: Any) -> str | dict[str, Any]:
+            entry = {"name": name, **({"source": headers[name]} if name in headers else {}), **extra}
+            return name if len(entry) == 1 else entry
+
+        def feature(entry: dict[str, Any]) -> dict[str, Any]:
+            name = entry["name"]
+            return {"name": name, **({"source": headers[name]} if name in headers else {}), **_compact(entry)}
+
+        date_format = {} if self.file_format.date_format is None else {"format": self.file_format.date_format}
         group: dict[str, Any] = {"name": self.group_column}
+        if self.group_column in headers:
+            group["source"] = headers[self.group_column]
         if self.group_values is not None:
             group["values"] = list(self.group_values)
         if self.group_not_provided is not None:
             group["not_provided"] = self.group_not_provided
+        outcome: dict[str, Any] = {"column": self.outcome_column}
+        if self.outcome_column in headers:
+            outcome["source"] = headers[self.outcome_column]
+        file = self.file_format.to_dict()
         return {
             "name": self.name,
             "description": self.description,
-            "columns": {"id": self.id_column, "date": self.date_column, "group": group},
-            "outcome": {
-                "column": self.outcome_column,
-                "positive": list(self.outcome_positive),
-                "negative": list(self.outcome_negative),
-            },
-            "numeric_features": [_compact(asdict(f)) for f in self.numeric_features],
-            "categorical_features": [_compact(asdict(f)) for f in self.categorical_features],
+            **({"file": file} if file else {}),
+            "columns": {"id": column(self.id_column), "date": column(self.date_column, **date_format),
+                        "group": group},
+            "outcome": {**outcome, "positive": list(self.outcome_positive), "negative": list(self.outcome_negative)},
+            "numeric_features": [feature(asdict(f)) for f in self.numeric_features],
+            "categorical_features": [feature(asdict(f)) for f in self.categorical_features],
             "derived_features": [_compact(asdict(f)) for f in self.derived_features],
         }
 
     def fingerprint(self) -> str:
-        """A short, stable hash of the declaration (recorded with data snapshots and models)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """A short, stable hash of the contract (recorded with data snapshots and models); how a
+        file was written (:class:`FileFormat`) does not change it."""
+        blob = json.dumps(self.contract().to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class _Headers:
+    """Collects the ``source`` header of each column entry as the entries are read."""
+
+    def __init__(self) -> None:
+        self.mapped: list[tuple[str, str]] = []
+
+    def take(self, entry: dict[str, Any], key: str) -> str:
+        """Remove ``source`` from ``entry`` (recording it) and return the entry's column name."""
+        name = str(entry[key])
+        source = entry.pop("source", None)
+        if source is not None:
+            self.mapped.append((name, str(source)))
+        return name
+
+
+def _entry(value: Any) -> dict[str, Any]:
+    """A role column declared as a bare name or as a mapping (``{name, source, format}``)."""
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"name", "source", "format"})
+        if unknown:
+            raise LoanBookSchemaError(f"column entry {value} has unknown key(s) {unknown}")
+        return dict(value)
+    return {"name": value}
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _tuple(values: Any, kind: type = float) -> tuple[Any, ...] | None:

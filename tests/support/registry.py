@@ -28,8 +28,11 @@ def register_variant(
         registry.log_bundle_files(base.feature_sql, loan_book or base.loan_book, policy or base.policy)
         if base.model_sql:  # the same fitted model, so the same compiled SQL
             mlflow.log_text(base.model_sql, f"{registry.BUNDLE_DIR}/{registry.MODEL_SQL_FILE}")
+    # A tracking server accepts a `models:/<model id>` source only with that model id, which its
+    # answer for the source version may leave out: read it from the source then.
+    logged_model = source.source.removeprefix("models:/") if source.source.startswith("models:/m-") else None
     created = client.create_model_version(
-        MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None)
+        MODEL_NAME, source.source, run_id=run.info.run_id, model_id=getattr(source, "model_id", None) or logged_model
     )
     return str(created.version)
 
