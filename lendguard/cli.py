@@ -649,6 +649,8 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
     console.print(f"landed {result.rows:,} outcomes ({result.defaults:,} defaulted) as batch "
                   f"[bold]{escape(result.batch_id)}[/]; `lendguard build` or `lendguard monitor` brings them into "
                   "mon_realised_quality")
+    for line in result.not_simulated:
+        errors.print(f"[yellow]not simulated:[/] {escape(line)}")
 
 
 # --- reading -----------------------------------------------------------------------------------

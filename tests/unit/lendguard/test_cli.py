@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from rich.console import Console
 
 from lendguard import cli, pipeline
 from lendguard.monitor import Alert, MonitorReport
 from lendguard.status import collect_status, print_status
 from tests.support.deployment import deployment_env
+from tests.support.servers import free_port
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
@@ -275,3 +277,64 @@ def test_third_party_loggers_are_quiet_unless_verbose(extra_command: click.Group
     assert "our own detail" not in quiet
     verbose = CliRunner().invoke(extra_command, ["-v", "raise"]).stderr
     assert all(text in verbose for text in ("Running upgrade", "mlflow chatter", "our own detail"))
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port this test process listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def one_line_naming(result: Result, port: int) -> str:
+    """The one ``error:`` line a busy port gives, checked to name the port and this process as its holder."""
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: port {port} is already in use by pid {os.getpid()} ("), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("which", ["--port", "--dev-port"])
+def test_the_demo_refuses_a_busy_port_before_doing_anything(deployment: Path, busy_port: int, which: str) -> None:
+    ports = {"--port": str(free_port()), "--dev-port": str(free_port()), which: str(busy_port)}
+    result = CliRunner().invoke(cli.cli, ["demo", *(item for pair in ports.items() for item in pair)])
+    assert one_line_naming(result, busy_port).endswith("give the demo other ports: make demo PORT=8100 DEV_PORT=8101 "
+                                                       "(lendguard demo --port --dev-port)\n")
+    assert not deployment.exists(), "nothing was simulated, built or trained"
+
+
+def test_the_demo_needs_two_ports(deployment: Path) -> None:
+    port = str(free_port())
+    result = CliRunner().invoke(cli.cli, ["demo", "--port", port, "--dev-port", port])
+    assert result.exit_code == 2
+    assert f"the demo's API and its dev API need two ports, got {port} for both" in result.stderr
+
+
+def test_the_demo_ports_come_from_the_settings(deployment: Path, busy_port: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(busy_port))
+    monkeypatch.setenv("LENDGUARD_API_PORT", str(free_port()))
+    get_settings.cache_clear()
+    one_line_naming(CliRunner().invoke(cli.cli, ["demo"]), busy_port)
+
+
+def test_serve_and_dashboard_serve_refuse_a_busy_port(deployment: Path, busy_port: int) -> None:
+    served = one_line_naming(CliRunner().invoke(cli.cli, ["serve", "--port", str(busy_port)]), busy_port)
+    assert served.endswith("stop it or choose another port (--port or LENDGUARD_API_PORT)\n")
+    every_interface = CliRunner().invoke(cli.cli, ["serve", "--host", "0.0.0.0", "--port", str(busy_port)])  # noqa: S104
+    one_line_naming(every_interface, busy_port)
+    dashboard = CliRunner().invoke(cli.cli, ["dashboard", "serve", "--port", str(busy_port)])
+    assert one_line_naming(dashboard, busy_port).endswith("stop it or choose another port (--port)\n")
+
+
+def test_pipeline_run_refuses_a_busy_dev_port_before_the_run_starts(
+    deployment: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(busy_port))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli.cli, ["pipeline", "run"])
+    assert one_line_naming(result, busy_port).endswith("give the dev API another port (LENDGUARD_DEV_API_PORT)\n")
+    assert pipeline.latest(get_paths()) is None, "no run was started (so none is left open)"
