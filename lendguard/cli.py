@@ -657,7 +657,8 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
 
 
 @cli.group(invoke_without_command=True, context_settings=CONTEXT, epilog=_examples(
-    "lendguard dashboard --out report.html", "lendguard dashboard --out report.html --version 2 --window deployment",
+    "lendguard dashboard --out report.html", "lendguard dashboard --out report.html --overwrite --version 2 "
+    "--window deployment",
     "lendguard dashboard serve --port 8050"))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", default=None,
               help="The HTML file to write (atomically).", show_default="none: required unless serving")
@@ -665,13 +666,19 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
               show_default="the champion")
 @click.option("--window", type=click.Choice(["latest", "deployment"]), default="latest",
               help="Drift and output panels: the latest count window or the whole deployment.")
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 @click.pass_context
-def dashboard(ctx: click.Context, out: Path | None, version: str | None, window: str) -> None:
+def dashboard(ctx: click.Context, out: Path | None, version: str | None, window: str, overwrite: bool) -> None:
     """Write the monitoring dashboard as one self-contained HTML file, or serve it (`dashboard serve`)."""
     if ctx.invoked_subcommand is not None:
         return
     if out is None:
         raise click.UsageError("pass --out FILE to write the page, or run `lendguard dashboard serve` to serve it")
+    if out.exists() and not overwrite:
+        raise LendguardError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
+    blocking = next((parent for parent in out.parents if parent.is_file()), None)
+    if blocking is not None:
+        raise LendguardError(f"cannot write {out}: {blocking} is a file, not a directory")
     from api.dashboard.export import export_dashboard  # noqa: PLC0415  # duckdb/jinja: only when used
 
     apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
@@ -758,7 +765,7 @@ def status(as_json: bool) -> None:
 def demo(  # noqa: PLR0917 - click passes every option by keyword; the signature mirrors them
     loans: int, scenario: str, requests: int, port: int | None, dev_port: int | None, keep_serving: bool
 ) -> None:
-    """The whole path once, on simulated data, in seven steps:
+    """The whole path once on simulated data: simulate, build, pipeline, serve, replay, monitor, dashboard.
 
     \b
     1. simulate a loan book and land it

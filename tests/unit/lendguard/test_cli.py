@@ -338,3 +338,42 @@ def test_pipeline_run_refuses_a_busy_dev_port_before_the_run_starts(
     result = CliRunner().invoke(cli.cli, ["pipeline", "run"])
     assert one_line_naming(result, busy_port).endswith("give the dev API another port (LENDGUARD_DEV_API_PORT)\n")
     assert pipeline.latest(get_paths()) is None, "no run was started (so none is left open)"
+
+
+def test_the_help_names_the_data_directory_and_every_demo_step() -> None:
+    top = CliRunner().invoke(cli.cli, ["--help"], terminal_width=200).output
+    assert "$LENDGUARD_DATA_DIR" in top
+    demo = CliRunner().invoke(cli.cli, ["demo", "--help"], terminal_width=200).output
+    steps = ["simulate", "build", "pipeline", "serve", "replay", "monitor", "dashboard"]
+    for number, step in enumerate(steps, start=1):
+        assert f"\n  {number}. {step}" in demo, step
+    assert "make demo PORT=8100 DEV_PORT=8101" in demo
+
+
+def test_dashboard_out_onto_an_existing_file_says_why_in_one_line(deployment: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "report.html"
+    existing.write_text("yesterday's page")
+    refused = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing)])
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: {existing} exists: pass --overwrite to replace it, or choose another --out\n"
+    assert existing.read_text() == "yesterday's page"
+    under_a_file = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing / "page.html")])
+    assert under_a_file.stderr == (f"error: cannot write {existing / 'page.html'}: {existing} is a file, "
+                                   "not a directory\n")
+    overwrite = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing), "--overwrite"])
+    assert overwrite.stderr.startswith("error: no published warehouse"), "past the check: nothing is built here"
+
+
+@pytest.mark.parametrize(("args", "shown"), [(["pipeline", "stage", "gate"], False),
+                                             (["-v", "pipeline", "stage", "gate"], True)])
+def test_mlflow_prints_its_registrations_only_with_verbose(deployment: Path, args: list[str], shown: bool,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.utils import logging_utils  # MLflow (seconds): only this test
+    from mlflow.utils.logging_utils import eprint  # what mlflow.register_model prints with
+
+    monkeypatch.setattr(logging_utils.MLFLOW_LOGGING_STREAM, "_enabled", True)  # and back after the test
+    assert cli.main(args) == 1  # no pipeline run here; the command ran as far as its first check
+    capsys.readouterr()
+    eprint("Successfully registered model 'lendguard'.")
+    assert ("Successfully registered model" in capsys.readouterr().err) is shown
