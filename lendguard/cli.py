@@ -735,6 +735,32 @@ def config(as_json: bool) -> None:
         console.print(config_table(rows, loaded.config_file))
 
 
+@cli.command(epilog=_examples("lendguard doctor", "lendguard doctor --json",
+                              "LENDGUARD_DATA_DIR=/srv/lendguard/data lendguard doctor"))
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check this machine's prerequisites: Java, the API and dev API ports, the data directory's
+    permissions, disk space, the MLflow store and Chromium (browser tests), each with a fix.
+
+    Exit status: 0 every check passed or only warned; 1 a check failed.
+    """
+    from lendguard.doctor import FAIL, OK, run_checks  # noqa: PLC0415  # httpx/sqlite3: only when used
+
+    checks = run_checks(get_settings(), get_paths())
+    if as_json:
+        _json_out([check.to_json() for check in checks])
+    else:
+        for check in checks:
+            style = {OK: "green", FAIL: "red bold"}.get(check.status, "yellow")
+            console.print(f"[{style}]{check.status:<4}[/] {escape(check.name):<15} {escape(check.found)}",
+                          highlight=False, soft_wrap=True)
+            if check.fix:
+                console.print(f"     {'':<15} fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [check.name for check in checks if check.status == FAIL]
+    if failed:
+        raise LendguardError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
 @cli.command(epilog=_examples("lendguard status", "lendguard status --json"))
 @click.option("--json", "as_json", is_flag=True, help="Stable machine-readable form.")
 def status(as_json: bool) -> None:

@@ -36,11 +36,13 @@ TCP_LISTEN = "0A"
 
 
 class PortInUseError(LendguardError):
-    """Something already listens on the port a server was to use; ``holder_pid`` is its process, if known."""
+    """Something already listens on the port a server was to use; ``holder_pid`` and ``holder_command``
+    are its process and command line, when known."""
 
-    def __init__(self, message: str, *, holder_pid: int | None) -> None:
+    def __init__(self, message: str, *, holder_pid: int | None, holder_command: str | None = None) -> None:
         super().__init__(message)
         self.holder_pid = holder_pid
+        self.holder_command = holder_command
 
 
 class ServerStartError(LendguardError):
@@ -81,9 +83,11 @@ def ensure_port_free(port: int, host: str = LOCALHOST, *, fix: str = "stop it or
         if probe.connect_ex((LOCALHOST if host in WILDCARD_HOSTS else host, port)) != 0:
             return
     holder = port_holder(port)
-    named = "another process" if holder is None else f"pid {holder[0]}" + (f" ({holder[1]})" if holder[1] else "")
+    named = ("another process" if holder is None
+             else f"pid {holder[0]}" + (f" ({_shortened(holder[1])})" if holder[1] else ""))
     raise PortInUseError(f"port {port} is already in use by {named}: {fix}",
-                         holder_pid=None if holder is None else holder[0])
+                         holder_pid=None if holder is None else holder[0],
+                         holder_command=None if holder is None else holder[1])
 
 
 def port_holder(port: int) -> tuple[int, str] | None:
@@ -98,7 +102,7 @@ def port_holder(port: int) -> tuple[int, str] | None:
             with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
                 if any(str(fd.readlink()) in inodes for fd in (entry / "fd").iterdir()):
                     words = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-                    return int(entry.name), _shortened(" ".join(words))
+                    return int(entry.name), " ".join(words)
     return None
 
 
