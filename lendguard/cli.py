@@ -25,6 +25,7 @@ from rich.table import Table
 
 from lendguard.progress import step
 from warehouse.errors import LendguardError
+from warehouse.log_format import formatter_for
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import REGISTRY_FAIL_FAST, apply_tool_environment, get_settings, load, variable
 
@@ -161,7 +162,7 @@ class _CliHandler(logging.Handler):
 
 def _configure_logging(verbose: bool) -> None:
     handler = _CliHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter_for(sys.stderr))  # text on a terminal, JSON lines otherwise
     if not verbose:
         handler.addFilter(_OwnOrSevere())
     root = logging.getLogger()
