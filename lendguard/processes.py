@@ -2,7 +2,8 @@
 its benchmarks do it.
 
 The port is checked first, so a server already listening there cannot answer the readiness probe
-in the new one's place; then ``GET /readyz`` is polled until it answers. When the process exits
+in the new one's place (the one-line error names the process holding the port, from /proc, so the
+user knows what to stop); then ``GET /readyz`` is polled until it answers. When the process exits
 or never becomes ready, it is stopped and the error carries the last lines of its log, so the
 reason is on screen instead of in a file somewhere.
 """
