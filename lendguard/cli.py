@@ -201,15 +201,29 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     _configure_logging(verbose)
     get_settings()  # read once, here: a bad setting stops every command before it starts
     if ctx.invoked_subcommand in REGISTERING_COMMANDS:
-        _mlflow_prints(shown=verbose)
+        _mlflow_prints_to_logging()
 
 
-def _mlflow_prints(*, shown: bool) -> None:
-    """MLflow prints some events to stderr itself, past logging ("Successfully registered model ..."):
-    they are shown with ``-v`` only, like its log lines."""
+def _mlflow_prints_to_logging() -> None:
+    """MLflow prints some events to stderr itself, past logging ("Successfully registered model ...");
+    routed into logging (logger ``mlflow.events``, INFO) they obey ``-v`` like its log lines."""
     from mlflow.utils import logging_utils  # noqa: PLC0415  # MLflow: only the commands that register
 
-    logging_utils.MLFLOW_LOGGING_STREAM.enabled = shown  # what its enable_logging/disable_logging set
+    class PrintsToLogging(logging_utils.MlflowLoggingStream):
+        """What MLflow's ``eprint`` writes to: each line a log record (its enable/disable flag still holds)."""
+
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]  # MLflow's class is untyped
+
+        def write(self, text: str) -> None:
+            if self.enabled:
+                for line in filter(str.strip, text.splitlines()):
+                    logging.getLogger("mlflow.events").info(line)
+
+        def flush(self) -> None:
+            pass
+
+    logging_utils.MLFLOW_LOGGING_STREAM = PrintsToLogging()
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -811,7 +825,7 @@ def demo(  # noqa: PLR0917 - click passes every option by keyword; the signature
         raise click.UsageError(f"the demo's API and its dev API need two ports, got {port} for both")
     for each in (port, dev_port):  # before seconds of imports and minutes of work, not after
         _ensure_port_free(each, fix=DEMO_PORT_FIX)
-    _mlflow_prints(shown=click.get_current_context().find_root().params["verbose"])
+    _mlflow_prints_to_logging()
     from lendguard.demo import run_demo  # noqa: PLC0415  # the whole stack (seconds): after the port checks
 
     run_demo(loans=loans, scenario=scenario, requests=requests, port=port, dev_port=dev_port,
