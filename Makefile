@@ -19,8 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)
 
+# Ports of the demo's API and dev API: `make demo PORT=8100 DEV_PORT=8101` (environment:
+# LENDGUARD_API_PORT, LENDGUARD_DEV_API_PORT; default 8000 and 8001).
 demo: $(STAMP)
-	$(BIN)/lendguard demo
+	$(BIN)/lendguard demo $(if $(PORT),--port $(PORT)) $(if $(DEV_PORT),--dev-port $(DEV_PORT))
 
 test: $(STAMP)
 	@command -v chromium >/dev/null || echo "note: no chromium, so the browser test is skipped; install it with: apt-get install -y chromium chromium-driver (.ci/run does)"
@@ -37,5 +39,6 @@ lint: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header
 
+# Removes the runtime data (warehouse, snapshots, landing zone, MLflow store) and dbt's output; keeps .venv.
 clean:
 	rm -rf warehouse/data target logs

@@ -53,6 +53,7 @@ def create_app(settings: ApiSettings | None = None, paths: Paths | None = None) 
         ],
         request_class=StrictJSONRequest,  # JSON bodies: content type, UTF-8, depth, strict types (api.body_checks)
         debug=False,
+        logging_config=None,  # keep the process's logging (warehouse.log_format); Litestar's would replace it
     )
 
 

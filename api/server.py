@@ -13,20 +13,31 @@ import functools
 import gc
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from litestar.enums import ScopeType
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
+from api.schemas import REQUEST_ID_HEADER
 from warehouse.errors import LendguardError
+from warehouse.log_format import configure_unconfigured
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import REGISTRY_FAIL_FAST, ApiSettings, SettingsError, apply_tool_environment, get_settings
 
 if TYPE_CHECKING:
     from litestar import Litestar
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("api.access")
+SERVER_LOGGERS = ("api", "ml", "warehouse")
+"""lendguard's own loggers a server process reports on at INFO."""
+REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode("latin-1")
+GRACEFUL_SHUTDOWN_SECONDS = 30
+"""How long a stopping server lets requests in flight finish (a service manager's stop timeout must exceed it)."""
 HEALTHCHECK_SECONDS = 60
 """How long the supervisor waits for a worker's answer to its health check before it kills and replaces
 the worker: generous, as a worker on a busy host takes many seconds to start answering."""
@@ -58,18 +69,20 @@ def serve(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"invalid serve options: {problems}") from None
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_unconfigured()
+    for name in SERVER_LOGGERS:  # a server reports its start, reloads and requests, whatever its caller's level
+        if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
     options: dict[str, Any] = {
         "host": effective.host,
         "port": effective.port,
         "log_config": None,  # keep the process's logging configuration
-        "access_log": False,  # every request is in the prediction log already
-        "timeout_graceful_shutdown": 30,
+        "access_log": False,  # AccessLog writes one structured line per request instead
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
     }
     if workers == 1:
         log.info("listening on http://%s:%d", effective.host, effective.port)
-        uvicorn.run(_app(effective, paths), **options)
+        uvicorn.run(AccessLog(_app(effective, paths)), **options)
         return
     # Each worker is a spawned process: it gets the settings and paths pickled, not the environment.
     config = uvicorn.Config(functools.partial(worker_app, effective, paths or get_paths()), factory=True,
@@ -78,12 +91,44 @@ def serve(
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
-def worker_app(settings: ApiSettings, paths: Paths) -> Litestar:
+def worker_app(settings: ApiSettings, paths: Paths) -> AccessLog:
     """One worker's app: its own log writer prefix (the worker's process id added), same settings."""
-    if not logging.getLogger().handlers:  # a spawned process starts with no logging configured
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_unconfigured()  # a spawned process starts with no logging configured
     writer_id = None if settings.writer_id is None else f"{settings.writer_id}-{os.getpid()}"
-    return _app(settings.model_copy(update={"writer_id": writer_id}), paths)
+    return AccessLog(_app(settings.model_copy(update={"writer_id": writer_id}), paths))
+
+
+class AccessLog:
+    """The access log: one INFO line per HTTP request on logger ``api.access``, with its fields
+    (``method``, ``path``, ``status``, ``duration_ms``, ``request_id``, ``client``) as JSON fields off a
+    terminal. Outside the app, so it also sees what the app refuses before any handler runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answer: dict[str, Any] = {"status": 0, "request_id": None}
+
+        async def send_noting_the_answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["request_id"] = next((value.decode("latin-1") for key, value in message.get("headers", [])
+                                             if key.lower() == REQUEST_ID_HEADER_BYTES), None)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_the_answer)
+        finally:
+            client = scope.get("client")
+            fields = {"method": scope["method"], "path": scope["path"], "status": answer["status"],
+                      "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                      "request_id": answer["request_id"], "client": f"{client[0]}:{client[1]}" if client else None}
+            access_log.info("%s %s %d %.1f ms", fields["method"], fields["path"], fields["status"],
+                            fields["duration_ms"], extra=fields)
 
 
 def _app(settings: ApiSettings, paths: Paths | None) -> Litestar:

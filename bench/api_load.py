@@ -83,9 +83,7 @@ def setup(loans: int) -> Any:
     paths = Paths.from_env()
     land_simulated(paths, loans, seed=42)
     build(paths)
-    run = pipeline.start_run(paths)
-    for stage in ("train", "thresholds", "evaluate", "gate"):
-        pipeline.run_stage(paths, run, stage)
+    run = pipeline.run_until(paths, "gate")
     pipeline.decide(paths, str(run.version), approve=True, by="bench", note="load benchmark")
     return paths
 

@@ -102,9 +102,7 @@ from warehouse.paths import Paths
 paths = Paths.from_env()
 land_simulated(paths, {loans}, seed=42)
 assert build(paths).ok
-run = pipeline.start_run(paths)
-for stage in ("train", "thresholds", "evaluate", "gate"):
-    pipeline.run_stage(paths, run, stage)
+run = pipeline.run_until(paths, "gate")
 pipeline.decide(paths, str(run.version), approve=True, by="bench", note="monitoring benchmark")
 print(run.version)
 """

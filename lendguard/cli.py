@@ -25,6 +25,7 @@ from rich.table import Table
 
 from lendguard.progress import step
 from warehouse.errors import LendguardError
+from warehouse.log_format import formatter_for
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import REGISTRY_FAIL_FAST, apply_tool_environment, get_settings, load, variable
 
@@ -45,6 +46,12 @@ EXIT_INTERRUPTED = 130
 
 OWN_LOGGERS = ("warehouse", "ml", "api", "lendguard")
 """Without ``-v``, their warnings are shown; every other library stays quiet below ERROR."""
+
+REGISTERING_COMMANDS = frozenset({"train", "pipeline"})
+"""Commands that register model versions in MLflow (which prints about it unless told not to; the demo
+says so itself, after its port checks)."""
+DEMO_PORT_FIX = ("stop it, or give the demo other ports: make demo PORT=8100 DEV_PORT=8101 "
+                 "(lendguard demo --port --dev-port)")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
@@ -155,7 +162,7 @@ class _CliHandler(logging.Handler):
 
 def _configure_logging(verbose: bool) -> None:
     handler = _CliHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter_for(sys.stderr))  # text on a terminal, JSON lines otherwise
     if not verbose:
         handler.addFilter(_OwnOrSevere())
     root = logging.getLogger()
@@ -185,13 +192,38 @@ class LendguardGroup(click.Group):
     "lendguard demo", "lendguard -v build", 'eval "$(_LENDGUARD_COMPLETE=bash_source lendguard)"  # completion'))
 @click.version_option(package_name="lendguard", prog_name="lendguard")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (every library) and tracebacks of errors.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Fair loan-risk scoring, delivered and monitored inside the data warehouse.
 
     Every command works on the deployment in $LENDGUARD_DATA_DIR (default: warehouse/data/ in the project).
     """
     _configure_logging(verbose)
     get_settings()  # read once, here: a bad setting stops every command before it starts
+    if ctx.invoked_subcommand in REGISTERING_COMMANDS:
+        _mlflow_prints_to_logging()
+
+
+def _mlflow_prints_to_logging() -> None:
+    """MLflow prints some events to stderr itself, past logging ("Successfully registered model ...");
+    routed into logging (logger ``mlflow.events``, INFO) they obey ``-v`` like its log lines."""
+    from mlflow.utils import logging_utils  # noqa: PLC0415  # MLflow: only the commands that register
+
+    class PrintsToLogging(logging_utils.MlflowLoggingStream):
+        """What MLflow's ``eprint`` writes to: each line a log record (its enable/disable flag still holds)."""
+
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]  # MLflow's class is untyped
+
+        def write(self, text: str) -> None:
+            if self.enabled:
+                for line in filter(str.strip, text.splitlines()):
+                    logging.getLogger("mlflow.events").info(line)
+
+        def flush(self) -> None:
+            pass
+
+    logging_utils.MLFLOW_LOGGING_STREAM = PrintsToLogging()
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -282,11 +314,8 @@ def train() -> None:
     from lendguard import pipeline  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
-    run = pipeline.start_run(paths)
-    for stage in pipeline.STAGES[:3]:
-        with _step(stage[0]):
-            pipeline.run_stage(paths, run, stage[0])
-        console.print(f"{escape(stage[0])}: done")
+    with _stages() as on_stage:
+        run = pipeline.run_until(paths, "evaluate", on_stage=on_stage)
     console.print(f"registered version [bold]{escape(str(run.version))}[/] as candidate (pipeline run {run.run_id}); "
                   "next: `lendguard pipeline stage gate` or `lendguard pipeline run`")
 
@@ -400,9 +429,19 @@ _decision_command("reject")
               help="Processes serving the one port (one per core); they share the host's idempotency answers.")
 def serve(host: str | None, port: int | None, alias: str | None, workers: int) -> None:
     """Run the scoring API (Litestar under uvicorn) until stopped."""
-    from api.server import serve as run_server  # noqa: PLC0415  # Litestar/MLflow: only when used
+    settings = get_settings().api
+    _ensure_port_free(port or settings.port, host or settings.host,
+                      fix=f"stop it or choose another port (--port or {variable('api.port')})")
+    from api.server import serve as run_server  # noqa: PLC0415  # Litestar/MLflow (seconds): after the port check
 
     run_server(host=host, port=port, alias=alias, workers=workers)
+
+
+def _ensure_port_free(port: int, host: str | None = None, *, fix: str) -> None:
+    """Before a server starts: a busy port is one line naming what holds it (and ``fix``)."""
+    from lendguard.processes import LOCALHOST, ensure_port_free  # noqa: PLC0415  # httpx: only servers need it
+
+    ensure_port_free(port, host or LOCALHOST, fix=fix)
 
 
 @cli.group("api-key", context_settings=CONTEXT, epilog=_examples("lendguard api-key create ops --scope admin"))
@@ -625,13 +664,16 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
     console.print(f"landed {result.rows:,} outcomes ({result.defaults:,} defaulted) as batch "
                   f"[bold]{escape(result.batch_id)}[/]; `lendguard build` or `lendguard monitor` brings them into "
                   "mon_realised_quality")
+    for line in result.not_simulated:
+        errors.print(f"[yellow]not simulated:[/] {escape(line)}")
 
 
 # --- reading -----------------------------------------------------------------------------------
 
 
 @cli.group(invoke_without_command=True, context_settings=CONTEXT, epilog=_examples(
-    "lendguard dashboard --out report.html", "lendguard dashboard --out report.html --version 2 --window deployment",
+    "lendguard dashboard --out report.html", "lendguard dashboard --out report.html --overwrite --version 2 "
+    "--window deployment",
     "lendguard dashboard serve --port 8050"))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", default=None,
               help="The HTML file to write (atomically).", show_default="none: required unless serving")
@@ -639,13 +681,19 @@ def outcomes(file: Path | None, simulate: bool, seed: int) -> None:
               show_default="the champion")
 @click.option("--window", type=click.Choice(["latest", "deployment"]), default="latest",
               help="Drift and output panels: the latest count window or the whole deployment.")
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
 @click.pass_context
-def dashboard(ctx: click.Context, out: Path | None, version: str | None, window: str) -> None:
+def dashboard(ctx: click.Context, out: Path | None, version: str | None, window: str, overwrite: bool) -> None:
     """Write the monitoring dashboard as one self-contained HTML file, or serve it (`dashboard serve`)."""
     if ctx.invoked_subcommand is not None:
         return
     if out is None:
         raise click.UsageError("pass --out FILE to write the page, or run `lendguard dashboard serve` to serve it")
+    if out.exists() and not overwrite:
+        raise LendguardError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
+    blocking = next((parent for parent in out.parents if parent.is_file()), None)
+    if blocking is not None:
+        raise LendguardError(f"cannot write {out}: {blocking} is a file, not a directory")
     from api.dashboard.export import export_dashboard  # noqa: PLC0415  # duckdb/jinja: only when used
 
     apply_tool_environment(REGISTRY_FAIL_FAST)  # the page renders (without the run link) when the registry is down
@@ -664,7 +712,8 @@ def dashboard_serve(host: str, port: int) -> None:
 
     With an API keys file, the page needs a key with the read scope (admin implies it).
     """
-    from api.dashboard.app import serve_dashboard  # noqa: PLC0415  # Litestar/duckdb: only when used
+    _ensure_port_free(port, host, fix="stop it or choose another port (--port)")
+    from api.dashboard.app import serve_dashboard  # noqa: PLC0415  # Litestar/duckdb: after the port check
 
     serve_dashboard(host, port)
 
@@ -701,6 +750,32 @@ def config(as_json: bool) -> None:
         console.print(config_table(rows, loaded.config_file))
 
 
+@cli.command(epilog=_examples("lendguard doctor", "lendguard doctor --json",
+                              "LENDGUARD_DATA_DIR=/srv/lendguard/data lendguard doctor"))
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check this machine's prerequisites: Java, the API and dev API ports, the data directory's
+    permissions, disk space, the MLflow store and Chromium (browser tests), each with a fix.
+
+    Exit status: 0 every check passed or only warned; 1 a check failed.
+    """
+    from lendguard.doctor import FAIL, OK, run_checks  # noqa: PLC0415  # httpx/sqlite3: only when used
+
+    checks = run_checks(get_settings(), get_paths())
+    if as_json:
+        _json_out([check.to_json() for check in checks])
+    else:
+        for check in checks:
+            style = {OK: "green", FAIL: "red bold"}.get(check.status, "yellow")
+            console.print(f"[{style}]{check.status:<4}[/] {escape(check.name):<15} {escape(check.found)}",
+                          highlight=False, soft_wrap=True)
+            if check.fix:
+                console.print(f"     {'':<15} fix: {escape(check.fix)}", highlight=False, soft_wrap=True)
+    failed = [check.name for check in checks if check.status == FAIL]
+    if failed:
+        raise LendguardError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
 @cli.command(epilog=_examples("lendguard status", "lendguard status --json"))
 @click.option("--json", "as_json", is_flag=True, help="Stable machine-readable form.")
 def status(as_json: bool) -> None:
@@ -715,19 +790,46 @@ def status(as_json: bool) -> None:
         print_status(state, console)
 
 
-@cli.command(epilog=_examples("lendguard demo", "lendguard demo --loans 20000 --requests 500 --port 8100",
-                              "lendguard demo --scenario purpose_shift --keep-serving"))
+@cli.command(epilog=_examples("lendguard demo",
+                              "lendguard demo --loans 20000 --requests 500 --port 8100 --dev-port 8101",
+                              "lendguard demo --scenario purpose_shift --keep-serving",
+                              "make demo PORT=8100 DEV_PORT=8101  # the same through make"))
 @click.option("--loans", type=click.IntRange(min=1), default=100_000, help="Loans in the simulated book.")
 @click.option("--scenario", type=LazyChoice(_scenario_names), default="economic_shock",
-              help="Traffic scenario replayed.")
+              help="Traffic scenario replayed (`lendguard scenarios` says what each changes).")
 @click.option("--requests", type=click.IntRange(min=1), default=4_000, help="Applications replayed.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, help="Port of the demo's API.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port of the demo's production API.",
+              show_default="$LENDGUARD_API_PORT, else 8000")
+@click.option("--dev-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the dev API the pipeline starts.", show_default="$LENDGUARD_DEV_API_PORT, else 8001")
 @click.option("--keep-serving", is_flag=True, help="Leave the API up at the end.")
-def demo(loans: int, scenario: str, requests: int, port: int, keep_serving: bool) -> None:
-    """The whole path once: simulate, build, pipeline and approval, serve, replay, monitor, dashboard."""
-    from lendguard.demo import run_demo  # noqa: PLC0415  # the whole stack: only when used
+def demo(  # noqa: PLR0917 - click passes every option by keyword; the signature mirrors them
+    loans: int, scenario: str, requests: int, port: int | None, dev_port: int | None, keep_serving: bool
+) -> None:
+    """The whole path once on simulated data: simulate, build, pipeline, serve, replay, monitor, dashboard.
 
-    run_demo(loans=loans, scenario=scenario, requests=requests, port=port, keep_serving=keep_serving, console=console)
+    \b
+    1. simulate a loan book and land it
+    2. build: dbt build and publish the snapshot
+    3. pipeline: train, thresholds, evaluate, gate, dev API and its tests; then approve (as the demo)
+    4. serve the champion (the production API, its own process)
+    5. replay a traffic scenario through it
+    6. monitor: the monitoring marts and their checks (a critical alert sets failover)
+    7. dashboard: one offline HTML file in the data directory
+
+    Both ports are checked first: a busy one stops the demo at once, naming what holds it.
+    """
+    settings = get_settings()
+    port, dev_port = port or settings.api.port, dev_port or settings.pipeline.dev_api_port
+    if port == dev_port:
+        raise click.UsageError(f"the demo's API and its dev API need two ports, got {port} for both")
+    for each in (port, dev_port):  # before seconds of imports and minutes of work, not after
+        _ensure_port_free(each, fix=DEMO_PORT_FIX)
+    _mlflow_prints_to_logging()
+    from lendguard.demo import run_demo  # noqa: PLC0415  # the whole stack (seconds): after the port checks
+
+    run_demo(loans=loans, scenario=scenario, requests=requests, port=port, dev_port=dev_port,
+             keep_serving=keep_serving, console=console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from warehouse.settings import CONFIG_FILE_VARIABLE, PROJECT_DIR, Loaded, declarations
@@ -54,10 +55,10 @@ def effective_settings(loaded: Loaded) -> list[EffectiveSetting]:
 def config_table(rows: Sequence[EffectiveSetting], config_file: Path | None) -> Table:
     """The text form: one row per setting."""
     source = f"{CONFIG_FILE_VARIABLE}={config_file}" if config_file else f"no {CONFIG_FILE_VARIABLE}"
-    table = Table("setting", "variable", "value", "source", "meaning", title=f"lendguard settings ({source})")
-    for row in rows:
+    table = Table("setting", "variable", "value", "source", "meaning", title=escape(f"lendguard settings ({source})"))
+    for row in rows:  # values are data (a path may hold brackets), never Rich markup
         style = "bold" if row.source != "default" else None
-        table.add_row(row.setting, row.variable, row.value, row.source, row.doc, style=style)
+        table.add_row(*map(escape, (row.setting, row.variable, row.value, row.source, row.doc)), style=style)
     return table
 
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lendguard.processes import ServerProcess, ensure_port_free, serve_command, start_server
+from lendguard.processes import ServerProcess, serve_command, start_server
 from lendguard.progress import step
 from lendguard.replay import ReplayResult, application_bodies, replay
 from warehouse.build import build, current_loan_book
@@ -29,6 +28,11 @@ from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
 from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS, simulate_traffic
+
+
+def say(console: Console, text: str) -> None:
+    """Print plain text, never Rich markup: names such as ``[annual_income]`` and paths stay as they are."""
+    console.print(text, markup=False)
 
 
 class ReplayFailedError(LendguardError):
@@ -51,7 +55,7 @@ def replay_scenario(
         raise ReplayFailedError(f"no answer from {url} to any of the {result.sent:,} requests: {result.failures[0]}")
     effective_onset = SCENARIOS[scenario].onset if onset is None else onset
     drift = "no drift" if effective_onset is None else f"drift from request {effective_onset:,}"
-    console.print(
+    say(console,
         f"replayed {result.sent:,} '{scenario}' applications in {result.seconds:.1f} s "
         f"({result.sent / max(result.seconds, 1e-9):,.0f}/s, p50 {result.latency_ms_p50:.1f} ms, "
         f"p99 {result.latency_ms_p99:.1f} ms); {drift}"
@@ -83,11 +87,11 @@ def monitor_summary(report: Any, console: Console) -> None:
     for alert in report.new_alerts:
         counts[alert.severity, alert.check_name] = counts.get((alert.severity, alert.check_name), 0) + 1
     found = ", ".join(f"{n} {severity} {check}" for (severity, check), n in sorted(counts.items())) or "no alerts"
-    console.print(f"6/7 monitor: {found}")
+    say(console, f"6/7 monitor: {found}")
     for alert in [a for a in report.new_alerts if a.critical][:5]:
-        console.print(f"    {escape(alert.line())}")
+        say(console, f"    {alert.line()}")
     if report.failover_set:
-        console.print("    a critical alert set the failover flag: every application now goes to manual review")
+        say(console, "    a critical alert set the failover flag: every application now goes to manual review")
 
 
 def failover_probe(url: str) -> str:
@@ -120,42 +124,59 @@ def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
     return summary
 
 
+def where_to_look(paths: Paths, console: Console) -> None:
+    """The demo's closing pointers, each command with its full path so it runs as printed."""
+    console.rule("where to look")
+    tools = Path(sys.executable).parent  # the interpreter's bin/: runnable as printed, venv activated or not
+    say(console, f"warehouse snapshot (read-only): {tools / 'duckdb'} -readonly {paths.snapshot}")
+    say(console, "  e.g. select hour_start, model_version, requests, errors, positive_rate from mon_ops_hourly "
+                 "order by hour_start, model_version;")
+    say(console, f"landing zone: {paths.landing}")
+    say(console, f"MLflow: {tools / 'mlflow'} ui --backend-store-uri {paths.tracking_uri}")
+    say(console, f"state of everything: {tools / 'lendguard'} status; failover: {tools / 'lendguard'} failover status "
+                 f"(clearing it is a person's call: {tools / 'lendguard'} failover clear --by NAME --note TEXT)")
+
+
 def run_demo(
-    *, loans: int, scenario: str, requests: int, port: int, keep_serving: bool, console: Console
+    *, loans: int, scenario: str, requests: int, port: int, dev_port: int, keep_serving: bool, console: Console
 ) -> None:
+    """The whole path once (the module doc); ``port`` for the production API, ``dev_port`` for the
+    pipeline's dev API (``lendguard demo`` checks both before it imports this module)."""
     from api.dashboard.export import export_dashboard  # noqa: PLC0415  # jinja2: only the demo
     from lendguard import pipeline  # noqa: PLC0415  # scikit-learn/pandas (seconds): only the demo
     from lendguard.monitor import run_monitor  # noqa: PLC0415  # jinja2/ml.notify: only the demo
 
+    settings = get_settings()
+    settings = settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"dev_api_port": dev_port})})
     paths = get_paths()
-    ensure_port_free(port)  # before minutes of work, not after
     console.rule("lendguard demo")
     with step(console, f"1/7 simulating {loans:,} loans"):
         landed = land_simulated(paths, loans, seed=42)
-    console.print(f"1/7 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
+    say(console, f"1/7 landed {landed.rows:,} simulated loans (snapshot {landed.snapshot_id})")
     with step(console, "2/7 dbt build"):
         built = build(paths)
-    console.print(f"2/7 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
+    say(console, f"2/7 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
                   f"published {paths.snapshot}")
     with step(console, "3/7 delivery pipeline") as rename:
-        run = pipeline.run_pipeline(paths, supersede=True, on_stage=lambda name: rename(f"3/7 pipeline: {name}"))
+        run = pipeline.run_pipeline(paths, supersede=True, settings=settings,
+                                    on_stage=lambda name: rename(f"3/7 pipeline: {name}"))
     for policy, row in policy_summary(paths, str(run.version)).items():
-        console.print(f"    {policy}: test AUC {row['auc']:.3f}, cost per applicant {row['cost']:.3f}, "
+        say(console, f"    {policy}: test AUC {row['auc']:.3f}, cost per applicant {row['cost']:.3f}, "
                       f"FPR by group {row['fprs']} (gap {row['gap']:.3f})")
-    console.print(f"3/7 version {run.version} passed the gate and the dev tests; it awaits approval")
+    say(console, f"3/7 version {run.version} passed the gate and the dev tests; it awaits approval")
     pipeline.decide(paths, str(run.version), approve=True, by="lendguard demo",
                     note="approved by the demo; in production a person runs `lendguard approve`")
-    console.print(f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
+    say(console, f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
     server = start_api(paths, port, console)
-    console.print(f"4/7 production API ready at {server.url} (pid {server.pid})")
+    say(console, f"4/7 production API ready at {server.url} (pid {server.pid})")
     try:
         result = replay_scenario(server.url, scenario, requests, console=console)
-        console.print(f"5/7 replay: {result.ok:,} of {result.sent:,} scored")
+        say(console, f"5/7 replay: {result.ok:,} of {result.sent:,} scored")
         with step(console, "6/7 lendguard monitor (dbt build of the monitoring marts and their checks)"):
             report = run_monitor(paths, actor="lendguard demo")
         monitor_summary(report, console)
         if report.failover_active:
-            console.print(f"    the running API follows the flag: {failover_probe(server.url)}")
+            say(console, f"    the running API follows the flag: {failover_probe(server.url)}")
     finally:
         if not keep_serving:
             server.stop()
@@ -163,17 +184,10 @@ def run_demo(
     with step(console, "7/7 dashboard"):
         export_dashboard(paths, dashboard, get_settings().dashboard.mlflow_ui_url)
     summary = hourly_summary(paths)
-    console.print(f"7/7 dashboard (one offline HTML file): {dashboard}; mon_ops_hourly: {summary['requests']:,} "
-                  f"requests over {summary['hours']} hours, {summary['positive_predictions']:,} sent to manual review")
-    console.rule("where to look")
-    console.print(f"warehouse snapshot (read-only): .venv/bin/duckdb -readonly {paths.snapshot}")
-    console.print("  e.g. select * from mon_ops_hourly order by hour_start;")
-    console.print(f"landing zone: {paths.landing}")
-    mlflow = Path(sys.executable).with_name("mlflow")  # runnable as printed, venv activated or not
-    console.print(escape(f"MLflow: {mlflow} ui --backend-store-uri {paths.tracking_uri}"))
-    console.print("state of everything: lendguard status; failover: lendguard failover status "
-                  "(clearing it is a person's call: lendguard failover clear --by NAME --note TEXT)")
+    say(console, f"7/7 dashboard (one offline HTML file): {dashboard}; mon_ops_hourly: {summary['requests']:,} "
+                 f"requests over {summary['hours']} hours, {summary['positive_predictions']:,} sent to manual review")
+    where_to_look(paths, console)
     if keep_serving:
-        console.print(f"the API keeps serving at {server.url} (pid {server.pid}); stop it with: kill {server.pid}")
+        say(console, f"the API keeps serving at {server.url} (pid {server.pid}); stop it with: kill {server.pid}")
     if result.ok != result.sent:
         raise ReplayFailedError(f"{result.sent - result.ok} replayed requests failed: {result.failures[:3]}")

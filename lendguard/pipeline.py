@@ -11,7 +11,8 @@ Every stage event (who, when, inputs, outputs, result) is landed in the ``pipeli
 dataset, so the warehouse holds the audit trail; the run's own state is a JSON file under
 ``state/pipeline/`` written atomically. A failed stage stops the run with its reason; running
 again starts a fresh run, so reruns are safe. The dev API (deploy-dev) is a process of its own,
-started here and stopped by whichever later command ends the run (approve, reject, deploy-prod).
+started here and stopped by whichever later command ends the run (approve, reject, deploy-prod, or
+a failed stage).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from lendguard.processes import serve_command, start_server, stop_pid
+from lendguard.processes import PortInUseError, ensure_port_free, serve_command, start_server, stop_pid
 from lendguard.replay import application_bodies, replay
 from ml import registry
 from ml.delivery import (
@@ -251,6 +252,7 @@ def run_stage(
         entry.update(status="failed", ended_at=utc_now().isoformat(), details={"error": f"{exc}"})
         run.status, run.reason = FAILED, f"{name}: {exc}"
         _record(paths, run, entry)
+        stop_dev_api(paths)  # the run has ended: nothing later would stop the dev API it started
         if isinstance(exc, StageFailedError):
             raise
         raise StageFailedError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc
@@ -279,19 +281,48 @@ def start_run(paths: Paths, *, supersede: bool = False, settings: Settings | Non
     return run
 
 
+def run_until(
+    paths: Paths, last: str, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
+) -> PipelineRun:
+    """Start a run and run its stages in order up to and including ``last`` (an automatic stage);
+    return the run, or raise StageFailedError when one fails (the run then records the reason).
+
+    When deploy-dev is among them, its port is checked before anything runs: a busy port is a
+    one-line PortInUseError now, not minutes later after training.
+    """
+    settings = get_settings() if settings is None else settings
+    names = [stage.name for stage in STAGES if stage.automatic]
+    if last not in names:
+        raise ValueError(f"{last!r} is not an automatic stage: {names}")
+    stages = names[: names.index(last) + 1]
+    if "deploy-dev" in stages:
+        _check_dev_port(paths, settings.pipeline.dev_api_port)
+    run = start_run(paths, supersede=supersede, settings=settings)
+    for name in stages:
+        if on_stage is not None:
+            on_stage(name)
+        run_stage(paths, run, name, settings=settings)
+    return run
+
+
+def _check_dev_port(paths: Paths, port: int) -> None:
+    """PortInUseError unless ``port`` is free or held by this deployment's dev API (deploy-dev replaces it)."""
+    try:
+        ensure_port_free(port, fix=f"stop it or give the dev API another port ({variable('pipeline.dev_api_port')})")
+    except PortInUseError as busy:
+        pid_file = _pid_file(paths, DEV_API)
+        if busy.holder_pid is None or not pid_file.exists() or int(pid_file.read_text()) != busy.holder_pid:
+            raise
+
+
 def run_pipeline(
     paths: Paths, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None,
     settings: Settings | None = None,
 ) -> PipelineRun:
     """Run every automatic stage; return the run (awaiting approval, or raise on failure)."""
-    settings = get_settings() if settings is None else settings
-    run = start_run(paths, supersede=supersede, settings=settings)
-    for stage in STAGES:
-        if stage.automatic:
-            if on_stage is not None:
-                on_stage(stage.name)
-            run_stage(paths, run, stage.name, settings=settings)
-    return run
+    last = [stage.name for stage in STAGES if stage.automatic][-1]
+    return run_until(paths, last, supersede=supersede, on_stage=on_stage, settings=settings)
 
 
 def wait_for_decision(paths: Paths, run_id: str, timeout: float | None = None, poll: float = 2.0) -> PipelineRun:

@@ -2,7 +2,8 @@
 its benchmarks do it.
 
 The port is checked first, so a server already listening there cannot answer the readiness probe
-in the new one's place; then ``GET /readyz`` is polled until it answers. When the process exits
+in the new one's place (the one-line error names the process holding the port, from /proc, so the
+user knows what to stop); then ``GET /readyz`` is polled until it answers. When the process exits
 or never becomes ready, it is stopped and the error carries the last lines of its log, so the
 reason is on screen instead of in a file somewhere.
 """
@@ -26,14 +27,23 @@ from warehouse.errors import LendguardError
 from warehouse.settings import child_environment
 
 LOCALHOST = "127.0.0.1"
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - compared, never bound
 READY_PATH = "/readyz"
 READY_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
 LOG_TAIL_LINES = 20
+TCP_LISTEN = "0A"
+"""The LISTEN state in /proc/net/tcp."""
 
 
 class PortInUseError(LendguardError):
-    """Something already listens on the port a server was to use."""
+    """Something already listens on the port a server was to use; ``holder_pid`` and ``holder_command``
+    are its process and command line, when known."""
+
+    def __init__(self, message: str, *, holder_pid: int | None, holder_command: str | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
+        self.holder_command = holder_command
 
 
 class ServerStartError(LendguardError):
@@ -63,11 +73,55 @@ def serve_command(port: int, alias: str | None = None) -> list[str]:
             *([] if alias is None else ["--alias", alias])]
 
 
-def ensure_port_free(port: int, host: str = LOCALHOST) -> None:
-    """PortInUseError when something already listens on ``host:port``."""
+def ensure_port_free(port: int, host: str = LOCALHOST, *, fix: str = "stop it or choose another port") -> None:
+    """PortInUseError, naming the port and what holds it, when something already listens on ``host:port``.
+
+    ``fix`` ends the message: how this command's user picks another port. A server binding every
+    interface (``0.0.0.0``, ``::``) is probed on this host's loopback.
+    """
     with socket.socket() as probe:
-        if probe.connect_ex((host, port)) == 0:
-            raise PortInUseError(f"port {port} is already in use: stop what listens there or choose another port")
+        probe.settimeout(1.0)
+        if probe.connect_ex((LOCALHOST if host in WILDCARD_HOSTS else host, port)) != 0:
+            return
+    holder = port_holder(port)
+    named = ("another process" if holder is None
+             else f"pid {holder[0]}" + (f" ({_shortened(holder[1])})" if holder[1] else ""))
+    raise PortInUseError(f"port {port} is already in use by {named}: {fix}",
+                         holder_pid=None if holder is None else holder[0],
+                         holder_command=None if holder is None else holder[1])
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """The process listening on TCP ``port`` and its command line, when /proc says so (Linux, a process
+    this user may inspect); None otherwise."""
+    inodes = _listening_inodes(port)
+    proc = Path("/proc")
+    if inodes and proc.is_dir():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+                if any(str(fd.readlink()) in inodes for fd in (entry / "fd").iterdir()):
+                    words = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+                    return int(entry.name), " ".join(words)
+    return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """``socket:[inode]`` links of the sockets listening on ``port`` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port and inode != "0":
+                    found.add(f"socket:[{inode}]")
+    return found
+
+
+def _shortened(command: str, limit: int = 120) -> str:
+    return command if len(command) <= limit else command[: limit - 1] + "…"
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

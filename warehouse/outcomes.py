@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse import datasets, landing
 from warehouse.errors import LendguardError
@@ -51,6 +52,8 @@ class OutcomesResult:
     batch_id: str
     rows: int
     defaults: int
+    not_simulated: tuple[str, ...] = ()
+    """Simulation only: why some requests got no outcome (one line per reason, with examples)."""
 
 
 def _now() -> datetime:
@@ -162,7 +165,11 @@ def simulate_outcomes(paths: Paths, seed: int = 17, *, delay_days: int = SIMULAT
     (``default_probability``); draws are seeded and taken in request-id order, so the same log and
     seed give the same outcomes. Needs the simulator's loan book (its feature columns in the log).
     """
-    from warehouse.simulator import default_probability  # noqa: PLC0415 - numpy-heavy, only here
+    from warehouse.simulator import (  # noqa: PLC0415 - numpy-heavy, only here
+        CATEGORICAL_FEATURES,
+        NUMERIC_FEATURES,
+        default_probability,
+    )
 
     log_glob = str(paths.landing / landing.PREDICTION_LOG / "*.parquet").replace("'", "''")
     out_glob = str(paths.landing / datasets.OUTCOMES / "*.parquet").replace("'", "''")
@@ -181,6 +188,9 @@ def simulate_outcomes(paths: Paths, seed: int = 17, *, delay_days: int = SIMULAT
         table = table.read_all()
     if table.num_rows == 0:
         raise OutcomesRejectedError("simulation", ["every decided request already has an outcome"])
+    table, not_simulated = _simulatable(table, (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES))
+    if table.num_rows == 0:
+        raise OutcomesRejectedError("simulation", [f"no request can be simulated: {line}" for line in not_simulated])
     try:
         probability = default_probability(table)
     except ValueError as exc:
@@ -195,4 +205,24 @@ def simulate_outcomes(paths: Paths, seed: int = 17, *, delay_days: int = SIMULAT
         "batch_id": f"simulated-{landed_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
         "landed_at": pd.Timestamp(landed_at),
     })
-    return _land(paths, rows)
+    landed = _land(paths, rows)
+    return OutcomesResult(landed.batch_id, landed.rows, landed.defaults, not_simulated)
+
+
+def _simulatable(table: pa.Table, inputs: tuple[str, ...]) -> tuple[pa.Table, tuple[str, ...]]:
+    """The requests the simulator's truth has a probability for, and a line per reason for the others:
+    an input sent empty, or an unknown category (the API accepts and flags it)."""
+    missing = np.zeros(table.num_rows, dtype=bool)
+    for name in (name for name in inputs if name in table.column_names):
+        missing |= table.column(name).is_null().to_numpy()
+    unknown = np.zeros(table.num_rows, dtype=bool)
+    if "unknown_categories" in table.column_names:
+        unknown = pc.fill_null(pc.not_equal(table.column("unknown_categories"), ""), False).to_numpy() & ~missing
+    reasons = tuple(_skipped(why, table.filter(pa.array(mask))) for why, mask in
+                    (("with an input missing", missing), ("with an unknown category", unknown)) if mask.any())
+    return table.filter(pa.array(~(missing | unknown))), reasons
+
+
+def _skipped(why: str, rows: pa.Table) -> str:
+    examples = rows.column("request_id").to_pylist()[:SHOWN]
+    return f"{rows.num_rows:,} request(s) {why} got no outcome, e.g. {', '.join(map(str, examples))}"

@@ -20,6 +20,7 @@ from litestar.datastructures import State
 
 from api.auth import KEYS_STATE_KEY, api_key_guard, open_keys
 from api.dashboard.route import dashboard_handler
+from warehouse.log_format import configure_unconfigured
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import REGISTRY_FAIL_FAST, Settings, apply_tool_environment, get_settings
 
@@ -51,6 +52,7 @@ def create_dashboard_app(settings: Settings | None = None, paths: Paths | None =
         state=State({KEYS_STATE_KEY: keys}),
         openapi_config=None,  # a page for people; the scoring API documents the machine interface
         debug=False,
+        logging_config=None,  # keep the process's logging (warehouse.log_format); Litestar's would replace it
     )
 
 
@@ -58,8 +60,7 @@ def serve_dashboard(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, setti
                     paths: Paths | None = None) -> None:
     """Serve the dashboard until SIGINT/SIGTERM (this process's edge: registry reads fail fast)."""
     apply_tool_environment(REGISTRY_FAIL_FAST)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_unconfigured()
     app = create_dashboard_app(settings, paths)
     log.info("dashboard on http://%s:%d/dashboard", host, port)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)

@@ -118,7 +118,17 @@ def test_cli_failures_are_one_line_and_non_zero(env: dict[str, str], tmp_path: P
 
 def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> None:
     # A guard against a hang, not a speed goal: the whole path took 6.5 min with both cores saturated.
-    out = ok(env, "demo", "--loans", str(E2E_BOOK), "--requests", "200", "--port", str(free_port()), timeout=1200)
+    demo = lendguard(env, "demo", "--loans", str(E2E_BOOK), "--requests", "200", "--port", str(free_port()),
+                     timeout=1200)
+    assert demo.returncode == 0, f"{demo.stdout}\n{demo.stderr}"
+    out = demo.stdout
+    assert "Successfully registered model" not in demo.stderr + out, "MLflow's own prints stay out without -v"
+    assert "INFO" not in demo.stderr, "no library's INFO lines"
+    tools = Path(sys.executable).parent
+    assert f"MLflow: {tools / 'mlflow'} ui --backend-store-uri sqlite:///" in out, "runnable as printed"
+    assert f"{tools / 'duckdb'} -readonly " in out
+    assert (tools / "mlflow").exists()
+    assert (tools / "duckdb").exists()
     assert "version 1 passed the gate and the dev tests" in out
     assert "approved as 'lendguard demo'" in out
     assert "200 of 200 scored" in out

@@ -185,6 +185,17 @@ def test_health_metrics_and_docs_stay_open(client: TestClient) -> None:
         assert client.get(path).status_code == 200, path
 
 
+def test_the_root_points_to_the_docs_and_the_health_routes(client: TestClient) -> None:
+    index = client.get("/")
+    assert index.status_code == 200
+    routes = index.json()
+    assert routes["docs"] == "/schema"
+    assert routes["openapi"] == "/schema/openapi.json"
+    assert routes["score"] == SCORE_PATH
+    for name in ("docs", "openapi", "health", "ready", "metrics"):
+        assert client.get(routes[name]).status_code == 200, name
+
+
 def test_the_docs_page_works_offline(client: TestClient) -> None:
     page = client.get("/schema")
     assert page.headers["content-type"].startswith("text/html")

@@ -86,8 +86,7 @@ class _Collector(logging.Handler):
 
 @contextmanager
 def reload_log() -> Iterator[list[logging.LogRecord]]:
-    """What ``api.reload`` logs, caught at that logger: Litestar replaces the root logger's handlers
-    when an app is built, and caplog listens there."""
+    """What ``api.reload`` logs, caught at that logger, whatever handlers the root logger has."""
     logger, collector = logging.getLogger("api.reload"), _Collector()
     level = logger.level
     logger.addHandler(collector)

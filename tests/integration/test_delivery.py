@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -199,9 +200,7 @@ def test_a_rejected_candidate_never_becomes_champion(delivery_deployment: Paths,
     paths = delivery_deployment
     monkeypatch.delenv("LENDGUARD_WEBHOOK_URL", raising=False)
     champion_before = registry.alias_version(paths, "champion")
-    run = pipeline.start_run(paths, supersede=True)
-    for stage in ("train", "thresholds", "evaluate", "gate"):
-        pipeline.run_stage(paths, run, stage)
+    run = pipeline.run_until(paths, "gate", supersede=True)
     done = pipeline.decide(paths, str(run.version), approve=False, by="Grace Hopper", note="wait for Q3 data")
     assert done is not None
     assert done.status == pipeline.REJECTED
@@ -210,7 +209,8 @@ def test_a_rejected_candidate_never_becomes_champion(delivery_deployment: Paths,
 
 def test_the_dev_tests_fail_a_latency_limit_no_server_meets(trained_deployment: Paths, tmp_path: Path) -> None:
     """The test-dev stage against a real dev API serving the champion: with a p99 limit of 0.001 ms
-    it fails, naming the limit, and for that reason only (every other check passes)."""
+    it fails, naming the limit, and for that reason only (every other check passes); the failed run
+    stops the dev API it started (nothing later would)."""
     data = tmp_path / "data"  # this test's own records and dev API; the registry and snapshot are only read
     paths = dataclasses.replace(trained_deployment, data_dir=data, landing=data / "landing", state_dir=data / "state")
     version = registry.alias_version(paths, "champion")
@@ -219,9 +219,13 @@ def test_the_dev_tests_fail_a_latency_limit_no_server_meets(trained_deployment: 
     run = pipeline.start_run(paths, settings=settings)
     run.version = version
     run.dev_api_url = pipeline.start_dev_api(paths, port=free_port(), alias="champion")
+    pid = int((paths.state_dir / f"{pipeline.DEV_API}.pid").read_text())
     try:
         with pytest.raises(pipeline.StageFailedError) as failed:
             pipeline.run_stage(paths, run, "test-dev", settings=settings)
+        assert not (paths.state_dir / f"{pipeline.DEV_API}.pid").exists()
+        with pytest.raises(ProcessLookupError):  # stopped and gone
+            os.kill(pid, 0)
     finally:
         pipeline.stop_dev_api(paths)
     assert re.fullmatch(r"dev tests failed: p99 latency \d+\.\d ms exceeds the requirement of 0\.001 ms",

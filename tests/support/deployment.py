@@ -30,9 +30,7 @@ def deliver(paths: Paths, *, approver: str = "pytest") -> str:
     """Train, choose thresholds, evaluate, gate and approve a version; return it (no dev API)."""
     from lendguard import pipeline  # imports MLflow and scikit-learn: only the tests that train pay for it
 
-    run = pipeline.start_run(paths, supersede=True)
-    for stage in ("train", "thresholds", "evaluate", "gate"):
-        pipeline.run_stage(paths, run, stage)
+    run = pipeline.run_until(paths, "gate", supersede=True)
     assert run.version is not None
     pipeline.decide(paths, run.version, approve=True, by=approver, note="test fixture")
     return run.version

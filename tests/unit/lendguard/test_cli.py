@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from rich.console import Console
 
 from lendguard import cli, pipeline
 from lendguard.monitor import Alert, MonitorReport
 from lendguard.status import collect_status, print_status
 from tests.support.deployment import deployment_env
+from tests.support.servers import free_port
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
@@ -66,7 +68,7 @@ def test_the_commands_the_docs_and_ci_use_exist() -> None:
         "simulate", "import", "build", "compact-log", "train", "pipeline", "pipeline run", "pipeline stage",
         "approve", "reject", "serve", "api-key", "api-key create", "scenarios", "replay", "monitor", "failover",
         "failover status", "failover set", "failover clear", "outcomes", "dashboard", "export-marts", "status", "demo",
-            "config", "dashboard serve",
+            "config", "dashboard serve", "doctor",
     }
     assert {" ".join(path) for path in ALL_COMMANDS} == expected
 
@@ -275,3 +277,103 @@ def test_third_party_loggers_are_quiet_unless_verbose(extra_command: click.Group
     assert "our own detail" not in quiet
     verbose = CliRunner().invoke(extra_command, ["-v", "raise"]).stderr
     assert all(text in verbose for text in ("Running upgrade", "mlflow chatter", "our own detail"))
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port this test process listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def one_line_naming(result: Result, port: int) -> str:
+    """The one ``error:`` line a busy port gives, checked to name the port and this process as its holder."""
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: port {port} is already in use by pid {os.getpid()} ("), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("which", ["--port", "--dev-port"])
+def test_the_demo_refuses_a_busy_port_before_doing_anything(deployment: Path, busy_port: int, which: str) -> None:
+    ports = {"--port": str(free_port()), "--dev-port": str(free_port()), which: str(busy_port)}
+    result = CliRunner().invoke(cli.cli, ["demo", *(item for pair in ports.items() for item in pair)])
+    assert one_line_naming(result, busy_port).endswith("give the demo other ports: make demo PORT=8100 DEV_PORT=8101 "
+                                                       "(lendguard demo --port --dev-port)\n")
+    assert not deployment.exists(), "nothing was simulated, built or trained"
+
+
+def test_the_demo_needs_two_ports(deployment: Path) -> None:
+    port = str(free_port())
+    result = CliRunner().invoke(cli.cli, ["demo", "--port", port, "--dev-port", port])
+    assert result.exit_code == 2
+    assert f"the demo's API and its dev API need two ports, got {port} for both" in result.stderr
+
+
+def test_the_demo_ports_come_from_the_settings(deployment: Path, busy_port: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(busy_port))
+    monkeypatch.setenv("LENDGUARD_API_PORT", str(free_port()))
+    get_settings.cache_clear()
+    one_line_naming(CliRunner().invoke(cli.cli, ["demo"]), busy_port)
+
+
+def test_serve_and_dashboard_serve_refuse_a_busy_port(deployment: Path, busy_port: int) -> None:
+    served = one_line_naming(CliRunner().invoke(cli.cli, ["serve", "--port", str(busy_port)]), busy_port)
+    assert served.endswith("stop it or choose another port (--port or LENDGUARD_API_PORT)\n")
+    every_interface = CliRunner().invoke(cli.cli, ["serve", "--host", "0.0.0.0", "--port", str(busy_port)])  # noqa: S104
+    one_line_naming(every_interface, busy_port)
+    dashboard = CliRunner().invoke(cli.cli, ["dashboard", "serve", "--port", str(busy_port)])
+    assert one_line_naming(dashboard, busy_port).endswith("stop it or choose another port (--port)\n")
+
+
+def test_pipeline_run_refuses_a_busy_dev_port_before_the_run_starts(
+    deployment: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LENDGUARD_DEV_API_PORT", str(busy_port))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli.cli, ["pipeline", "run"])
+    assert one_line_naming(result, busy_port).endswith("give the dev API another port (LENDGUARD_DEV_API_PORT)\n")
+    assert pipeline.latest(get_paths()) is None, "no run was started (so none is left open)"
+
+
+def test_the_help_names_the_data_directory_and_every_demo_step() -> None:
+    top = CliRunner().invoke(cli.cli, ["--help"], terminal_width=200).output
+    assert "$LENDGUARD_DATA_DIR" in top
+    demo = CliRunner().invoke(cli.cli, ["demo", "--help"], terminal_width=200).output
+    steps = ["simulate", "build", "pipeline", "serve", "replay", "monitor", "dashboard"]
+    for number, step in enumerate(steps, start=1):
+        assert f"\n  {number}. {step}" in demo, step
+    assert "make demo PORT=8100 DEV_PORT=8101" in demo
+
+
+def test_dashboard_out_onto_an_existing_file_says_why_in_one_line(deployment: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "report.html"
+    existing.write_text("yesterday's page")
+    refused = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing)])
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: {existing} exists: pass --overwrite to replace it, or choose another --out\n"
+    assert existing.read_text() == "yesterday's page"
+    under_a_file = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing / "page.html")])
+    assert under_a_file.stderr == (f"error: cannot write {existing / 'page.html'}: {existing} is a file, "
+                                   "not a directory\n")
+    overwrite = CliRunner().invoke(cli.cli, ["dashboard", "--out", str(existing), "--overwrite"])
+    assert overwrite.stderr.startswith("error: no published warehouse"), "past the check: nothing is built here"
+
+
+@pytest.mark.parametrize(("args", "shown"), [(["pipeline", "stage", "gate"], False),
+                                             (["-v", "pipeline", "stage", "gate"], True)])
+def test_mlflow_prints_its_registrations_only_with_verbose(deployment: Path, args: list[str], shown: bool,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.utils import logging_utils  # MLflow (seconds): only this test
+
+    monkeypatch.setattr(logging_utils, "MLFLOW_LOGGING_STREAM", logging_utils.MLFLOW_LOGGING_STREAM)  # restored after
+    assert cli.main(args) == 1  # no pipeline run here; the command ran as far as its first check
+    capsys.readouterr()
+    logging_utils.enable_logging()  # as MLflow's own context managers do on their way out (log_model, autolog)
+    logging_utils.eprint("Successfully registered model 'lendguard'.")  # as mlflow.register_model prints it
+    assert ("Successfully registered model 'lendguard'." in capsys.readouterr().err) is shown

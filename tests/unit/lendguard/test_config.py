@@ -8,8 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lendguard.config import README, README_BEGIN, README_END, readme_block, readme_with_settings
-from warehouse.settings import CONFIG_FILE_VARIABLE, PROJECT_DIR, declarations
+from rich.console import Console
+
+from lendguard.config import (
+    README,
+    README_BEGIN,
+    README_END,
+    config_table,
+    effective_settings,
+    readme_block,
+    readme_with_settings,
+)
+from warehouse.settings import CONFIG_FILE_VARIABLE, PROJECT_DIR, declarations, load
 
 
 def test_the_readme_settings_table_is_the_one_the_declarations_render() -> None:
@@ -72,3 +82,12 @@ def test_an_invalid_setting_stops_the_command_with_exit_code_2() -> None:
     assert "LENDGUARD_API_PORT='70000'" in result.stderr
     assert "65535" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_prints_values_as_data_not_markup() -> None:
+    loaded = load({"LENDGUARD_DATA_DIR": "/srv/[bold]lend[/bold]guard", "LENDGUARD_ACTOR": "ops [team]"})
+    console = Console(record=True, width=400)
+    console.print(config_table(effective_settings(loaded), None))
+    text = console.export_text()
+    assert "/srv/[bold]lend[/bold]guard" in text
+    assert "ops [team]" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lendguard.processes import PortInUseError, ServerStartError, start_server
+from lendguard.processes import PortInUseError, ServerStartError, ensure_port_free, start_server
 from tests.support.servers import free_port
 from warehouse.errors import LendguardError
 
@@ -37,11 +38,36 @@ def listener() -> Iterator[int]:
 
 
 def test_a_busy_port_is_refused_before_anything_starts(listener: int, tmp_path: Path) -> None:
-    with pytest.raises(PortInUseError, match=f"^port {listener} is already in use") as refused:
+    with pytest.raises(PortInUseError, match=f"^port {listener} is already in use by pid {os.getpid()} ") as refused:
         start_server([sys.executable, "-c", "pass"], port=listener, log_path=tmp_path / "server.log")
     assert isinstance(refused.value, LendguardError)
+    assert refused.value.holder_pid == os.getpid()
     assert "\n" not in str(refused.value)
+    assert str(refused.value).endswith(": stop it or choose another port")
     assert not (tmp_path / "server.log").exists(), "nothing was started"
+
+
+HOLDER = ("import socket, time; sock = socket.socket(socket.AF_INET6); sock.bind(('::', 0)); sock.listen(); "
+          "print(sock.getsockname()[1], flush=True); time.sleep(600)")
+"""Holds a port on every interface, IPv4 too, as servers often bind."""
+
+
+def test_a_busy_port_names_the_other_process_holding_it() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
+        with pytest.raises(PortInUseError) as refused:
+            ensure_port_free(port, "0.0.0.0", fix="pick another with --port")  # noqa: S104 - probed, not bound
+        message = str(refused.value)
+        assert message.startswith(f"port {port} is already in use by pid {holder.pid} ({sys.executable} -c import ")
+        assert message.endswith("): pick another with --port")
+        assert "\n" not in message
+        assert refused.value.holder_pid == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    ensure_port_free(port)  # free again: no error
 
 
 def test_a_server_that_exits_shows_its_last_log_lines(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 
 from warehouse import datasets, landing
-from warehouse.outcomes import OutcomesRejectedError, import_outcomes, validate
+from warehouse.outcomes import OutcomesRejectedError, import_outcomes, simulate_outcomes, validate
 from warehouse.paths import Paths
 from warehouse.prediction_log import META_FIELDS
+from warehouse.simulator import CATEGORICAL_FEATURES, NUMERIC_FEATURES, simulate_traffic
 
 
 def land_log(paths: Paths, ids: list[str]) -> None:
@@ -75,3 +76,41 @@ def test_unsupported_and_missing_files_are_refused(paths: Paths, tmp_path: Path)
         import_outcomes(paths, tmp_path / "o.json")
     with pytest.raises(OutcomesRejectedError, match="no such file"):
         import_outcomes(paths, tmp_path / "nope.csv")
+
+
+def land_decided_traffic(paths: Paths, traffic: pa.Table, unknown: list[str | None], prefix: str = "q") -> None:
+    """A prediction log of accepted, decided requests carrying ``traffic``'s inputs, as the API logs them."""
+    ids = [f"{prefix}{i}" for i in range(traffic.num_rows)]
+    rows = {f.name: pa.nulls(len(ids), f.type) for f in META_FIELDS}
+    rows.update(request_id=pa.array(ids), received_at=pa.array([pd.Timestamp("2026-01-05 08:00")] * len(ids)),
+                status_code=pa.array([200] * len(ids), pa.int32()), decision=pa.array(["auto_approve"] * len(ids)),
+                unknown_categories=pa.array(unknown, pa.string()))
+    table = pa.table({**rows, **{name: traffic.column(name) for name in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)}})
+    landing.LandingWriter(paths.landing, landing.PREDICTION_LOG, "test").write(table)
+
+
+def test_simulation_skips_and_reports_what_it_cannot_simulate_and_keeps_working(paths: Paths) -> None:
+    traffic = simulate_traffic("stable", 8, seed=4)
+    purpose = traffic.column("purpose").to_pylist()
+    purpose[2] = "spaceship"  # accepted by the API, flagged as unknown
+    traffic = traffic.set_column(traffic.schema.get_field_index("purpose"), "purpose", pa.array(purpose))
+    score = traffic.column("credit_score").to_pylist()
+    score[5] = None  # sent empty
+    traffic = traffic.set_column(traffic.schema.get_field_index("credit_score"), "credit_score",
+                                 pa.array(score, pa.float64()))
+    land_decided_traffic(paths, traffic, [None, "", "purpose", None, None, None, None, None])
+
+    first = simulate_outcomes(paths, seed=1)
+    assert first.rows == 6
+    assert first.not_simulated == ("1 request(s) with an input missing got no outcome, e.g. q5",
+                                   "1 request(s) with an unknown category got no outcome, e.g. q2")
+    landed = pd.read_parquet(outcome_files(paths)[0])
+    assert sorted(landed["request_id"]) == ["q0", "q1", "q3", "q4", "q6", "q7"]
+
+    land_decided_traffic(paths, simulate_traffic("stable", 2, seed=5), [None, None], prefix="r")  # later requests
+    second = simulate_outcomes(paths, seed=1)
+    assert second.rows == 2, "the requests it cannot simulate do not stop it"
+    assert len(second.not_simulated) == 2, "and they are reported again, still without an outcome"
+
+    with pytest.raises(OutcomesRejectedError, match="no request can be simulated: 1 request"):
+        simulate_outcomes(paths, seed=1)
