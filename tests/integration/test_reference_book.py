@@ -107,10 +107,12 @@ def test_chosen_policy_is_within_sampling_error_of_the_exact_optimum(delivered: 
             "where model_version = ? and role = 'candidate' and group_name = '__overall__'", [version]).fetchall())
     assert spread.group_cost[0] <= tested[GROUP_THRESHOLDS] <= spread.group_cost[1], exact.group_cost
     assert spread.single_cost[0] <= tested[SINGLE_THRESHOLD] <= spread.single_cost[1], exact.single_cost
-    group_cuts = {g: _cut(curve, fair.threshold_of(g)) for g in ref.GROUPS}
-    assert exact.group_cost <= ref.expected_cost(group_cuts) <= spread.group_expected_cost[1]
+    # (Cuts that are not exactly equal-FPR may cost less than the equal-FPR optimum: the ideal's
+    # spread has the same freedom.)
+    group_expected = ref.expected_cost({g: _cut(curve, fair.threshold_of(g)) for g in ref.GROUPS})
+    assert spread.group_expected_cost[0] <= group_expected <= spread.group_expected_cost[1], exact.group_cost
     single_expected = ref.expected_cost(dict.fromkeys(ref.GROUPS, single_cut))
-    assert exact.single_cost <= single_expected <= spread.single_expected_cost[1]
+    assert exact.single_cost <= single_expected <= spread.single_expected_cost[1], "Bayes' rule is the minimum"
 
 
 def test_thresholds_are_chosen_on_the_deployed_model(delivered: tuple[Paths, str]) -> None:
