@@ -73,5 +73,7 @@ def test_a_logistic_coefficient_against_the_declared_direction_is_passed_over(fr
     chosen, model = fit_winner(frame, wrong, SEARCH_SPACE[1:3], cv)
     assert chosen == SEARCH_SPACE[2], "the best by log loss broke the direction; the constrained trees win"
     assert model.named_steps["model"].monotonic_cst[0] == 1
+    assert fit_winner(frame, _book("decreasing"), SEARCH_SPACE[1:3], cv)[0] == SEARCH_SPACE[1], (
+        "a fold's wrong sign is reported; the refit decides")
     with pytest.raises(MonotoneError, match=r"logreg_c1.*score coefficient"):
-        fit_winner(frame, wrong, SEARCH_SPACE[1:2], cv.iloc[:1].assign(monotone_violating_folds=0))
+        fit_winner(frame, wrong, SEARCH_SPACE[1:2], cv.iloc[:1])
