@@ -2,8 +2,9 @@
 
 The business rules: positive = flagged for manual review; a missed default costs
 ``cost_fn``, a needless review ``cost_fp``; fairness is Equal Opportunity on the false-positive
-rate, FPR_g = P(flagged | repaid, g). Everything here is a pure function of the out-of-fold
-*training* predictions the caller passes (never the test split), and every decision is
+rate, FPR_g = P(flagged | repaid, g). Everything here is a pure function of the held-out
+predictions the caller passes (the deployed model's, on the validation split; never the test
+split), and every decision is
 deterministic: a loan is flagged if and only if ``p >= threshold`` of its group.
 
 Candidate thresholds are the distinct scores (plus ``+inf`` for "flag nobody"): any threshold

@@ -1,7 +1,8 @@
 """Stage ``train``: choose the model by repeated stratified cross-validation, then fit it.
 
-* The data: the ``train`` split of ``train_loans`` (dbt decides the split from the loan id; the
-  test split is never read here).
+* The data: the ``train`` split of ``train_loans`` for selection and the fit, the ``validation``
+  split for the thresholds (dbt decides the split from the loan id; the test split is never read
+  here).
 * Outliers: a training row with a numeric feature more than ``outlier_iqr_multiple`` IQRs outside
   the quartiles is left out of the fit (a data-entry guard; such rows are still scored).
 * Selection: every candidate in :data:`SEARCH_SPACE` is scored by repeated stratified k-fold on
@@ -9,9 +10,14 @@
   Brier score and calibration error are reported beside it. Both families fit by minimising log
   loss, which is what makes their probabilities calibrated; calibration is checked (out-of-fold
   and on the test split, gated there), not patched after the fact.
-* Out-of-fold predictions of the winner (first repeat: every row predicted once, by a model that
-  never saw it) are kept for the ``thresholds`` stage, so thresholds are never tuned on rows the
-  final model was fitted on, nor on the test split.
+* Monotone risk: a feature the loan-book contract declares ``monotone: increasing`` or
+  ``decreasing`` constrains the boosted trees (``monotonic_cst``); a logistic regression whose
+  refitted coefficient of such a feature has the wrong sign is not selected (the gate then sweeps every
+  declared input of the registered model, ``ml.monotone``).
+* The winner is refitted on the train split, and *that* model's probabilities on the validation
+  split go to the ``thresholds`` stage: thresholds are chosen on the model that is deployed, on rows
+  it was not fitted on (never the cross-validation fold models, nor the test split). The
+  out-of-fold predictions of the winner (first repeat) are kept for reference.
 * The group column is never an input.
 
 Everything lands in one MLflow run: parameters, the CV table, the fitted pipeline, the out-of-fold
@@ -61,6 +67,12 @@ log = logging.getLogger(__name__)
 TRAINING_TABLE = "train_loans"
 LABEL = "defaulted"
 OOF_ARTIFACT = "training/oof_predictions.parquet"
+VALIDATION_ARTIFACT = "training/validation_predictions.parquet"
+"""The deployed model's probabilities on the validation split: what the thresholds are chosen on."""
+
+
+class MonotoneError(LendguardError):
+    """No candidate respects the directions the loan-book contract declares."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class TrainOutcome:
     cv_results: pd.DataFrame
     training_rows: int
     outliers_removed: int
+    validation_rows: int
 
 
 def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPACE[1]) -> Pipeline:
@@ -106,6 +119,37 @@ def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPAC
     else:
         raise ValueError(f"unknown model family {candidate.family!r}")
     return Pipeline([("features", columns), ("model", model)])
+
+
+def fit_pipeline(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame, y: Any) -> Pipeline:
+    """Fit ``pipeline``; a boosted model gets the contract's monotone directions as ``monotonic_cst``.
+
+    The constraint is one entry per *encoded* column, and the one-hot width is known only once the
+    encoder has seen the data, so the preprocessing is fitted first to name its outputs.
+    """
+    model = pipeline.named_steps["model"]
+    directions = loan_book.monotone_directions
+    if isinstance(model, HistGradientBoostingClassifier) and directions:
+        encoded = clone(pipeline.named_steps["features"]).fit(features).get_feature_names_out()
+        by_name = {f"numeric__{name}": sign for name, sign in directions.items()}
+        model.set_params(monotonic_cst=[by_name.get(str(column), 0) for column in encoded])
+    return pipeline.fit(features, y)
+
+
+def monotone_violations(pipeline: Pipeline, loan_book: LoanBookSchema) -> dict[str, float]:
+    """Declared features whose logistic coefficient has the wrong sign, with the coefficient.
+
+    Standardising keeps each coefficient's sign, so on a linear model a declared direction holds
+    exactly when its coefficient has the declared sign (zero is allowed: flat is monotone). Boosted
+    trees are constrained while they fit, so they have nothing to report here.
+    """
+    model = pipeline.named_steps["model"]
+    if not isinstance(model, LogisticRegression):
+        return {}
+    encoded = [str(c) for c in pipeline.named_steps["features"].get_feature_names_out()]
+    coefficients = dict(zip(encoded, model.coef_[0], strict=True))
+    return {name: float(coefficients[f"numeric__{name}"]) for name, sign in loan_book.monotone_directions.items()
+            if sign * coefficients[f"numeric__{name}"] < 0}
 
 
 def load_split(paths: Paths, loan_book: LoanBookSchema, split: str) -> pd.DataFrame:
@@ -157,8 +201,10 @@ def _cross_validate(
     for candidate in candidates:
         scores: dict[str, list[float]] = {"log_loss": [], "auc": [], "brier": [], "calibration_error": []}
         first_repeat = np.full(len(y), np.nan)
+        wrong_signs = 0
         for index, (fit_rows, held_rows) in enumerate(splits):
-            model = clone(build_pipeline(loan_book, candidate)).fit(features.iloc[fit_rows], y[fit_rows])
+            model = fit_pipeline(build_pipeline(loan_book, candidate), loan_book, features.iloc[fit_rows], y[fit_rows])
+            wrong_signs += bool(monotone_violations(model, loan_book))
             p = model.predict_proba(features.iloc[held_rows])[:, 1]
             scores["log_loss"].append(log_loss(y[held_rows], p, labels=[0, 1]))
             scores["auc"].append(roc_auc_score(y[held_rows], p))
@@ -167,7 +213,8 @@ def _cross_validate(
             if index < folds:
                 first_repeat[held_rows] = p
         oof[candidate.name] = first_repeat
-        row: dict[str, Any] = {"candidate": candidate.name, "family": candidate.family, "params": str(candidate.params)}
+        row: dict[str, Any] = {"candidate": candidate.name, "family": candidate.family, "params": str(candidate.params),
+                               "monotone_violating_folds": wrong_signs}
         for metric, values in scores.items():
             row[f"{metric}_mean"] = float(np.mean(values))
             row[f"{metric}_std"] = float(np.std(values))
@@ -246,6 +293,31 @@ def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features:
     return difference
 
 
+def fit_winner(
+    fit_frame: pd.DataFrame, loan_book: LoanBookSchema, candidates: tuple[Candidate, ...], cv_results: pd.DataFrame,
+) -> tuple[Candidate, Pipeline]:
+    """Refit the best candidate by CV log loss whose refit respects the declared directions.
+
+    Only the refit is held to the signs: it is the model that is deployed. A fold's wrong sign is
+    reported (``monotone_violating_folds``), not disqualifying: a raw input whose effect runs
+    through derived features (income, beside log-income and loan-to-income) has a coefficient near
+    zero that a smaller sample can flip. The gate's sweep judges the deployed model's risk as a whole.
+    """
+    features = fit_frame[list(loan_book.feature_names)]
+    refused: list[str] = []
+    for row in cv_results.itertuples():
+        candidate = next(c for c in candidates if c.name == row.candidate)
+        with threadpool_limits(limits=1):
+            pipeline = fit_pipeline(build_pipeline(loan_book, candidate), loan_book, features, fit_frame[LABEL])
+        wrong = monotone_violations(pipeline, loan_book)
+        if not wrong:
+            if refused:
+                log.warning("passed over for breaking a declared monotone direction: %s", "; ".join(refused))
+            return candidate, pipeline
+        refused.append(f"{candidate.name} ({', '.join(f'{k} coefficient {v:+.3g}' for k, v in wrong.items())})")
+    raise MonotoneError(f"no candidate respects the loan book's monotone directions: {'; '.join(refused)}")
+
+
 def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> TrainOutcome:
     """Select, fit and log the model; return the MLflow run the later stages continue."""
     import mlflow  # noqa: PLC0415 - about a second to import
@@ -263,13 +335,16 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
         fit_frame, loan_book, candidates,
         folds=int(rules["cv_folds"]), repeats=int(rules["cv_repeats"]), seed=int(rules["cv_seed"]),
     )
-    best = next(c for c in candidates if c.name == cv_results.iloc[0]["candidate"])
-    with threadpool_limits(limits=1):
-        pipeline = build_pipeline(loan_book, best).fit(fit_frame[features], fit_frame[LABEL])
+    best, pipeline = fit_winner(fit_frame, loan_book, candidates, cv_results)
     feature_sql = compile_feature_sql(paths, loan_book)
     oof_frame = pd.DataFrame({
         "loan_id": fit_frame["loan_id"], "fairness_group": fit_frame["fairness_group"],
         LABEL: fit_frame[LABEL], "probability": oof[best.name],
+    })
+    validation = load_split(paths, loan_book, "validation")
+    validation_frame = pd.DataFrame({
+        "loan_id": validation["loan_id"], "fairness_group": validation["fairness_group"],
+        LABEL: validation[LABEL], "probability": pipeline.predict_proba(validation[features])[:, 1],
     })
 
     registry.configure(paths)
@@ -280,11 +355,12 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
             "outlier_iqr_multiple": rules["outlier_iqr_multiple"], "features": ",".join(features),
             "candidates": ",".join(c.name for c in candidates),
         })
-        best_row = cv_results.iloc[0]
+        best_row = cv_results[cv_results["candidate"] == best.name].iloc[0]
         mlflow.log_metrics({
             "cv_log_loss": best_row["log_loss_mean"], "cv_auc": best_row["auc_mean"],
             "cv_brier": best_row["brier_mean"], "cv_calibration_error": best_row["calibration_error_mean"],
             "training_rows": len(fit_frame), "outliers_removed": int(outliers.sum()),
+            "validation_rows": len(validation_frame),
         })
         mlflow.set_tags({
             "stage": "trained",
@@ -298,7 +374,8 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             cv_results.to_csv(folder / "cv_results.csv", index=False)
-            oof_frame.to_parquet(folder / "oof_predictions.parquet", index=False)
+            oof_frame.to_parquet(folder / Path(OOF_ARTIFACT).name, index=False)
+            validation_frame.to_parquet(folder / Path(VALIDATION_ARTIFACT).name, index=False)
             mlflow.log_artifacts(str(folder), artifact_path="training")
         registry.log_bundle_files(feature_sql, loan_book, policy=None)
         sample = fit_frame[features].head(5)
@@ -310,4 +387,4 @@ def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> Tra
         mlflow.log_metric("sql_parity_max_abs_diff", parity)
         mlflow.set_tag("model_uri", info.model_uri)
     log.info("trained %s (cv log loss %.4f) in run %s", best.name, best_row["log_loss_mean"], run.info.run_id)
-    return TrainOutcome(run.info.run_id, best, cv_results, len(fit_frame), int(outliers.sum()))
+    return TrainOutcome(run.info.run_id, best, cv_results, len(fit_frame), int(outliers.sum()), len(validation_frame))

@@ -29,6 +29,8 @@ FAILOVER_EVENTS = "failover_events"
 OUTCOMES = "outcomes"
 MONITOR_RUNS = "monitor_runs"
 ALERT_NOTIFICATIONS = "alert_notifications"
+MONOTONE_SWEEPS = "monotone_sweeps"
+"""Each declared-monotone input swept over a grid, the others at their medians (``ml.monotone``)."""
 REFERENCE_INPUTS = "reference_inputs"
 """Training inputs per model version (drift references); columns depend on the loan book."""
 
@@ -81,6 +83,16 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("flagged_rate", pa.float64()),
         ("fpr_gap", pa.float64()),
         ("is_chosen", pa.bool_()),
+    ]),
+    MONOTONE_SWEEPS: pa.schema([
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("feature", pa.string()),             # a numeric input the loan-book contract declares monotone
+        ("direction", pa.string()),           # increasing | decreasing (in risk)
+        ("value", pa.float64()),              # the input's value at this grid point
+        ("probability", pa.float64()),        # the version's probability of default there
+        ("within_training_range", pa.bool_()),
+        ("evaluated_at", pa.timestamp("us")),
     ]),
     GATE_RESULTS: pa.schema([
         ("model_version", pa.string()),

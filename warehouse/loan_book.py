@@ -138,6 +138,14 @@ class FileFormat:
         return {k: v for k, v in entries.items() if v is not None}
 
 
+INCREASING = "increasing"
+DECREASING = "decreasing"
+MONOTONE_DIRECTIONS = {INCREASING: 1, DECREASING: -1}
+"""A feature's declared direction in *risk* (probability of default) and its sign, as scikit-learn's
+``monotonic_cst`` writes it: risk may only rise with an ``increasing`` feature, only fall with a
+``decreasing`` one, the other inputs held fixed."""
+
+
 @dataclass(frozen=True)
 class NumericFeature:
     """A numeric input. ``allowed`` restricts it to a set of values (a loan term, say)."""
@@ -149,6 +157,9 @@ class NumericFeature:
     allowed: tuple[float, ...] | None = None
     nullable: bool = False
     integer: bool = False
+    monotone: str | None = None
+    """``increasing`` or ``decreasing`` in risk, where the lender knows the direction (see
+    :data:`MONOTONE_DIRECTIONS`); models are constrained to it and the gate checks it."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,8 @@ class DerivedFeature:
     name: str
     sql: str
     description: str = ""
+    monotone: str | None = None
+    """As :attr:`NumericFeature.monotone`, for the derived value itself."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +272,12 @@ class LoanBookSchema:
             raise LoanBookSchemaError("declare at least one numeric or categorical feature")
         if set(self.outcome_positive) & set(self.outcome_negative):
             raise LoanBookSchemaError("an outcome value is both positive and negative")
+        for feature in self._monotone_capable:
+            if feature.monotone is not None and feature.monotone not in MONOTONE_DIRECTIONS:
+                raise LoanBookSchemaError(
+                    f"feature {feature.name!r}: monotone must be one of {sorted(MONOTONE_DIRECTIONS)}, "
+                    f"got {feature.monotone!r}"
+                )
         self.file_format.check()
         headers = [self.file_format.header(column) for column in self.declared_columns]
         taken = sorted({header for header in headers if headers.count(header) > 1})
@@ -292,6 +311,15 @@ class LoanBookSchema:
     @property
     def model_categorical(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.categorical_features)
+
+    @property
+    def monotone_directions(self) -> dict[str, int]:
+        """Model feature → +1 (risk rises with it) or −1 (risk falls), for the declared ones."""
+        return {f.name: MONOTONE_DIRECTIONS[f.monotone] for f in self._monotone_capable if f.monotone is not None}
+
+    @property
+    def _monotone_capable(self) -> tuple[NumericFeature | DerivedFeature, ...]:
+        return (*self.numeric_features, *self.derived_features)
 
     def dbt_var(self) -> dict[str, Any]:
         """The ``loan_book`` var the dbt project renders its staging and feature SQL from."""

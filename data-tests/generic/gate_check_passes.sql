@@ -3,7 +3,7 @@
     check named `check` did not pass for the version under gate.
     Arguments:
       check: a check_name of eval_gate_checks (fpr_gap, auc, calibration_error, cost_vs_champion,
-             group_test_rows, threshold_for_every_group, evaluated).
+             group_test_rows, threshold_for_every_group, evaluated, monotone_risk).
 -#}
 {% test gate_check_passes(model, check) %}
 

@@ -1,10 +1,11 @@
 """Stage ``evaluate``: test-split metrics of both policies, per group; register the version.
 
-Consumes the training run (model, policies, cost curves, out-of-fold predictions), the ``test``
-split and, when there is one, the current champion, scored on the same applicants so the gate
-compares costs on the same rows. Produces a registered version with alias ``candidate`` (gate
-tag ``pending``), the metrics logged to the run, and the ``evaluations``, ``thresholds``,
-``cost_curves`` and drift-reference rows landed for the warehouse.
+Consumes the training run (model, policies, cost curves, the fitted rows' ids), the ``test``
+split, the ``train`` split's inputs (for the monotone sweep) and, when there is one, the current
+champion, scored on the same applicants so the gate compares costs on the same rows. Produces a
+registered version with alias ``candidate`` (gate tag ``pending``), the metrics logged to the run,
+and the ``evaluations``, ``thresholds``, ``cost_curves``, ``monotone_sweeps`` and drift-reference
+rows landed for the warehouse.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ml import registry
 from ml.delivery import CANDIDATE, CHAMPION, utc_now
 from ml.delivery.thresholds import CURVES_ARTIFACT_DIR, costs, curve_file, curve_rows
 from ml.metrics import OVERALL, policy_metrics
+from ml.monotone import sweep
 from ml.policy import PolicySet
 from ml.reference import land_reference_inputs
 from ml.train import LABEL, OOF_ARTIFACT, load_split
@@ -137,6 +139,9 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
     datasets.land_rows(paths, datasets.COST_CURVES, pd.concat(curves, ignore_index=True))
     oof = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=OOF_ARTIFACT))
     land_reference_inputs(paths, bundle.loan_book, version, oof)  # drift reference (issue #6)
+    sweeps = sweep(bundle, load_split(paths, bundle.loan_book, "train"), run_id=run_id, at=at)
+    if not sweeps.empty:
+        datasets.land_rows(paths, datasets.MONOTONE_SWEEPS, sweeps)
 
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():

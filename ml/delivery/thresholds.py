@@ -1,7 +1,9 @@
-"""Stage ``thresholds``: both decision policies, chosen on out-of-fold training predictions.
+"""Stage ``thresholds``: both decision policies, chosen on the deployed model's validation predictions.
 
-Consumes the training run's out-of-fold predictions (never the test split) and the cost and
-group-size rules in ``dbt_project.yml``. Produces the policy set (equal-FPR group thresholds and
+Consumes the training run's validation predictions: the probabilities of the very model that is
+registered and served, on the validation split, which it was not fitted on (never the test split,
+nor the cross-validation fold models, whose probabilities differ from the refitted model's), and
+the cost and group-size rules in ``dbt_project.yml``. Produces the policy set (equal-FPR group thresholds and
 the single threshold, with the deployed one named) and both cost-vs-FPR curves, logged to the run.
 """
 
@@ -24,7 +26,7 @@ from ml.fairness import (
     single_threshold_policy,
 )
 from ml.policy import PolicySet
-from ml.train import LABEL, OOF_ARTIFACT
+from ml.train import LABEL, VALIDATION_ARTIFACT
 from warehouse.build import current_loan_book
 from warehouse.paths import Paths
 from warehouse.project import project_vars
@@ -38,11 +40,15 @@ def costs() -> tuple[float, float]:
     return float(rules["cost_false_negative"]), float(rules["cost_false_positive"])
 
 
-def choose_thresholds(oof: pd.DataFrame, not_provided: str | None) -> tuple[PolicySet, dict[str, pd.DataFrame]]:
-    """Both policies from out-of-fold training predictions (never the test split)."""
+def choose_thresholds(
+    predictions: pd.DataFrame, not_provided: str | None
+) -> tuple[PolicySet, dict[str, pd.DataFrame]]:
+    """Both policies from held-out predictions of the deployed model (``probability``, the label,
+    ``fairness_group``): the validation split's, never the test split's."""
     rules = project_vars()
     cost_fn, cost_fp = costs()
-    p, y, groups = oof["probability"].to_numpy(), oof[LABEL].to_numpy(), oof["fairness_group"].to_numpy()
+    p, y = predictions["probability"].to_numpy(), predictions[LABEL].to_numpy()
+    groups = predictions["fairness_group"].to_numpy()
     fair, fair_curve = equal_fpr_policy(
         p, y, groups, cost_fn=cost_fn, cost_fp=cost_fp,
         min_group_size=int(rules["min_group_size"]), not_provided=not_provided,
@@ -78,13 +84,13 @@ def curve_file(policy: str) -> str:
 
 
 def choose_and_log(paths: Paths, run_id: str) -> PolicySet:
-    """Choose both policies on the run's out-of-fold predictions; log them to the run."""
+    """Choose both policies on the run's validation predictions; log them to the run."""
     import mlflow  # noqa: PLC0415 - about a second to import
 
     registry.configure(paths)
     loan_book = current_loan_book(paths)
-    oof = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=OOF_ARTIFACT))
-    policies, curves = choose_thresholds(oof, loan_book.group_not_provided)
+    validation = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=VALIDATION_ARTIFACT))
+    policies, curves = choose_thresholds(validation, loan_book.group_not_provided)
     with mlflow.start_run(run_id=run_id):
         registry.log_bundle_files(policy=policies.to_dict())
         with tempfile.TemporaryDirectory() as tmp:

@@ -17,6 +17,12 @@ thresholds as (
 
 ),
 
+monotone_sweeps as (
+
+    select * from {{ ref('eval_monotone_sweeps') }}
+
+),
+
 gated_version as (
 
     {% if gate_version is not none -%}
@@ -172,6 +178,39 @@ threshold_coverage as (
 
 ),
 
+sweep_steps as (
+
+    select
+        monotone_sweeps.model_version,
+        monotone_sweeps.feature,
+        monotone_sweeps.direction,
+        -- how far risk moves against the declared direction from the previous grid point
+        case
+            when monotone_sweeps.direction = 'increasing'
+                then lag(monotone_sweeps.probability) over sweep - monotone_sweeps.probability
+            else monotone_sweeps.probability - lag(monotone_sweeps.probability) over sweep
+        end as reversal
+
+    from monotone_sweeps
+    inner join gated_version on monotone_sweeps.model_version = gated_version.model_version
+    window sweep as (partition by monotone_sweeps.feature order by monotone_sweeps.value)
+
+),
+
+monotone_risk as (
+
+    select
+        model_version,
+        'monotone_risk' as check_name,
+        feature || ' (' || direction || ' in risk)' as subject,
+        greatest(coalesce(max(reversal), 0), 0) as measured_value,
+        cast({{ var('max_monotone_reversal') }} as double) as limit_value,
+        '<=' as comparison
+    from sweep_steps
+    group by model_version, feature, direction
+
+),
+
 checks as (
 
     select * from evaluated
@@ -181,6 +220,7 @@ checks as (
     union all select * from cost_vs_champion
     union all select * from group_test_rows
     union all select * from threshold_coverage
+    union all select * from monotone_risk
 
 ),
 

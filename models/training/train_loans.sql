@@ -1,4 +1,8 @@
-{#- The training set with its held-out split, decided in SQL from the loan id (deterministic). -#}
+{#-
+    The training set with its three splits, decided in SQL from the loan id (deterministic):
+    test (the gate's held-out rows), validation (where the fitted model's thresholds are chosen)
+    and train (model selection and the fit).
+-#}
 
 with features as (
 
@@ -6,16 +10,27 @@ with features as (
 
 ),
 
-split as (
+bucketed as (
 
     select
         *,
+        {{ hash_bucket('loan_id', 100) }} as split_bucket
+
+    from features
+
+),
+
+split as (
+
+    select
+        * exclude (split_bucket),
         case
-            when {{ hash_bucket('loan_id', 100) }} < {{ var('test_split_percent') }} then 'test'
+            when split_bucket < {{ var('test_split_percent') }} then 'test'
+            when split_bucket < {{ var('test_split_percent') }} + {{ var('validation_split_percent') }} then 'validation'
             else 'train'
         end as split
 
-    from features
+    from bucketed
 
 )
 

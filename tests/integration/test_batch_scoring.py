@@ -26,7 +26,7 @@ def test_the_warehouse_rescores_the_loan_book_with_the_champion(trained_deployme
     bundle = registry.load_bundle(trained_deployment, "champion")
     with connect_snapshot(trained_deployment) as con:
         scored = con.execute("select * from score_loan_decisions order by loan_id").df()
-    book = pd.concat([load_split(trained_deployment, bundle.loan_book, s) for s in ("train", "test")])
+    book = pd.concat([load_split(trained_deployment, bundle.loan_book, s) for s in ("train", "validation", "test")])
     book = book.sort_values("loan_id").reset_index(drop=True)
     assert scored["loan_id"].tolist() == book["loan_id"].tolist(), "every loan, once"
     assert set(scored["model_version"]) == {bundle.version}, "every row names the version that scored it"

@@ -72,7 +72,8 @@ def test_online_features_equal_the_warehouse_features(trained_deployment: Paths)
                           "order by loan_id limit 500").fetch_arrow_table()
     scorer = FeatureScorer(bundle)
     online = scorer.features(raw.drop_columns(["loan_id"]))
-    training = pd.concat([load_split(trained_deployment, loan_book, split) for split in ("train", "test")])
+    training = pd.concat([load_split(trained_deployment, loan_book, split)
+                          for split in ("train", "validation", "test")])
     training = training.set_index("loan_id")
     warehouse = training.loc[raw.column("loan_id").to_pylist(), list(loan_book.feature_names)]
     for column in loan_book.model_numeric:

@@ -49,3 +49,15 @@ def test_reserved_names_cover_the_prediction_log_columns() -> None:
     from warehouse.prediction_log import META_FIELDS
 
     assert {f.name for f in META_FIELDS} <= RESERVED_NAMES
+
+
+def test_monotone_directions_are_declared_per_feature_and_checked() -> None:
+    raw = simulated_schema().to_dict()
+    schema = LoanBookSchema.from_dict(raw)
+    assert schema.monotone_directions["credit_score"] == -1, "a better score never raises the risk"
+    assert schema.monotone_directions["debt_to_income"] == 1
+    assert schema.monotone_directions["loan_to_income"] == 1, "derived features may declare one too"
+    assert "credit_history_years" not in schema.monotone_directions, "no direction by construction"
+    raw["numeric_features"][0]["monotone"] = "up"
+    with pytest.raises(LoanBookSchemaError, match=r"annual_income.*monotone must be one of"):
+        LoanBookSchema.from_dict(raw)
