@@ -21,7 +21,8 @@ from ml.delivery import CANDIDATE, GATE_PASSED, utc_now
 from ml.delivery.deploy_prod import promote
 from ml.delivery.gate import plain
 from ml.metrics import OVERALL
-from ml.notify import Delivery, Notification, approval_request, send
+from ml.notify import Delivery, Notification, ReportReference, approval_request, send
+from ml.report import ReportLink, write_report
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths
@@ -50,6 +51,8 @@ class ApprovalRequest:
     version: str
     notification: Notification
     deliveries: list[Delivery]
+    report: ReportLink | None = None
+    report_summary: dict[str, Any] | None = None
 
 
 def answer_commands(version: str) -> dict[str, str]:
@@ -61,6 +64,7 @@ def answer_commands(version: str) -> dict[str, str]:
 def approval_notification(
     *, version: str, mlflow_run_id: str, tracking_uri: str, dev_api_url: str | None,
     metrics: pd.DataFrame, checks: pd.DataFrame, answer_url: str | None = None,
+    report: ReportReference | None = None,
 ) -> Notification:
     """The approvers' message from the version's ``eval_metrics`` and ``eval_gate_checks`` rows."""
     candidate = metrics[metrics["role"] == "candidate"]
@@ -81,7 +85,7 @@ def approval_notification(
                         for r in candidate[candidate["group_name"] == OVERALL].itertuples()},
         champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
         deployed_policy=str(overall["policy"]),
-        answer_url=answer_url,
+        answer_url=answer_url, report=report,
     )
 
 
@@ -89,20 +93,24 @@ def request_approval(
     paths: Paths, version: str, *, mlflow_run_id: str, dev_api_url: str | None, notify: NotifySettings,
     answer_url: str | None = None,
 ) -> ApprovalRequest:
-    """Notify the approvers of ``version``; a failed delivery is reported, never raised."""
+    """Write the version's model report (logged to its run), then notify the approvers with its
+    link; a failed delivery is reported, never raised."""
+    report, link = write_report(paths, version, log_to_mlflow=True)
     with connect_snapshot(paths) as con:
         metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
         checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
     notification = approval_notification(version=version, mlflow_run_id=mlflow_run_id,
                                          tracking_uri=paths.tracking_uri, dev_api_url=dev_api_url,
-                                         metrics=metrics, checks=checks, answer_url=answer_url)
-    return ApprovalRequest(version, notification, send(notification, notify))
+                                         metrics=metrics, checks=checks, answer_url=answer_url,
+                                         report=ReportReference(link.path, link.artifact_uri, report.highlights()))
+    return ApprovalRequest(version, notification, send(notification, notify), link, report.summary())
 
 
 def details(request: ApprovalRequest) -> dict[str, Any]:
     """What the pipeline records: where the request went, its subject, how to answer."""
     return {"notified": [asdict(d) for d in request.deliveries], "subject": request.notification.subject,
-            **answer_commands(request.version)}
+            **answer_commands(request.version),
+            "report": None if request.report is None else {**asdict(request.report), "summary": request.report_summary}}
 
 
 def decide(
