@@ -22,7 +22,6 @@ from ml.delivery.deploy_prod import promote
 from ml.delivery.gate import plain
 from ml.metrics import OVERALL
 from ml.notify import Delivery, Notification, ReportReference, approval_request, send
-from ml.report import ReportLink, write_report
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths
@@ -51,8 +50,6 @@ class ApprovalRequest:
     version: str
     notification: Notification
     deliveries: list[Delivery]
-    report: ReportLink | None = None
-    report_summary: dict[str, Any] | None = None
 
 
 def answer_commands(version: str) -> dict[str, str]:
@@ -91,26 +88,23 @@ def approval_notification(
 
 def request_approval(
     paths: Paths, version: str, *, mlflow_run_id: str, dev_api_url: str | None, notify: NotifySettings,
-    answer_url: str | None = None,
+    answer_url: str | None = None, report: ReportReference | None = None,
 ) -> ApprovalRequest:
-    """Write the version's model report (logged to its run), then notify the approvers with its
-    link; a failed delivery is reported, never raised."""
-    report, link = write_report(paths, version, log_to_mlflow=True)
+    """Notify the approvers of ``version`` (with the link to its model report, when there is one);
+    a failed delivery is reported, never raised."""
     with connect_snapshot(paths) as con:
         metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
         checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
     notification = approval_notification(version=version, mlflow_run_id=mlflow_run_id,
                                          tracking_uri=paths.tracking_uri, dev_api_url=dev_api_url,
-                                         metrics=metrics, checks=checks, answer_url=answer_url,
-                                         report=ReportReference(link.path, link.artifact_uri, report.highlights()))
-    return ApprovalRequest(version, notification, send(notification, notify), link, report.summary())
+                                         metrics=metrics, checks=checks, answer_url=answer_url, report=report)
+    return ApprovalRequest(version, notification, send(notification, notify))
 
 
 def details(request: ApprovalRequest) -> dict[str, Any]:
     """What the pipeline records: where the request went, its subject, how to answer."""
     return {"notified": [asdict(d) for d in request.deliveries], "subject": request.notification.subject,
-            **answer_commands(request.version),
-            "report": None if request.report is None else {**asdict(request.report), "summary": request.report_summary}}
+            **answer_commands(request.version)}
 
 
 def decide(
