@@ -382,7 +382,7 @@ def _print_report_summary(summary: dict[str, Any], path: str) -> None:
         notes.append(f"{champion['changed_decisions']:.1%} of test decisions differ from the champion's")
     for line in [*notes, *(f"warning: {w}" for w in summary["warnings"])]:
         console.print(escape(line))
-    console.print(escape(f"report: {path}"))
+    console.print(escape(f"report: {path}"), soft_wrap=True)  # one line, as a person copies it
 
 
 def _deploy_prod(paths: Paths, run: PipelineRun) -> str:
