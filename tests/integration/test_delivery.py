@@ -142,8 +142,9 @@ def _assert_the_request_links_the_model_report(paths: Paths, run: pipeline.Pipel
     assert report["artifact_uri"].endswith(f"/report/model-{run.version}.html")
     logged = MlflowClient().list_artifacts(run.mlflow_run_id, "report")
     assert [a.path for a in logged] == [f"report/model-{run.version}.html"]
-    assert report["summary"]["champion"]["version"] == registry.alias_version(paths, "champion")  # not yet moved
-    assert report["summary"]["champion"]["changed_decisions"] is not None
+    champion = registry.alias_version(paths, "champion")  # none yet in this deployment's own registry
+    assert (report["summary"]["champion"] or {}).get("version") == champion
+    assert report["summary"]["gate_passed"] is True
 
 
 def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
