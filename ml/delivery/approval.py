@@ -2,10 +2,10 @@
 
 The request consumes the version's landed evaluation (``eval_metrics``) and gate checks
 (``eval_gate_checks``) from the published snapshot and produces the message approvers get (email
-and/or webhook: metrics, FPR by group under both policies, cost against the champion, the commands
-to answer with) and its deliveries. The decision consumes a person's name and note and the
-version's gate verdict; it produces the ``approvals`` row and the version's approval tags, and on
-approval moves ``champion`` (``deploy_prod.promote``).
+and/or webhook: metrics, FPR by group under both policies, cost against the champion, the link to
+the version's model report, the commands to answer with) and its deliveries. The decision consumes
+a person's name and note and the version's gate verdict; it produces the ``approvals`` row and the
+version's approval tags, and on approval moves ``champion`` (``deploy_prod.promote``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from ml.metrics import OVERALL
 from ml.report import charts
-from ml.report.content import ModelReport
+from ml.report.content import ModelReport, ReportError
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,13 @@ def render(report: ModelReport) -> str:
 
 def write_html(html: str, out: Path) -> Path:
     """Write atomically: a reader never sees half a page."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(html, encoding="utf-8")
+        partial.replace(out)
+    except OSError as exc:
+        raise ReportError(f"cannot write the model report to {out}: {exc.strerror or exc}") from exc
     return out
 
 
