@@ -125,8 +125,7 @@ def intervals(title: str, panels: Sequence[tuple[str, str, Sequence[Whisker]]], 
                     axes.plot([whisker.low, whisker.high], [position, position], color="#777777", linewidth=2)
                 axes.plot([whisker.value], [position], marker="o", color=color, markersize=5)
             axes.set_yticks(range(len(labels)), labels)
-            axes.invert_yaxis()
-            axes.set(title=heading, xlabel=x_label)
+            axes.set(title=heading, xlabel=x_label, ylim=(len(labels) - 0.5, -0.5))  # first group on top, as listed
         return _svg(figure, title)
 
 
