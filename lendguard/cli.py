@@ -312,7 +312,7 @@ def pipeline_run(wait: bool, timeout: float | None, supersede: bool, as_json: bo
         run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage)
     if not as_json:
         version = escape(str(run.version))
-        report = (run.stage("request-approval") or {}).get("details", {}).get("report")
+        report = _model_report_of(run)
         if report:
             _print_report_summary(report["summary"], report["path"])
         console.print(f"pipeline run {run.run_id}: version [bold]{version}[/] passed the gate and the dev tests "
@@ -356,6 +356,15 @@ def pipeline_stage(name: str, supersede: bool, as_json: bool) -> None:
         _json_out(asdict(run))
     else:
         console.print(escape(message))
+        report = _model_report_of(run) if name == "request-approval" else None
+        if report:  # a CI log shows where the approver's report is
+            console.print(escape(f"report: {report['path']}"), soft_wrap=True)
+
+
+def _model_report_of(run: PipelineRun) -> dict[str, Any] | None:
+    """What the request-approval stage recorded of the model report (path, artifact URI, summary)."""
+    report: dict[str, Any] | None = (run.stage("request-approval") or {}).get("details", {}).get("report")
+    return report
 
 
 def _print_report_summary(summary: dict[str, Any], path: str) -> None:
