@@ -253,7 +253,8 @@ def test_shell_completion_offers_commands_and_values() -> None:
         assert result.exit_code == 0, result.output
         return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
 
-    assert complete("lendguard rep") == ["replay"]
+    assert complete("lendguard repl") == ["replay"]
+    assert complete("lendguard rep") == ["replay", "report"]
     assert complete("lendguard replay --scenario econ") == ["economic_shock"]
     assert complete("lendguard pipeline stage deploy") == ["deploy-dev", "deploy-prod"]
 
