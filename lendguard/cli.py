@@ -341,6 +341,9 @@ def pipeline_run(wait: bool, timeout: float | None, supersede: bool, as_json: bo
         run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage)
     if not as_json:
         version = escape(str(run.version))
+        report = _model_report_of(run)
+        if report:
+            _print_report_summary(report["summary"], report["path"])
         console.print(f"pipeline run {run.run_id}: version [bold]{version}[/] passed the gate and the dev tests "
                       f"and awaits approval:\n  lendguard approve {version} --by NAME --note TEXT\n"
                       f"  lendguard reject {version} --by NAME --note TEXT")
@@ -382,6 +385,42 @@ def pipeline_stage(name: str, supersede: bool, as_json: bool) -> None:
         _json_out(asdict(run))
     else:
         console.print(escape(message))
+        report = _model_report_of(run) if name == "request-approval" else None
+        if report:  # a CI log shows where the approver's report is
+            console.print(escape(f"report: {report['path']}"), soft_wrap=True)
+
+
+def _model_report_of(run: PipelineRun) -> dict[str, Any] | None:
+    """What the request-approval stage recorded of the model report (path, artifact URI, summary)."""
+    report: dict[str, Any] | None = (run.stage("request-approval") or {}).get("details", {}).get("report")
+    return report
+
+
+def _print_report_summary(summary: dict[str, Any], path: str) -> None:
+    """The model report's headline numbers as a table, and where the page is."""
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
+    title = escape(f"model report: version {summary['version']} ({summary['model']})")
+    table = Table(title=title, title_justify="left")
+    for heading in ("", "cost per applicant", "FPR gap", "AUC", "TPR"):
+        table.add_column(heading, justify="left" if not heading else "right")
+    for policy in summary["policies"]:
+        name = policy["policy"] + (" (deployed)" if policy["deployed"] else "")
+        table.add_row(escape(name), number(policy["cost_per_applicant"]), number(policy["fpr_gap"]),
+                      number(policy["auc"]), number(policy["tpr"]))
+    champion = summary["champion"]
+    if champion is not None:
+        table.add_row(escape(f"champion {champion['version']}"), number(champion["cost_per_applicant"]),
+                      number(champion["fpr_gap"]), number(champion["auc"]), "")
+    console.print(table)
+    notes = [f"FPR gap limit {summary['max_fpr_gap']:.4f}", f"top features: {', '.join(summary['top_features'])}",
+             f"monotone directions: {summary['monotone']}"]
+    if champion is not None and champion["changed_decisions"] is not None:
+        notes.append(f"{champion['changed_decisions']:.1%} of test decisions differ from the champion's")
+    for line in [*notes, *(f"warning: {w}" for w in summary["warnings"])]:
+        console.print(escape(line))
+    console.print(escape(f"report: {path}"), soft_wrap=True)  # one line, as a person copies it
 
 
 def _deploy_prod(paths: Paths, run: PipelineRun) -> str:
@@ -412,6 +451,21 @@ def _decision_command(verb: str) -> click.Command:
 
 _decision_command("approve")
 _decision_command("reject")
+
+
+@cli.command(epilog=_examples("lendguard report 3", "lendguard report 3 --out /tmp/model-3.html"))
+@click.argument("version")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE", default=None,
+              help="The HTML file to write (atomically; replaced if it exists).",
+              show_default="reports/model-VERSION.html in the data directory")
+def report(version: str, out: Path | None) -> None:
+    """Write the model report of VERSION again: one HTML page that opens offline (the copy logged to
+    the version's MLflow run when approval was requested stays as it was)."""
+    from ml.report import write_report  # noqa: PLC0415  # MLflow/scikit-learn/matplotlib: only when used
+
+    with _step(f"writing the model report of version {version}"):
+        model_report, link = write_report(get_paths(), version, out=out)
+    _print_report_summary(model_report.summary(), link.path)
 
 
 # --- serving -----------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from ml.delivery import (
     utc_now,
 )
 from ml.delivery.deploy_prod import wait_for_serving
+from ml.notify import ReportReference
+from ml.report import write_report
 from ml.train import train
 from warehouse import datasets
 from warehouse.errors import LendguardError
@@ -182,12 +184,15 @@ def stage_test_dev(paths: Paths, run: PipelineRun, settings: Settings) -> dict[s
 
 
 def stage_request_approval(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:
+    version = _require(run.version, "evaluate")
+    report, link = write_report(paths, version, log_to_mlflow=True)  # the approver reads it before deciding
     request = approval.request_approval(
-        paths, _require(run.version, "evaluate"), mlflow_run_id=_require(run.mlflow_run_id, "train"),
+        paths, version, mlflow_run_id=_require(run.mlflow_run_id, "train"),
         dev_api_url=run.dev_api_url, notify=settings.notify, answer_url=settings.pipeline.approval_url,
+        report=ReportReference(link.path, link.artifact_uri, report.highlights()),
     )
     run.status = AWAITING
-    return approval.details(request)
+    return {**approval.details(request), "report": {**asdict(link), "summary": report.summary()}}
 
 
 def stage_deploy_prod(paths: Paths, run: PipelineRun, settings: Settings) -> dict[str, Any]:

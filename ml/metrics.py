@@ -61,13 +61,20 @@ def calibration_error(y: Any, p: Any, bins: int = 10) -> float:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     scores, labels = check_inputs(p, y, require_both_classes=False)
     n = len(scores)
-    below = np.searchsorted(np.sort(scores), scores, side="left")
-    bin_of = (below * bins) // n
+    bin_of = equal_frequency_bins(scores, bins)
     counts = np.bincount(bin_of, minlength=bins)
     sum_y = np.bincount(bin_of, weights=labels, minlength=bins)
     sum_p = np.bincount(bin_of, weights=scores, minlength=bins)
     used = counts > 0
     return float(np.abs(sum_y[used] - sum_p[used]).sum() / n)  # (n_b/N)·|mean_y − mean_p| = |Σy − Σp|/N
+
+
+def equal_frequency_bins(scores: np.ndarray, bins: int) -> np.ndarray:
+    """Each score's bin under :func:`calibration_error`'s rule (shared with the model report's
+    calibration plot, so the plot shows the very bins the gate measured)."""
+    below = np.searchsorted(np.sort(scores), scores, side="left")
+    bin_of: np.ndarray = (below * bins) // len(scores)
+    return bin_of
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:

@@ -2,10 +2,10 @@
 
 The request consumes the version's landed evaluation (``eval_metrics``) and gate checks
 (``eval_gate_checks``) from the published snapshot and produces the message approvers get (email
-and/or webhook: metrics, FPR by group under both policies, cost against the champion, the commands
-to answer with) and its deliveries. The decision consumes a person's name and note and the
-version's gate verdict; it produces the ``approvals`` row and the version's approval tags, and on
-approval moves ``champion`` (``deploy_prod.promote``).
+and/or webhook: metrics, FPR by group under both policies, cost against the champion, the link to
+the version's model report, the commands to answer with) and its deliveries. The decision consumes
+a person's name and note and the version's gate verdict; it produces the ``approvals`` row and the
+version's approval tags, and on approval moves ``champion`` (``deploy_prod.promote``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ml.delivery import CANDIDATE, GATE_PASSED, utc_now
 from ml.delivery.deploy_prod import promote
 from ml.delivery.gate import plain
 from ml.metrics import OVERALL
-from ml.notify import Delivery, Notification, approval_request, send
+from ml.notify import Delivery, Notification, ReportReference, approval_request, send
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.paths import Paths
@@ -61,6 +61,7 @@ def answer_commands(version: str) -> dict[str, str]:
 def approval_notification(
     *, version: str, mlflow_run_id: str, tracking_uri: str, dev_api_url: str | None,
     metrics: pd.DataFrame, checks: pd.DataFrame, answer_url: str | None = None,
+    report: ReportReference | None = None,
 ) -> Notification:
     """The approvers' message from the version's ``eval_metrics`` and ``eval_gate_checks`` rows."""
     candidate = metrics[metrics["role"] == "candidate"]
@@ -81,21 +82,22 @@ def approval_notification(
                         for r in candidate[candidate["group_name"] == OVERALL].itertuples()},
         champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
         deployed_policy=str(overall["policy"]),
-        answer_url=answer_url,
+        answer_url=answer_url, report=report,
     )
 
 
 def request_approval(
     paths: Paths, version: str, *, mlflow_run_id: str, dev_api_url: str | None, notify: NotifySettings,
-    answer_url: str | None = None,
+    answer_url: str | None = None, report: ReportReference | None = None,
 ) -> ApprovalRequest:
-    """Notify the approvers of ``version``; a failed delivery is reported, never raised."""
+    """Notify the approvers of ``version`` (with the link to its model report, when there is one);
+    a failed delivery is reported, never raised."""
     with connect_snapshot(paths) as con:
         metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
         checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
     notification = approval_notification(version=version, mlflow_run_id=mlflow_run_id,
                                          tracking_uri=paths.tracking_uri, dev_api_url=dev_api_url,
-                                         metrics=metrics, checks=checks, answer_url=answer_url)
+                                         metrics=metrics, checks=checks, answer_url=answer_url, report=report)
     return ApprovalRequest(version, notification, send(notification, notify))
 
 

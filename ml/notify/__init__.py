@@ -14,10 +14,17 @@ Two parts, each replaceable on its own:
 
 from __future__ import annotations
 
-from ml.notify.messages import KIND_ALERT, KIND_APPROVAL_REQUESTED, POLICIES, Notification, approval_request
+from ml.notify.messages import (
+    KIND_ALERT,
+    KIND_APPROVAL_REQUESTED,
+    POLICIES,
+    Notification,
+    ReportReference,
+    approval_request,
+)
 from ml.notify.transport import EMAIL, WEBHOOK, Delivery, send
 
 __all__ = [
     "EMAIL", "KIND_ALERT", "KIND_APPROVAL_REQUESTED", "POLICIES", "WEBHOOK", "Delivery", "Notification",
-    "approval_request", "send",
+    "ReportReference", "approval_request", "send",
 ]

@@ -69,6 +69,7 @@ def approval_request(
     champion_cost_per_applicant: float | None,
     deployed_policy: str = "group_thresholds",
     answer_url: str | None = None,
+    report: ReportReference | None = None,
 ) -> Notification:
     """The message that asks a person to approve or reject a candidate version.
 
@@ -80,8 +81,8 @@ def approval_request(
     applicant (5·FN + 1·FP over applicants). The champion comparison uses ``cost_per_applicant``
     (the candidate under ``deployed_policy``) against ``champion_cost_per_applicant``, None when
     there is no champion yet. ``answer_url`` is where a CI server waits for the answer (a Jenkins
-    input, a GitHub deployment review), when there is one. Non-finite numbers are shown as "n/a"
-    and sent as null.
+    input, a GitHub deployment review), when there is one. ``report`` links the version's model
+    report (``ml.report``) with its highlights. Non-finite numbers are shown as "n/a" and sent as null.
     """
     version = str(version)
     for name, mapping in (("fpr_by_policy", fpr_by_policy), ("cost_by_policy", cost_by_policy)):
@@ -127,13 +128,26 @@ def approval_request(
         },
         "commands": commands,
         "answer_url": answer_url,
+        "report": None if report is None else {"path": report.path, "artifact_uri": report.artifact_uri,
+                                               "highlights": list(report.highlights)},
     }
     text = _TEMPLATES.get_template("approval_requested.txt.j2").render(
         model_name=model_name, version=version, run_id=run_id, run_url=run_url, dev_api_url=dev_api_url,
         gate_word=gate_word, tests=tests, metrics=payload["metrics"], deployed_policy=deployed_policy, fpr=fpr,
         gaps=gaps, costs=costs, champion=payload["champion_comparison"], commands=commands, answer_url=answer_url,
+        report=payload["report"],
     )
     return Notification(kind=KIND_APPROVAL_REQUESTED, subject=subject, text=text, payload=payload)
+
+
+@dataclass(frozen=True)
+class ReportReference:
+    """Where the candidate's model report is (a file path, and its MLflow artifact when logged), and
+    the lines of it worth reading in the message itself."""
+
+    path: str
+    artifact_uri: str | None = None
+    highlights: Sequence[str] = ()
 
 
 def _answer_command(verb: str, version: str) -> str:

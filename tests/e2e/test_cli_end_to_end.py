@@ -52,7 +52,9 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
     assert build["ok"] is True
     assert build["failures"] == [], build["failures"]
     assert build["passed"] > 50, "the models and their tests ran"
-    assert "awaits approval" in ok(env, "pipeline", "run")
+    delivered = ok(env, "pipeline", "run", timeout=600)  # every stage, the model report included, on a shared machine
+    assert "awaits approval" in delivered
+    assert f"report: {tmp_path / 'data' / 'reports' / 'model-1.html'}" in delivered  # the approver's model report
     waiting = json.loads(ok(env, "status", "--json"))
     assert waiting["pipeline"]["status"] == "awaiting_approval"
     assert waiting["mlflow"]["aliases"]["candidate"]["gate"] == "passed"

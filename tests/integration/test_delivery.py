@@ -134,6 +134,20 @@ other tests share says nothing (the speed goal lives in bench/api_load.py, the l
 in ``test_the_dev_tests_fail_a_latency_limit_no_server_meets``); everything else it checks stands."""
 
 
+def _assert_the_request_links_the_model_report(paths: Paths, run: pipeline.PipelineRun, message: dict) -> None:
+    report = run.stage("request-approval")["details"]["report"]
+    assert Path(report["path"]).is_file()
+    assert message["report"]["path"] == report["path"]
+    assert report["path"] in message["text"]
+    assert message["report"]["artifact_uri"] == report["artifact_uri"]
+    assert report["artifact_uri"].endswith(f"/report/model-{run.version}.html")
+    logged = MlflowClient().list_artifacts(run.mlflow_run_id, "report")
+    assert [a.path for a in logged] == [f"report/model-{run.version}.html"]
+    champion = registry.alias_version(paths, "champion")  # none yet in this deployment's own registry
+    assert (report["summary"]["champion"] or {}).get("version") == champion
+    assert report["summary"]["gate_passed"] is True
+
+
 def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
     paths = delivery_deployment
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
@@ -159,6 +173,7 @@ def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
     assert message["kind"] == "approval_requested"
     assert version in message["subject"]
     assert f"lendguard approve {version}" in message["text"]
+    _assert_the_request_links_the_model_report(paths, run, message)
 
     with pytest.raises(pipeline.PipelineBusyError, match="awaiting_approval"):
         pipeline.start_run(paths)

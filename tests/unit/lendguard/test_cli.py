@@ -68,7 +68,7 @@ def test_the_commands_the_docs_and_ci_use_exist() -> None:
         "simulate", "import", "build", "compact-log", "train", "pipeline", "pipeline run", "pipeline stage",
         "approve", "reject", "serve", "api-key", "api-key create", "scenarios", "replay", "monitor", "failover",
         "failover status", "failover set", "failover clear", "outcomes", "dashboard", "export-marts", "status", "demo",
-            "config", "dashboard serve", "doctor",
+            "config", "dashboard serve", "doctor", "report",
     }
     assert {" ".join(path) for path in ALL_COMMANDS} == expected
 
@@ -191,6 +191,28 @@ def test_alert_lines_keep_bracketed_names(capsys: pytest.CaptureFixture[str]) ->
     assert "run-[1]" in out
 
 
+def test_the_model_report_summary_is_a_table_and_a_path_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    summary = {
+        "version": "3", "model": "logreg_[c1]", "max_fpr_gap": 0.05, "top_features": ["credit_score", "[x]"],
+        "monotone": "none declared", "warnings": [],
+        "policies": [{"policy": "group_thresholds", "deployed": True, "cost_per_applicant": 0.4429, "fpr_gap": 0.0357,
+                      "auc": 0.8132, "tpr": 0.657},
+                     {"policy": "single_threshold", "deployed": False, "cost_per_applicant": 0.4244,
+                      "fpr_gap": None, "auc": 0.8132, "tpr": 0.6813}],
+        "champion": {"version": "2", "cost_per_applicant": 0.45, "fpr_gap": 0.04, "auc": 0.8,
+                     "changed_decisions": 0.031},
+    }
+    path = "/a/very/long/data/directory/that/would/not/fit/in/eighty/columns/reports/model-3.html"
+    cli._print_report_summary(summary, path)  # what `pipeline run` and `report` print, no warehouse
+    out = capsys.readouterr().out
+    assert "logreg_[c1]" in out
+    assert "top features: credit_score, [x]" in out
+    for cell in ("group_thresholds (deployed)", "0.4429", "0.0357", "0.6813", "champion 2", "0.4500"):
+        assert cell in out, cell
+    assert "3.1% of test decisions differ from the champion's" in out
+    assert f"report: {path}\n" in out
+
+
 def test_json_outputs_parse(deployment: Path) -> None:
     status = CliRunner().invoke(cli.cli, ["status", "--json"])
     assert status.exit_code == 0, status.output
@@ -233,7 +255,8 @@ def test_shell_completion_offers_commands_and_values() -> None:
         assert result.exit_code == 0, result.output
         return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
 
-    assert complete("lendguard rep") == ["replay"]
+    assert complete("lendguard repl") == ["replay"]
+    assert complete("lendguard rep") == ["replay", "report"]
     assert complete("lendguard replay --scenario econ") == ["economic_shock"]
     assert complete("lendguard pipeline stage deploy") == ["deploy-dev", "deploy-prod"]
 
