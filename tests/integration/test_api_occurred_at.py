@@ -63,7 +63,7 @@ def test_a_far_future_or_far_past_occurred_at_is_refused_naming_the_field(
     assert [e["key"] for e in answer["extra"]] == ["occurred_at"]
     message = answer["extra"][0]["message"]
     assert message.startswith(f"{OCCURRED_AT_REFUSED} {occurred_at[:19]} UTC, {words} ")
-    variable = "SKEW" if words == "after" else "ALLOWANCE"
+    variable = "MAX_SKEW_SECONDS" if words == "after" else "ALLOWANCE_DAYS"
     assert f"LENDGUARD_OCCURRED_AT_{variable}" in message
 
     row = log_rows(api_paths)[answer["request_id"]]
