@@ -194,6 +194,8 @@ BREAK_WIDTH = 18
 """Pixels between two spans of a split time axis (where the break mark is drawn)."""
 MIN_SPAN_SHARE = 0.15
 """Least share of the plot width a span of a split axis gets, however short it is."""
+TICK_LABEL_ROOM = 120
+"""Pixels a time label needs: a narrower span of a split axis is labelled at its start only."""
 
 
 @dataclass(frozen=True)
@@ -248,12 +250,12 @@ def _time_ticks(parts: list[str], spans: list[_Span], bottom: float, *, with_yea
     """Tick labels under each span (more where a span is wide), and a break mark between spans."""
     label = "%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M"
     for index, span in enumerate(spans):
-        seconds = (span.last - span.first).total_seconds()
-        count_ = 1 if seconds <= 0 else max(2, min(5, int((span.right - span.left) // 120) + 1))
+        seconds, room = (span.last - span.first).total_seconds(), span.right - span.left
+        count_ = 1 if seconds <= 0 or room < TICK_LABEL_ROOM else min(5, int(room // TICK_LABEL_ROOM) + 1)
         for i in range(count_):
             moment = span.first + (span.last - span.first) * (i / (count_ - 1) if count_ > 1 else 0)
             x = span.x_of(moment)
-            anchor = "middle" if count_ == 1 or 0 < i < count_ - 1 else ("start" if i == 0 else "end")
+            anchor = ("middle" if seconds <= 0 or 0 < i < count_ - 1 else "start" if i == 0 else "end")
             parts.append(f"<line x1='{x:.1f}' y1='{bottom:.1f}' x2='{x:.1f}' y2='{bottom + 4:.1f}' stroke='{AXIS}'/>"
                          f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='{anchor}'>{moment:{label}}</text>")
         parts.append(f"<line x1='{span.left:.1f}' y1='{bottom}' x2='{span.right:.1f}' y2='{bottom}' stroke='{AXIS}'/>")
