@@ -280,7 +280,6 @@ def _refused(detail: str, errors: list[dict[str, str]]) -> ValidationException:
 OCCURRED_AT_REFUSED = "refused: occurred_at is"
 """How the message of an out-of-bounds ``occurred_at`` starts: the ops marts count the log's
 rejections by it (``macros/monitoring_ops.sql`` spells it too; a unit test holds them equal)."""
-_ISO = "%Y-%m-%dT%H:%M:%S"
 
 
 @overload
@@ -331,10 +330,15 @@ class OccurredAtBounds:
         if value is None:
             return None
         if value > self.latest:
-            return f"{OCCURRED_AT_REFUSED} {value:{_ISO}} UTC, after {self.latest:{_ISO}} UTC, {self.latest_rule}"
+            return f"{OCCURRED_AT_REFUSED} {_iso(value)} UTC, after {_iso(self.latest)} UTC, {self.latest_rule}"
         if value < self.earliest:
-            return f"{OCCURRED_AT_REFUSED} {value:{_ISO}} UTC, before {self.earliest:{_ISO}} UTC, {self.earliest_rule}"
+            return f"{OCCURRED_AT_REFUSED} {_iso(value)} UTC, before {_iso(self.earliest)} UTC, {self.earliest_rule}"
         return None
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 to the second, four-digit year included (``strftime("%Y")`` writes year 1 as ``1``)."""
+    return moment.isoformat(timespec="seconds")
 
 
 class OccurredAtRefusedError(ValidationException):

@@ -176,6 +176,7 @@ def test_occurred_at_is_bounded_by_receipt_plus_skew_and_registration_less_the_a
     assert "LENDGUARD_OCCURRED_AT_MAX_SKEW_SECONDS" in late
     early = default.problem(datetime(1, 1, 1, tzinfo=UTC))
     assert early is not None
+    assert early.startswith(f"{OCCURRED_AT_REFUSED} 0001-01-01T00:00:00 UTC, before 2026-08-03T09:00:00 UTC, ")
     assert "model version 3's registration less 90 days" in early
     assert default.problem(datetime(2026, 12, 4, 17, 4, tzinfo=timezone(timedelta(hours=5)))) is None  # 12:04 UTC
     assert default.problem(datetime(2026, 12, 4, 17, 6, tzinfo=timezone(timedelta(hours=5)))) is not None
