@@ -17,6 +17,12 @@ so every check below runs before the handler and after authentication, in this o
    and every field is checked on its own, so the 400 lists *every* field's error, keyed by field.
    That second pass also accepts what JSON Schema calls an integer and msgspec does not (``690.0``).
 
+5. (Scoring routes, in the handler, once the serving version is known: :func:`check_occurred_at`.)
+   Each application's ``occurred_at`` lies between the horizon and receipt plus a small clock skew
+   (:class:`OccurredAtBounds`): else 400 naming every such field. A client cannot date a request
+   into the future or into a past the serving version never saw, so it cannot move monitoring's
+   time windows; its refusal is logged like any other and counted by the ops marts.
+
 The body size limit stays Litestar's (413, ``request_max_body_size``; the answer names the limit).
 A duplicate key is not an error: the last value wins, as in Python's parser (RFC 8259 leaves it to
 the parser). Errors keep Litestar's shape: ``ValidationException`` with ``extra=[{key, message,
@@ -32,8 +38,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, overload
 
 import msgspec
 from litestar import Request
@@ -41,6 +49,10 @@ from litestar.exceptions import ClientException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
+
+if TYPE_CHECKING:
+    from ml.registry import ModelBundle
+    from warehouse.settings import ApiSettings
 
 MAX_DEPTH = 16
 """Deepest nesting of arrays/objects accepted (a batch body needs 2)."""
@@ -262,6 +274,87 @@ def _body_error(message: str) -> dict[str, str]:
 
 def _refused(detail: str, errors: list[dict[str, str]]) -> ValidationException:
     return ValidationException(detail=detail, extra=errors)
+
+
+# ----- occurred_at bounds -------------------------------------------------------------------------
+OCCURRED_AT_REFUSED = "refused: occurred_at is"
+"""How the message of an out-of-bounds ``occurred_at`` starts: the ops marts count the log's
+rejections by it (``macros/monitoring_ops.sql`` spells it too; a unit test holds them equal)."""
+
+
+@overload
+def naive_utc(value: datetime) -> datetime: ...
+@overload
+def naive_utc(value: None) -> None: ...
+def naive_utc(value: datetime | None) -> datetime | None:
+    """An aware timestamp converted to UTC; a naive one is taken to be UTC already."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class OccurredAtBounds:
+    """The ``occurred_at`` a request received at one moment may state (naive UTC, both ends included)."""
+
+    earliest: datetime
+    latest: datetime
+    earliest_rule: str
+    """Where ``earliest`` comes from, as the refusal says it."""
+    latest_rule: str
+
+    @classmethod
+    def at_receipt(cls, received_at: datetime, bundle: ModelBundle, settings: ApiSettings) -> OccurredAtBounds:
+        """Bounds for a request received at ``received_at`` (naive UTC) and scored by ``bundle``.
+
+        Earliest: ``LENDGUARD_OCCURRED_AT_HORIZON`` if set, else the version's registration (the
+        receipt, for a bundle not loaded from the registry) less the allowance: an application may
+        have waited that long for its score. Latest: the receipt plus the allowed clock skew."""
+        skew = settings.occurred_at_max_skew_seconds
+        latest_rule = f"the receipt time plus {skew:g} s of clock skew (LENDGUARD_OCCURRED_AT_MAX_SKEW_SECONDS)"
+        if settings.occurred_at_horizon is not None:
+            earliest = naive_utc(settings.occurred_at_horizon)
+            earliest_rule = "the horizon set by LENDGUARD_OCCURRED_AT_HORIZON"
+        else:
+            days = settings.occurred_at_allowance_days
+            start = bundle.registered_at or received_at
+            earliest = start - timedelta(days=days)
+            since = "registration" if bundle.registered_at is not None else "receipt"
+            earliest_rule = (f"model version {bundle.version}'s {since} less {days:g} days "
+                             "(LENDGUARD_OCCURRED_AT_ALLOWANCE_DAYS)")
+        return cls(earliest, received_at + timedelta(seconds=skew), earliest_rule, latest_rule)
+
+    def problem(self, occurred_at: datetime | None) -> str | None:
+        """Why ``occurred_at`` is refused, or None (also for an absent one: the receipt time is used)."""
+        value = naive_utc(occurred_at)
+        if value is None:
+            return None
+        if value > self.latest:
+            return f"{OCCURRED_AT_REFUSED} {_iso(value)} UTC, after {_iso(self.latest)} UTC, {self.latest_rule}"
+        if value < self.earliest:
+            return f"{OCCURRED_AT_REFUSED} {_iso(value)} UTC, before {_iso(self.earliest)} UTC, {self.earliest_rule}"
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 to the second, four-digit year included (``strftime("%Y")`` writes year 1 as ``1``)."""
+    return moment.isoformat(timespec="seconds")
+
+
+class OccurredAtRefusedError(ValidationException):
+    """400: an application's ``occurred_at`` is outside :class:`OccurredAtBounds`."""
+
+
+def check_occurred_at(body: msgspec.Struct, bounds: OccurredAtBounds, *, detail: str = "Validation failed") -> None:
+    """Refuse ``body`` (one application, or a batch's ``applications``) if any ``occurred_at`` is out of
+    ``bounds``, naming every such field (``occurred_at`` or ``applications[<index>].occurred_at``)."""
+    applications = getattr(body, "applications", None)
+    items = ([(f"applications[{index}]", item) for index, item in enumerate(applications)]
+             if isinstance(applications, list) else [("", body)])
+    errors = [_error(_join(key, "occurred_at"), problem) for key, item in items
+              if (problem := bounds.problem(getattr(item, "occurred_at", None))) is not None]
+    if errors:
+        raise OccurredAtRefusedError(detail=detail, extra=errors)
 
 
 # ----- the Litestar hook ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException, Vali
 
 from api.auth import caller_of
 from api.batching import BatcherClosedError
+from api.body_checks import OccurredAtBounds, OccurredAtRefusedError
 from api.failover import FailoverFollower
 from api.idempotency import IdempotencyStore, request_key, store_of
 from api.log_writer import LogWriteError, PredictionLogWriter
@@ -138,6 +139,8 @@ class ScoringCall:
     """The API key's name; "" in open mode (the log's ``caller`` column, the idempotency scope)."""
     key: str | None
     """The request's ``Idempotency-Key``, if it sent one."""
+    occurred_at_bounds: OccurredAtBounds
+    """What the request's ``occurred_at`` may state, given its receipt and the leased version."""
 
 
 async def provide_scoring_call(app_state: AppState, request: Request[Any, Any, Any]) -> AsyncIterator[ScoringCall]:
@@ -149,8 +152,9 @@ async def provide_scoring_call(app_state: AppState, request: Request[Any, Any, A
     async with app_state.models.lease() as scoring:
         if scoring is None:
             raise not_loaded(app_state.serving)
-        yield ScoringCall(scoring, receipt_of(request.scope), store_of(request), caller_of(request.scope),
-                          request_key(request))
+        receipt = receipt_of(request.scope)
+        bounds = OccurredAtBounds.at_receipt(receipt.received_at, scoring.bundle, app_state.settings)
+        yield ScoringCall(scoring, receipt, store_of(request), caller_of(request.scope), request_key(request), bounds)
 
 
 def provide_watcher(app_state: AppState) -> ModelWatcher | None:
@@ -265,6 +269,8 @@ async def log_rejected(exc: Exception, scope: Scope) -> None:
     bundle = state.models.bundle or serving.bundle  # the version serving when it was rejected
     body = await _cached_body(scope)
     row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle, mode=state.mode)
+    if isinstance(exc, OccurredAtRefusedError):  # the refused time must not place the row (raw_body keeps it)
+        row["occurred_at"] = None
     row["caller"] = caller_of(scope)
     try:
         await writer.append(row, started=receipt.started)

@@ -30,6 +30,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 """Error answers of the scoring routes carry their prediction-log ``request_id`` here too."""
 ENVELOPE_FIELDS = ("application_id", "occurred_at")
 """Optional fields every request may carry besides the application's inputs."""
+OCCURRED_AT_DESCRIPTION = (
+    "When the application happened (ISO 8601; UTC without an offset); default: when the request is received. "
+    "Refused (400) if later than receipt plus LENDGUARD_OCCURRED_AT_MAX_SKEW_SECONDS or earlier than the horizon: "
+    "LENDGUARD_OCCURRED_AT_HORIZON, else the serving version's registration less LENDGUARD_OCCURRED_AT_ALLOWANCE_DAYS.")
+"""The envelope's timestamp, as the OpenAPI document states it (``api.body_checks.OccurredAtBounds`` checks it)."""
 TEXT_MAX_LENGTH = 200
 """Longest accepted string (identifiers, categories): keeps oversized values out of the log."""
 TEXT_PATTERN = "^[^\\u0000]*$"
@@ -105,7 +110,7 @@ def build_request_struct(loan_book: LoanBookSchema) -> type[msgspec.Struct]:
     fields.extend(_field(c.name, _categorical_type(c), c.nullable) for c in loan_book.categorical_features)
     fields.append((loan_book.group_column, _group_type(loan_book) | None, None))
     fields.append(("application_id", Annotated[str, _text_meta()] | None, None))
-    fields.append(("occurred_at", datetime | None, None))
+    fields.append(("occurred_at", Annotated[datetime, msgspec.Meta(description=OCCURRED_AT_DESCRIPTION)] | None, None))
 
     namespace: dict[str, Any] = {}
     if allowed_floats:

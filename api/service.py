@@ -25,7 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from api.batching import MicroBatcher
-from api.body_checks import MAX_DEPTH, json_depth
+from api.body_checks import MAX_DEPTH, json_depth, naive_utc
 from api.log_writer import PredictionLogWriter
 from api.schemas import TEXT_MAX_LENGTH, Decision, Mode, ReasonCode, ScoreResponse
 from ml.registry import ModelBundle
@@ -79,13 +79,6 @@ def new_request_id() -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    """An aware timestamp converted to UTC; a naive one is taken to be UTC already."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def decide(probability: float, threshold: float) -> Decision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lendguard.processes import ServerProcess, serve_command, start_server
 from lendguard.progress import step
-from lendguard.replay import ReplayResult, application_bodies, replay
+from lendguard.replay import ReplayResult, application_bodies, ending_at, replay
 from warehouse.build import build, current_loan_book
 from warehouse.errors import LendguardError
 from warehouse.importer import land_simulated
@@ -44,7 +45,7 @@ def replay_scenario(
     concurrency: int = 16, console: Console,
 ) -> ReplayResult:
     """Simulate ``requests`` applications of ``scenario`` and send them to the API at ``url``."""
-    traffic = simulate_traffic(scenario, requests, seed, onset=onset)
+    traffic = ending_at(simulate_traffic(scenario, requests, seed, onset=onset), datetime.now(UTC))
     bodies = application_bodies(traffic, current_loan_book(get_paths()))
     progress = Progress(TextColumn(f"replaying {scenario}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True, disable=not console.is_terminal)
@@ -96,7 +97,8 @@ def monitor_summary(report: Any, console: Console) -> None:
 
 def failover_probe(url: str) -> str:
     """One more application, to show the API's answer while failover is set."""
-    body = application_bodies(simulate_traffic("stable", 1, 99), current_loan_book(get_paths()))[0]
+    probe = ending_at(simulate_traffic("stable", 1, 99), datetime.now(UTC))
+    body = application_bodies(probe, current_loan_book(get_paths()))[0]
     deadline = time.monotonic() + 5.0  # replicas re-read the flag every 0.5 s
     while True:
         answer = httpx.post(f"{url}/v1/score", json=body, timeout=10.0).json()

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.loan_book import LoanBookSchema
 
@@ -39,6 +40,20 @@ class ReplayResult:
     @property
     def ok(self) -> int:
         return self.status_counts.get(200, 0)
+
+
+def ending_at(traffic: pa.Table, end: datetime) -> pa.Table:
+    """``traffic`` with every ``occurred_at`` moved by one amount so that the last is ``end``.
+
+    The simulator dates its timeline from a fixed day; the API refuses an ``occurred_at`` before
+    its horizon (the serving version's registration less an allowance, ``api.body_checks``), so a
+    replay sends the same spacing ending at the moment it starts: weeks back at most, as in life."""
+    stamps = traffic.column("occurred_at")
+    last = pc.max(stamps).as_py()
+    if last is None:
+        return traffic
+    shift = pa.scalar(end - last, type=pa.duration("us"))
+    return traffic.set_column(traffic.column_names.index("occurred_at"), "occurred_at", pc.add(stamps, shift))
 
 
 def application_bodies(applications: pa.Table, loan_book: LoanBookSchema) -> list[dict[str, Any]]:

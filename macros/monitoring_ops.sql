@@ -4,7 +4,9 @@
     model version and per each `group_by` column (caller: the API key's name).
     Error kinds, from the HTTP status: validation = 4xx other than 401/403 (the request was
     wrong), auth = 401/403, server = 5xx, of which withheld = 503 (no model loaded, or the log row
-    could not be made durable, so no decision was given).
+    could not be made durable, so no decision was given); occurred_at_refused = 400s refusing an
+    occurred_at out of the API's bounds (macro mon_ops_occurred_at_refused; counted under the request's
+    receipt time: the log row keeps no refused time).
 -#}
 {% macro mon_ops_rollup(kind, group_by=[]) %}
 
@@ -16,6 +18,7 @@
         cast(sum(case when status_code in (401, 403) then 1 else 0 end) as bigint) as errors_auth,
         cast(sum(case when status_code >= 500 then 1 else 0 end) as bigint) as errors_server,
         cast(sum(case when status_code = 503 then 1 else 0 end) as bigint) as errors_withheld,
+        cast(sum(case when occurred_at_refused then 1 else 0 end) as bigint) as occurred_at_refused,
         cast(sum(case when decision is not null then 1 else 0 end) as bigint) as scored,
         cast(sum(case when decision = 'manual_review' then 1 else 0 end) as bigint) as positive_predictions,
         cast(sum(case when mode = 'failover' then 1 else 0 end) as bigint) as failover_requests,
@@ -36,6 +39,7 @@ with requests as (
         coalesce(model_version, '(none)') as model_version,
         coalesce(caller, '') as caller,
         status_code,
+        occurred_at_refused,
         decision,
         mode,
         probability,
@@ -82,6 +86,7 @@ rated as (
     errors_auth,
     errors_server,
     errors_withheld,
+    occurred_at_refused,
     scored,
     positive_predictions,
     failover_requests,
@@ -97,4 +102,11 @@ rated as (
     error_rate,
     server_error_rate,
     client_error_rate
+{%- endmacro %}
+
+
+{#- Whether a prediction-log row is the API's refusal of an occurred_at out of its bounds: a 400 whose
+    error holds api.body_checks.OCCURRED_AT_REFUSED (a unit test holds the two spellings equal). -#}
+{% macro mon_ops_occurred_at_refused(status_code, error) -%}
+    coalesce({{ status_code }} = 400 and contains({{ error }}, 'refused: occurred_at is'), false)
 {%- endmacro %}

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import types
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ class ModelBundle:
     policy: dict[str, Any]
     model_sql: str | None = None
     """The model compiled to DuckDB SQL over ``model_features``; None for a version logged without one."""
+    registered_at: datetime | None = None
+    """When the version was registered (naive UTC): the API's default horizon for ``occurred_at``."""
 
     @cached_property
     def policies(self) -> PolicySet:
@@ -188,4 +191,5 @@ def load_version(paths: Paths, version: str, alias: str = "") -> ModelBundle:
         loan_book=LoanBookSchema.from_yaml(folder / LOAN_BOOK_FILE),
         policy=json.loads((folder / POLICY_FILE).read_text()),
         model_sql=model_sql.read_text() if model_sql.exists() else None,
+        registered_at=datetime.fromtimestamp(version_info.creation_timestamp / 1000, UTC).replace(tzinfo=None),
     )

@@ -8,7 +8,9 @@ checked first and every problem named; only a file that passes is landed, as one
 so a rejected file leaves nothing behind.
 
 ``simulate_outcomes`` draws outcomes for logged decisions from the simulator's true default
-probability (``warehouse.simulator.default_probability``), for demos and tests.
+probability (``warehouse.simulator.default_probability``), for demos and tests, dated as outcomes
+mature: a default becomes known on a day drawn uniformly over the first year on book, a repayment
+at the end of it, so the vintage curves (``mon_vintage_default_rates``) rise month by month.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ _TRUE = frozenset({"1", "true", "yes", "defaulted"})
 _FALSE = frozenset({"0", "false", "no", "repaid"})
 SHOWN = 5
 """Offending values shown per problem."""
-SIMULATED_DELAY_DAYS = 180
-"""A simulated outcome becomes known this long after the decision."""
+SIMULATED_HORIZON_DAYS = 365
+"""A simulated outcome is whether the loan defaults within this many days of the decision; a repayment
+becomes known at the end of them, a default on a day drawn uniformly from
+``SIMULATED_FIRST_DEFAULT_DAY`` to the end."""
+SIMULATED_FIRST_DEFAULT_DAY = 30
+"""No simulated default is known before the first payment is missed."""
 
 
 class OutcomesRejectedError(LendguardError):
@@ -158,12 +164,24 @@ def import_outcomes(paths: Paths, path: Path) -> OutcomesResult:
     return _land(paths, rows)
 
 
-def simulate_outcomes(paths: Paths, seed: int = 17, *, delay_days: int = SIMULATED_DELAY_DAYS) -> OutcomesResult:
+def outcome_delays(defaulted: np.ndarray, uniforms: np.ndarray, horizon_days: int) -> np.ndarray:
+    """Seconds from decision to known outcome: a default's spread uniformly over
+    [``SIMULATED_FIRST_DEFAULT_DAY``, ``horizon_days``) days by ``uniforms`` (in [0, 1)), a repayment's
+    at ``horizon_days``."""
+    if horizon_days <= SIMULATED_FIRST_DEFAULT_DAY:
+        raise ValueError(f"horizon_days must exceed {SIMULATED_FIRST_DEFAULT_DAY}, got {horizon_days}")
+    day = timedelta(days=1).total_seconds()
+    spread = (SIMULATED_FIRST_DEFAULT_DAY + uniforms * (horizon_days - SIMULATED_FIRST_DEFAULT_DAY)) * day
+    return np.where(defaulted, np.floor(spread), horizon_days * day)
+
+
+def simulate_outcomes(paths: Paths, seed: int = 17, *, horizon_days: int = SIMULATED_HORIZON_DAYS) -> OutcomesResult:
     """Draw outcomes for every decided request that has none yet, from the simulator's truth.
 
     Each request defaults with the simulator's true probability for the inputs it was sent with
     (``default_probability``); draws are seeded and taken in request-id order, so the same log and
-    seed give the same outcomes. Needs the simulator's loan book (its feature columns in the log).
+    seed give the same outcomes. Each outcome is dated after the request's event time by
+    :func:`outcome_delays`. Needs the simulator's loan book (its feature columns in the log).
     """
     from warehouse.simulator import (  # noqa: PLC0415 - numpy-heavy, only here
         CATEGORICAL_FEATURES,
@@ -195,13 +213,15 @@ def simulate_outcomes(paths: Paths, seed: int = 17, *, delay_days: int = SIMULAT
         probability = default_probability(table)
     except ValueError as exc:
         raise OutcomesRejectedError("simulation", [f"the log is not the simulator's loan book: {exc}"]) from None
-    draws = np.random.default_rng(seed).random(table.num_rows)
+    rng = np.random.default_rng(seed)
+    defaulted = rng.random(table.num_rows) < probability
+    delays = outcome_delays(defaulted, rng.random(table.num_rows), horizon_days)
     event_at = pd.to_datetime(table.column("event_at").to_pandas())
     landed_at = _now()
     rows = pd.DataFrame({
         "request_id": table.column("request_id").to_pandas().astype(str),
-        "defaulted": (draws < probability).astype("int8"),
-        "outcome_at": (event_at + timedelta(days=delay_days)).astype("datetime64[us]"),
+        "defaulted": defaulted.astype("int8"),
+        "outcome_at": (event_at + pd.to_timedelta(delays, unit="s")).astype("datetime64[us]"),
         "batch_id": f"simulated-{landed_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
         "landed_at": pd.Timestamp(landed_at),
     })

@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -150,6 +151,15 @@ class ApiSettings(Section):
         doc="decisions while failover is set, unless whoever set it named another")
     failover_poll_seconds: float = setting(0.5, env="LENDGUARD_FAILOVER_POLL_SECONDS", ge=0.05, le=60,
                                            doc="seconds between checks of the failover flag file")
+    occurred_at_max_skew_seconds: float = setting(
+        300.0, env="LENDGUARD_OCCURRED_AT_MAX_SKEW_SECONDS", ge=0, le=86_400,
+        doc="an occurred_at later than receipt by more than this is refused (400): clients' clocks drift")
+    occurred_at_allowance_days: float = setting(
+        90.0, env="LENDGUARD_OCCURRED_AT_ALLOWANCE_DAYS", ge=0, le=3_650,
+        doc="an occurred_at earlier than the serving version's registration less this is refused (400)")
+    occurred_at_horizon: datetime | None = setting(
+        env="LENDGUARD_OCCURRED_AT_HORIZON", shown_default="registration less the allowance",
+        doc="earliest occurred_at accepted (ISO 8601, UTC if no offset); replaces the default horizon")
 
 
 def _variable(section: type[Section], field: str) -> str:

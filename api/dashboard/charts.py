@@ -7,12 +7,12 @@ Pure functions: the same data gives the same bytes, so pages are deterministic a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
-from itertools import count
 
 WIDTH = 640
 HEIGHT = 240
@@ -26,7 +26,7 @@ AXIS = "#888"
 WARN = "#d98c00"
 CRITICAL = "#c62828"
 BREACH = CRITICAL
-_ids = count(1)
+_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,92 @@ def _shorten(text: str, limit: int) -> str:
 
 
 # ----- charts -------------------------------------------------------------------------------------
+SPLIT_MIN_STEPS = 24
+"""A gap in a time series splits its axis only if it is longer than this many steps (a day of hours)…"""
+SPLIT_MIN_SHARE = 0.25
+"""… and longer than this share of the whole range: a night or a weekend without traffic does not."""
+BREAK_WIDTH = 18
+"""Pixels between two spans of a split time axis (where the break mark is drawn)."""
+MIN_SPAN_SHARE = 0.15
+"""Least share of the plot width a span of a split axis gets, however short it is."""
+TICK_LABEL_ROOM = 120
+"""Pixels a time label needs: a narrower span of a split axis is labelled at its start only."""
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One stretch of a split time axis: its first and last moment and where it is drawn."""
+
+    first: datetime
+    last: datetime
+    left: float
+    right: float
+
+    def x_of(self, moment: datetime) -> float:
+        seconds = (self.last - self.first).total_seconds()
+        if seconds <= 0:
+            return (self.left + self.right) / 2
+        return self.left + (moment - self.first).total_seconds() / seconds * (self.right - self.left)
+
+
+def time_spans(times: Sequence[datetime], step_seconds: float = 3600.0) -> list[tuple[datetime, datetime]]:
+    """``times`` (sorted) cut where they are far apart: a gap longer than ``SPLIT_MIN_STEPS`` steps and than
+    ``SPLIT_MIN_SHARE`` of the whole range (a replay's simulated timeline months before real traffic).
+    Each span is (first, last); one span when nothing is far apart."""
+    if not times:
+        return []
+    whole = (times[-1] - times[0]).total_seconds()
+    least = max(SPLIT_MIN_STEPS * step_seconds, SPLIT_MIN_SHARE * whole)
+    spans = []
+    first = times[0]
+    for before, after in itertools.pairwise(times):
+        if (after - before).total_seconds() > least:
+            spans.append((first, before))
+            first = after
+    spans.append((first, times[-1]))
+    return spans
+
+
+def _layout_spans(spans: list[tuple[datetime, datetime]], left: float, right: float) -> list[_Span]:
+    """Pixel ranges for ``spans``: proportional to their lengths, each at least ``MIN_SPAN_SHARE`` of the plot."""
+    usable = right - left - BREAK_WIDTH * (len(spans) - 1)
+    lengths = [max((last - first).total_seconds(), 0.0) for first, last in spans]
+    total = sum(lengths) or 1.0
+    shares = [max(length / total, MIN_SPAN_SHARE) for length in lengths]
+    scale = usable / sum(shares)
+    laid_out, x = [], left
+    for (first, last), share in zip(spans, shares, strict=True):
+        laid_out.append(_Span(first, last, x, x + share * scale))
+        x += share * scale + BREAK_WIDTH
+    return laid_out
+
+
+def _time_ticks(parts: list[str], spans: list[_Span], bottom: float, *, with_year: bool) -> None:
+    """Tick labels under each span (more where a span is wide), and a break mark between spans."""
+    label = "%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M"
+    for index, span in enumerate(spans):
+        seconds, room = (span.last - span.first).total_seconds(), span.right - span.left
+        count_ = 1 if seconds <= 0 or room < TICK_LABEL_ROOM else min(5, int(room // TICK_LABEL_ROOM) + 1)
+        for i in range(count_):
+            moment = span.first + (span.last - span.first) * (i / (count_ - 1) if count_ > 1 else 0)
+            x = span.x_of(moment)
+            anchor = ("middle" if seconds <= 0 or 0 < i < count_ - 1 else "start" if i == 0 else "end")
+            parts.append(f"<line x1='{x:.1f}' y1='{bottom:.1f}' x2='{x:.1f}' y2='{bottom + 4:.1f}' stroke='{AXIS}'/>"
+                         f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='{anchor}'>{moment:{label}}</text>")
+        parts.append(f"<line x1='{span.left:.1f}' y1='{bottom}' x2='{span.right:.1f}' y2='{bottom}' stroke='{AXIS}'/>")
+        if index:
+            gap = span.first - spans[index - 1].last
+            middle = span.left - BREAK_WIDTH / 2
+            marks = "".join(f"<line x1='{middle + dx - 2:.1f}' y1='{bottom + 5:.1f}' x2='{middle + dx + 2:.1f}' "
+                            f"y2='{bottom - 5:.1f}' stroke='{AXIS}'/>" for dx in (-3, 3))
+            parts.append(f"<g class='axis-break'><title>{_duration(gap)} without data</title>{marks}</g>")
+
+
+def _duration(gap: timedelta) -> str:
+    days = gap.total_seconds() / 86_400
+    return f"{days:,.0f} days" if days >= 2 else f"{gap.total_seconds() / 3600:,.0f} hours"
+
+
 def time_series(
     title: str,
     times: Sequence[datetime],
@@ -199,30 +285,29 @@ def time_series(
     height: int = HEIGHT,
 ) -> str:
     """Lines over time (hours): one polyline per series, broken where a value is missing or where
-    points are more than one ``step_seconds`` apart (no traffic: nothing to draw a line through)."""
-    if not times:
-        return empty(title, "no points")
-    values = [v for s in series for v in s.values if v is not None]
+    points are more than one ``step_seconds`` apart (no traffic: nothing to draw a line through).
+
+    Stretches of time far apart (:func:`time_spans`: a replay's simulated weeks and today's traffic)
+    get an axis piece each, with a break mark between them, instead of one axis squeezing each into
+    a sliver."""
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    if not times or not values:
+        return empty(title, "no points" if not times else "every value is missing")
     values += [limit.value for limit in limits]
     ticks = nice_ticks(min([0.0, *values]), max([*values, 1e-9]))
     left, right = MARGIN_LEFT, width - MARGIN_RIGHT
     top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
     y_of = _y_scale(ticks, top, bottom)
-    t0, t1 = times[0].timestamp(), times[-1].timestamp()
-    span = (t1 - t0) or 1.0
+    spans = _layout_spans(time_spans(times, step_seconds), left, right)
 
     def x_of(moment: datetime) -> float:
-        return left + (moment.timestamp() - t0) / span * (right - left) if len(times) > 1 else (left + right) / 2
+        return next(s for s in spans if moment <= s.last).x_of(moment)
 
+    pieces = "" if len(spans) == 1 else f" in {len(spans)} separate spans"
     _, parts = _open(title, desc or f"{title}: {len(times)} hourly points from {times[0]:%Y-%m-%d %H:%M} "
-                     f"to {times[-1]:%Y-%m-%d %H:%M} UTC", width, height)
+                     f"to {times[-1]:%Y-%m-%d %H:%M} UTC{pieces}", width, height)
     _y_axis(parts, ticks, y_of, left=left, right=right, label=y_label)
-    for i in range(5 if len(times) > 1 else 1):
-        moment = datetime.fromtimestamp(t0 + span * i / 4, times[0].tzinfo) if len(times) > 1 else times[0]
-        x = x_of(moment)
-        parts.append(f"<line x1='{x:.1f}' y1='{bottom:.1f}' x2='{x:.1f}' y2='{bottom + 4:.1f}' stroke='{AXIS}'/>"
-                     f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='middle'>{moment:%m-%d %H:%M}</text>")
-    parts.append(f"<line x1='{left}' y1='{bottom}' x2='{right}' y2='{bottom}' stroke='{AXIS}'/>")
+    _time_ticks(parts, spans, bottom, with_year=times[0].year != times[-1].year)
     _limits(parts, limits, y_of, left=left, right=right)
     for line in series:
         dash = f" stroke-dasharray='{line.dash}'" if line.dash else ""
@@ -263,14 +348,18 @@ def bars_against_limits(
     *,
     x_label: str = "",
     desc: str = "",
+    no_values: str = "no values yet",
     width: int = WIDTH,
 ) -> str:
     """Horizontal bars, one per label, each with its own warn / critical tick marks.
 
-    Used for drift: each feature's statistic (KS D or PSI) against the limits of its kind.
+    Used for drift: each feature's statistic (KS D or PSI) against the limits of its kind. When no
+    label has a value, the chart is replaced by ``no_values`` (limit lines alone tell nothing).
     """
     if not labels:
         return empty(title, "no features")
+    if all(v is None or not math.isfinite(v) for v in values):
+        return empty(title, no_values)
     row_height = 22
     high = max([*(v for v in values if v is not None), *(lim.value for row in limits for lim in row), 1e-9])
     ticks = nice_ticks(0.0, high * 1.05)
@@ -417,3 +506,58 @@ def dots(
             parts.append(f"<circle cx='{x_of(value):.1f}' cy='{y + offset:.1f}' r='4.5' fill='{line.color}' "
                          f"class='dot'><title>{escape(label)}, {escape(line.name)}: {fmt(value, 4)}</title></circle>")
     return _close(parts, (left, top, left, bottom), [(s.name, s.color, None) for s in series], left)
+
+
+PALETTE = ("#1f5fa8", "#2e7d32", "#d98c00", "#6a1b9a", "#00838f", "#c62828", "#5d4037", "#9e9d24")
+"""Colours of charts with one line per cohort, in turn."""
+
+
+def curves(
+    title: str,
+    xs: Sequence[int],
+    series: Sequence[Series],
+    *,
+    x_label: str = "",
+    y_label: str = "",
+    desc: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> str:
+    """Lines over a whole-number axis (months on book): one per series, a value per ``xs`` (None: not
+    observed, the line stops there)."""
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    if not xs or not values:
+        return empty(title, "no points")
+    ticks = nice_ticks(0.0, max([*values, 1e-9]))
+    left, right = MARGIN_LEFT, width - MARGIN_RIGHT
+    top, bottom = MARGIN_TOP + 14 * ((len(series) - 1) // 6), height - MARGIN_BOTTOM
+    y_of = _y_scale(ticks, top, bottom)
+    low, high = min(xs), max(xs)
+
+    def x_of(value: float) -> float:
+        return (left + right) / 2 if high == low else left + (value - low) / (high - low) * (right - left)
+
+    _, parts = _open(title, desc or title, width, height)
+    _y_axis(parts, ticks, y_of, left=left, right=right, label=y_label)
+    step = max(1, math.ceil((high - low + 1) / 12))
+    for value in range(low, high + 1, step):
+        x = x_of(value)
+        parts.append(f"<line x1='{x:.1f}' y1='{bottom:.1f}' x2='{x:.1f}' y2='{bottom + 4:.1f}' stroke='{AXIS}'/>"
+                     f"<text x='{x:.1f}' y='{bottom + 16:.1f}' text-anchor='middle'>{value}</text>")
+    if x_label:
+        parts.append(f"<text x='{(left + right) / 2:.1f}' y='{bottom + 32:.1f}' text-anchor='middle'>"
+                     f"{escape(x_label)}</text>")
+    for line in series:
+        points = [(x, v) for x, v in zip(xs, line.values, strict=True) if v is not None and math.isfinite(v)]
+        if len(points) == 1:
+            parts.append(f"<circle cx='{x_of(points[0][0]):.1f}' cy='{y_of(points[0][1]):.1f}' r='3' "
+                         f"fill='{line.color}'/>")
+        elif points:
+            drawn = " ".join(f"{x_of(x):.1f},{y_of(v):.1f}" for x, v in points)
+            parts.append(f"<polyline points='{drawn}' fill='none' stroke='{line.color}' stroke-width='1.8' "
+                         f"class='series'><title>{escape(line.name)}</title></polyline>")
+    parts.append(f"<line x1='{left}' y1='{bottom}' x2='{right}' y2='{bottom}' stroke='{AXIS}'/>")
+    for row, start in enumerate(range(0, len(series), 6)):
+        _legend(parts, [(s.name, s.color, s.dash) for s in series[start:start + 6]], left, 16 + 14 * row)
+    parts.append("</svg>")
+    return "".join(parts)

@@ -32,6 +32,10 @@ WINDOWS = (LATEST, DEPLOYMENT)
 MAX_HOURS = 24 * 31
 """Most hourly points the ops charts draw (the latest ones)."""
 MAX_ALERTS = 50
+MAX_COHORTS = 12
+"""Most application-month cohorts the vintage curves show (the latest ones)."""
+OVERALL = "__overall__"
+"""The group name of a mart row over every group (``mon_vintage_default_rates``)."""
 ALIAS = "champion"
 
 Row = dict[str, Any]
@@ -156,6 +160,8 @@ class Dashboard:
     thresholds: Thresholds
     drift_window: Window = field(default_factory=lambda: Window(DEPLOYMENT, 0))
     output_window: Window = field(default_factory=lambda: Window(DEPLOYMENT, 0))
+    vintage: Rows = field(default_factory=Rows)
+    """The version's vintage curves (``mon_vintage_default_rates``): every cohort, month on book and group."""
 
     @property
     def panel_rows(self) -> dict[str, int]:
@@ -225,6 +231,7 @@ def load_dashboard(
             fairness=fairness,
             gaps=gaps,
             thresholds=Thresholds.from_vars(project_vars()),
+            vintage=_rows(con, _VINTAGE_SQL, [shown, MAX_COHORTS]),
         )
 
 
@@ -327,6 +334,17 @@ select fairness_group, n_with_outcome, repaid, realised_fpr, realised_tpr, in_ga
 from mon_realised_quality
 where model_version = ? and window_kind = ? and window_index = ?
 order by fairness_group
+"""
+
+
+_VINTAGE_SQL = """
+select cohort_month, months_on_book, fairness_group, loans, defaults_in_month, cumulative_defaults,
+    cumulative_default_rate
+from mon_vintage_default_rates
+where model_version = $1 and cohort_month in (
+    select distinct cohort_month from mon_vintage_default_rates where model_version = $1
+    order by cohort_month desc limit $2)
+order by cohort_month, fairness_group, months_on_book
 """
 
 

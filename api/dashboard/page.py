@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,7 +30,7 @@ from markupsafe import Markup, escape
 
 from api.dashboard import charts
 from api.dashboard.charts import CRITICAL, WARN, Interval, Limit, Series
-from api.dashboard.model import DEPLOYMENT, LATEST, Dashboard, Row, Rows
+from api.dashboard.model import DEPLOYMENT, LATEST, OVERALL, Dashboard, Row, Rows
 
 TRAINING = "#9e9e9e"
 PRODUCTION = "#1f5fa8"
@@ -69,7 +69,7 @@ def render_page(dashboard: Dashboard, *, standalone: bool = False) -> str:
         approval=approval, critical=critical,
         alert_class="critical" if critical else ("warn" if d.alert_count else "ok"),
         charts={**ops, **drift, **output}, histograms=histograms, drift_limits=_drift_limits(d),
-        gap_notes=_gap_notes(d),
+        gap_notes=_gap_notes(d), vintage=_vintage_latest(d),
     )
 
 
@@ -204,8 +204,45 @@ def _output_charts(d: Dashboard) -> dict[str, Markup]:
                           if limit is not None else [])
         gap_severity.append(severity if value is not None and limit is not None and value > limit else None)
     gap = charts.bars_against_limits("FPR gap (max − min over groups) against its limit", gap_labels,
-                                     gap_values, gap_limits, gap_severity, x_label="FPR gap")
-    return {"interval": _svg(interval), "fpr": _svg(fpr), "gap": _svg(gap)}
+                                     gap_values, gap_limits, gap_severity, x_label="FPR gap",
+                                     no_values=f"no gap to judge yet: {_gap_notes(d)}")
+    return {"interval": _svg(interval), "fpr": _svg(fpr), "gap": _svg(gap), "vintage": _svg(_vintage_chart(d))}
+
+
+def _vintage_chart(d: Dashboard) -> str:
+    """Cumulative default rate by months on book, one line per application-month cohort (all groups)."""
+    title = "Vintage curves: cumulative default rate by months on book"
+    overall = [r for r in d.vintage.rows if r["fairness_group"] == OVERALL]
+    if not overall:
+        return charts.empty(title, d.vintage.missing or "no outcomes landed yet (`lendguard outcomes FILE`)")
+    months = list(range(max(int(r["months_on_book"]) for r in overall) + 1))
+    by_cohort: dict[str, dict[int, float | None]] = {}
+    for row in overall:
+        by_cohort.setdefault(_month(row["cohort_month"]), {})[int(row["months_on_book"])] = _floats(
+            [row["cumulative_default_rate"]])[0]
+    series = [Series(f"{cohort} ({charts.fmt(_number(_loans(d, cohort)))} loans)", [rates.get(m) for m in months],
+                     charts.PALETTE[i % len(charts.PALETTE)]) for i, (cohort, rates) in enumerate(by_cohort.items())]
+    return charts.curves(title, months, series, x_label="months on book (from the application month)",
+                         y_label="cumulative default rate")
+
+
+def _loans(d: Dashboard, cohort: str) -> Any:
+    return next((r["loans"] for r in d.vintage.rows
+                 if r["fairness_group"] == OVERALL and _month(r["cohort_month"]) == cohort), None)
+
+
+def _month(value: Any) -> str:
+    return f"{value:%Y-%m}" if isinstance(value, date) else str(value)[:7]
+
+
+def _vintage_latest(d: Dashboard) -> Rows:
+    """Each cohort and group at its latest month on book: where every curve has got to."""
+    latest: dict[tuple[str, str], Row] = {}
+    for row in d.vintage.rows:  # ordered by cohort, group, months on book: the last one stays
+        group = "all groups" if row["fairness_group"] == OVERALL else str(row["fairness_group"])
+        cohort = _month(row["cohort_month"])
+        latest[cohort, group] = {**row, "cohort": cohort, "fairness_group": group}
+    return Rows(list(latest.values()), d.vintage.missing)
 
 
 def _gap_notes(d: Dashboard) -> str:
@@ -276,12 +313,48 @@ def _severity(value: Any) -> Markup:
     return Markup("<span class='{}'>{}</span>").format(css, text) if css else escape(text)
 
 
+DETAIL_TEXT_MAX_CHARS = 240
+"""A details value longer than this is cut on the page (the whole text stays in its tooltip)."""
+
+
 def _details(value: Any) -> Markup:
+    """An alert's details (a JSON object from ``mon_alerts``) as labelled fields, one per line;
+    anything that is not a JSON object is shown as text."""
     if value is None:
         return Markup("")
-    text = value if isinstance(value, str) else json.dumps(value)
-    short = text if len(text) <= 240 else text[:239] + "…"
-    return Markup("<span title='{}'>{}</span>").format(text, short)
+    fields = value if isinstance(value, dict) else _json_object(value)
+    if fields is None:
+        return _cut(value if isinstance(value, str) else json.dumps(value))
+    items = Markup("").join(
+        Markup("<dt>{}</dt><dd>{}</dd>").format(str(key).replace("_", " "), _field_value(item))
+        for key, item in fields.items())
+    return Markup("<dl class='fields'>{}</dl>").format(items)
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _field_value(value: Any) -> Markup:
+    if isinstance(value, dict):
+        return Markup(", ").join(Markup("{} {}").format(k, _field_value(v)) for k, v in value.items())
+    if isinstance(value, bool) or value is None:
+        return escape(_bool(value))
+    if isinstance(value, int | float):
+        return escape(charts.fmt(value, 4))
+    return _cut(value if isinstance(value, str) else json.dumps(value))
+
+
+def _cut(text: str) -> Markup:
+    if len(text) <= DETAIL_TEXT_MAX_CHARS:
+        return escape(text)
+    return Markup("<span title='{}'>{}</span>").format(text, text[:DETAIL_TEXT_MAX_CHARS - 1] + "…")
 
 
 _NUMERIC = (_num, _pct, _p)

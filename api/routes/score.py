@@ -26,6 +26,7 @@ from api.batch import (
     build_batch_struct,
     score_batch,
 )
+from api.body_checks import check_occurred_at
 from api.handling import once_per_key, score_one
 from api.http import LOGGED_OPT, AppState, ScoringCall, error_response, not_loaded, scoring_failures, stamp_receipt
 from api.schemas import REQUEST_STRUCT_NAME, ScoreResponse, build_request_struct
@@ -52,11 +53,13 @@ def body_types(loan_book: LoanBookSchema, batch_max_items: int) -> dict[str, typ
 
 
 async def score(data: ScoreRequest, call: ScoringCall) -> ScoreResponse:
+    check_occurred_at(data, call.occurred_at_bounds, detail=f"Validation failed for POST {SCORE_PATH}")
     with scoring_failures("the decision could not be logged; retry later"):
         return await score_one(call.scoring, data, call.receipt, caller=call.caller, key=call.key, store=call.store)
 
 
 async def score_many(data: BatchScoreRequest, call: ScoringCall) -> BatchScoreResponse:
+    check_occurred_at(data, call.occurred_at_bounds, detail=f"Validation failed for POST {BATCH_PATH}")
     with scoring_failures("the batch's decisions could not all be logged; retry later"):
         return await once_per_key(
             data, call.receipt, caller=call.caller, key=call.key, store=call.store, response_type=BatchScoreResponse,

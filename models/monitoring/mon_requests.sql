@@ -22,9 +22,9 @@
 {%- set lb = var('loan_book') -%}
 {%- set inputs = lb.numeric_features + lb.categorical_features -%}
 {%- set columns = ['received_at', 'status_code', 'decision', 'mode', 'probability', 'threshold', 'latency_ms',
-                   'fairness_group', 'caller'] + inputs -%}
+                   'fairness_group', 'caller', 'occurred_at_refused'] + inputs -%}
 {#- A table built before it held the inputs and the numberings is rebuilt whole (every row replaces itself). -#}
-{%- set incremental = drift_incremental_ready(['received_at', 'caller', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
+{%- set incremental = drift_incremental_ready(['received_at', 'caller', 'occurred_at_refused', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
 
 with requests as (
 
@@ -76,6 +76,7 @@ final as (
         latency_ms,
         fairness_group,
         caller,
+        occurred_at_refused,
         {%- for name in inputs %}
         {{ name }},
         {%- endfor %}

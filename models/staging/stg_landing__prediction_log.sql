@@ -33,6 +33,7 @@ renamed as (
         endpoint,
         status_code,
         error,
+        {{ mon_ops_occurred_at_refused('status_code', 'error') }} as occurred_at_refused,
         model_name,
         model_version,
         threshold,

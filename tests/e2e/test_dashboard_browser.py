@@ -4,9 +4,10 @@ The deployment is real: the trained champion (shared registry, read only), a lan
 warehouse of this test's own, traffic through the real scoring server, simulated outcomes and a
 ``dbt build`` that turns them into the marts; ``lendguard dashboard serve`` serves the page beside
 the scoring API (which no longer has the route). Chromium renders it (``--dump-dom`` gives the DOM
-it built) and every panel must have rendered with data. Then Chromium lays the page out at
-1400 px with a small measuring script added to a copy of it (the page itself has none): the three
-panels have a real size, the deployed version's text is on screen, and no card or panel has
+it built) and every panel must have rendered with data. Then Chromium lays the page out at 1280,
+1600 and 1920 px with a small measuring script added to a copy of it (the page itself has none),
+and takes a screenshot at each width (PNG files in the test's directory): the three panels have a
+real size, the deployed version's text is on screen, and no card, panel, grid cell or table has
 content wider than itself. Then the exported file (``lendguard dashboard --out``) is opened from
 ``file://``, with background networking off: it must render without any other host.
 
@@ -62,12 +63,17 @@ def rendered(url: str, tmp_path: Path, name: str) -> str:
     return dom.stdout
 
 
+WIDTHS = (1280, 1600, 1920)
+"""Window widths the page must fit (issue 19: the per-group FPR table overran its card at 1400 and 1920)."""
 MEASURE = """<script>
 // Added to a copy of the page by the test (the dashboard has no script): what the browser laid out.
 const box = (el) => el.getBoundingClientRect();
-const overflowing = [...document.querySelectorAll(".card, .panel")]
-  .filter((el) => el.scrollWidth > el.clientWidth + 1)
-  .map((el) => `${el.dataset.card || el.dataset.panel}: ${el.scrollWidth}px of content in ${el.clientWidth}px`);
+const place = (el) => [...el.parentNode.children].indexOf(el);
+const name = (el) => el.dataset.card || el.dataset.panel
+  || `${el.closest("[data-panel]")?.dataset.panel} ${el.tagName.toLowerCase()} #${place(el)}`;
+const overflowing = [...document.querySelectorAll(".card, .panel, .grid > *, table")]
+  .filter((el) => el.scrollWidth > el.clientWidth + 1 || box(el).right > window.innerWidth + 1)
+  .map((el) => `${name(el)}: ${el.scrollWidth}px of content in ${el.clientWidth}px`);
 const panels = Object.fromEntries(["ops", "drift", "output"].map((name) => {
   const el = document.querySelector(`[data-panel='${name}']`);
   return [name, el ? [Math.round(box(el).width), Math.round(box(el).height)] : null];
@@ -83,27 +89,36 @@ document.body.appendChild(out);
 </script>"""
 
 
-def layout(html: str, tmp_path: Path, name: str) -> dict[str, Any]:
-    """What Chromium measured on ``html`` at 1400 px wide (see ``MEASURE``)."""
+def layout(html: str, tmp_path: Path, name: str, width: int) -> dict[str, Any]:
+    """What Chromium measured on ``html`` at ``width`` px wide (see ``MEASURE``); a screenshot of the
+    page as laid out is saved beside it (``<name>-<width>.png`` in the test's directory)."""
     copy = tmp_path / f"{name}-measured.html"
     copy.write_text(html.replace("</body>", MEASURE + "</body>"))
-    dom = chromium("--window-size=1400,2600", "--dump-dom", copy.as_uri(), profile=tmp_path / f"profile-{name}-lay")
+    size = f"--window-size={width},2600"
+    profile = tmp_path / f"profile-{name}-lay"
+    dom = chromium(size, "--dump-dom", copy.as_uri(), profile=profile)
     assert dom.returncode == 0, dom.stderr[-2000:]
+    shot = tmp_path / f"{name}-{width}.png"
+    screenshot = chromium(size, f"--screenshot={shot}", copy.as_uri(), profile=profile)
+    assert screenshot.returncode == 0, screenshot.stderr[-2000:]
+    assert shot.stat().st_size > 10_000, "a screenshot of the laid-out page"
     found = re.search(r'<pre id="layout">(.*?)</pre>', dom.stdout, flags=re.DOTALL)
     assert found is not None, "the measuring script ran"
     return json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
 
 
 def assert_lays_out(html: str, tmp_path: Path, name: str) -> None:
-    """At 1400 px: three panels of real size, the deployed version on screen, nothing wider than its box."""
-    laid_out = layout(html, tmp_path, name)
-    assert laid_out["width"] == 1400
-    assert laid_out["overflowing"] == [], "content wider than its card or panel"
-    for panel, size in laid_out["panels"].items():
-        assert size is not None, panel
-        assert size[0] > 1000, f"panel {panel} is {size[0]} px wide in a 1400 px window"
-        assert size[1] > 300, f"panel {panel} is {size[1]} px high: its charts did not lay out"
-    assert laid_out["version_text"] == "version 1 (champion)", "the deployed version is on screen"
+    """At each of ``WIDTHS``: three panels of real size, the deployed version on screen, no card, panel,
+    grid cell or table wider than its box (content overflowing it, or it overflowing the window)."""
+    for width in WIDTHS:
+        laid_out = layout(html, tmp_path, name, width)
+        assert laid_out["width"] == width
+        assert laid_out["overflowing"] == [], f"content wider than its box at {width} px"
+        for panel, size in laid_out["panels"].items():
+            assert size is not None, panel
+            assert size[0] > 1000, f"panel {panel} is {size[0]} px wide in a {width} px window"
+            assert size[1] > 300, f"panel {panel} is {size[1]} px high: its charts did not lay out"
+        assert laid_out["version_text"] == "version 1 (champion)", "the deployed version is on screen"
 
 
 def panel_rows(dom: str) -> dict[str, int]:

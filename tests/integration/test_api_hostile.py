@@ -163,6 +163,9 @@ def test_no_hostile_body_gets_a_server_error_and_every_refusal_is_logged_once(
     alerts = query(paths, "select check_name, severity from mon_alerts")
     assert not (alerts.severity == "critical").any(), alerts
     assert not read_failover(paths).active
-    errors = query(paths, "select sum(errors_server) as server, sum(requests) as requests from mon_ops_hourly")
+    errors = query(paths, "select sum(errors_server) as server, sum(requests) as requests,"
+                          " sum(occurred_at_refused) as refused_times from mon_ops_hourly")
     assert int(errors.server[0]) == 0
+    refused_times = [c for c in CASES if c.name.startswith("occurred_at far")]
+    assert int(errors.refused_times[0]) == len(refused_times) == 2, "counted once each, from /v1/score"
     assert int(errors.requests[0]) >= len(answers)

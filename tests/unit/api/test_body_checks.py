@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -10,9 +11,20 @@ import pytest
 from litestar.exceptions import ValidationException
 
 from api.batch import build_batch_struct
-from api.body_checks import MAX_DEPTH, content_type_problem, decode_body, json_depth
+from api.body_checks import (
+    MAX_DEPTH,
+    OCCURRED_AT_REFUSED,
+    OccurredAtBounds,
+    OccurredAtRefusedError,
+    check_occurred_at,
+    content_type_problem,
+    decode_body,
+    json_depth,
+)
 from api.schemas import build_request_struct
+from ml.registry import ModelBundle
 from warehouse.loan_book import simulated_schema
+from warehouse.settings import PROJECT_DIR, ApiSettings
 
 BOOK = simulated_schema()
 SCORE = build_request_struct(BOOK)
@@ -138,3 +150,61 @@ def test_an_integral_number_with_a_fraction_is_an_integer_as_in_json_schema() ->
 ])
 def test_only_utf8_json_is_accepted(media_type: str, params: dict[str, str], refused: bool) -> None:
     assert (content_type_problem(media_type, params) is not None) is refused
+
+
+# ----- occurred_at bounds -------------------------------------------------------------------------
+RECEIVED = datetime(2026, 12, 4, 12, 0)
+REGISTERED = datetime(2026, 11, 1, 9, 0)
+
+
+def bounds(registered_at: datetime | None = REGISTERED, **settings: Any) -> OccurredAtBounds:
+    bundle = ModelBundle(name="lendguard", version="3", run_id="r", alias="champion", pipeline=None, feature_sql="",
+                         loan_book=BOOK, policy={}, registered_at=registered_at)
+    return OccurredAtBounds.at_receipt(RECEIVED, bundle, ApiSettings(**settings))
+
+
+def test_occurred_at_is_bounded_by_receipt_plus_skew_and_registration_less_the_allowance() -> None:
+    default = bounds()
+    assert default.latest == RECEIVED + timedelta(seconds=300)
+    assert default.earliest == REGISTERED - timedelta(days=90)
+    assert default.problem(None) is None
+    assert default.problem(default.latest) is None
+    assert default.problem(default.earliest) is None
+    late = default.problem(default.latest + timedelta(microseconds=1))
+    assert late is not None
+    assert late.startswith(OCCURRED_AT_REFUSED)
+    assert "LENDGUARD_OCCURRED_AT_MAX_SKEW_SECONDS" in late
+    early = default.problem(datetime(1, 1, 1, tzinfo=UTC))
+    assert early is not None
+    assert early.startswith(f"{OCCURRED_AT_REFUSED} 0001-01-01T00:00:00 UTC, before 2026-08-03T09:00:00 UTC, ")
+    assert "model version 3's registration less 90 days" in early
+    assert default.problem(datetime(2026, 12, 4, 17, 4, tzinfo=timezone(timedelta(hours=5)))) is None  # 12:04 UTC
+    assert default.problem(datetime(2026, 12, 4, 17, 6, tzinfo=timezone(timedelta(hours=5)))) is not None
+
+
+def test_the_horizon_setting_and_a_bundle_without_registration() -> None:
+    assert bounds(occurred_at_horizon=datetime(2020, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))).earliest == (
+        datetime(2020, 1, 1))
+    unregistered = bounds(None, occurred_at_allowance_days=2)
+    assert unregistered.earliest == RECEIVED - timedelta(days=2)
+    assert "receipt less 2 days" in (unregistered.problem(datetime(2000, 1, 1)) or "")
+
+
+def test_check_occurred_at_names_every_out_of_bounds_application_of_a_batch() -> None:
+    far = datetime(9999, 1, 1)
+    single = SCORE(**{**VALID, "occurred_at": far})
+    with pytest.raises(OccurredAtRefusedError) as caught:
+        check_occurred_at(single, bounds())
+    assert [e["key"] for e in caught.value.extra] == ["occurred_at"]  # type: ignore[union-attr]
+    batch = BATCH(applications=[SCORE(**VALID), SCORE(**{**VALID, "occurred_at": far}),
+                                SCORE(**{**VALID, "occurred_at": datetime(1, 1, 1)})])
+    with pytest.raises(OccurredAtRefusedError) as caught:
+        check_occurred_at(batch, bounds())
+    assert [e["key"] for e in caught.value.extra] == [  # type: ignore[union-attr]
+        "applications[1].occurred_at", "applications[2].occurred_at"]
+    check_occurred_at(BATCH(applications=[SCORE(**VALID)]), bounds())  # nothing to refuse
+
+
+def test_the_ops_marts_count_refusals_by_the_same_words() -> None:
+    macro = (PROJECT_DIR / "macros" / "monitoring_ops.sql").read_text()
+    assert f"contains({{{{ error }}}}, '{OCCURRED_AT_REFUSED}')" in macro

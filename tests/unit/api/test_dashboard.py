@@ -254,3 +254,71 @@ def test_time_series_draws_limits_and_gaps() -> None:
     root = ET.fromstring(apart)  # noqa: S314 - our own output
     assert len(root.findall(f"{ns}polyline")) == 1, "no line drawn across two months without traffic"
     assert len(root.findall(f"{ns}circle")) == 1
+
+
+def test_a_time_axis_splits_where_the_data_has_separate_spans() -> None:
+    """A replay's simulated hours in January beside today's traffic: two axis pieces, neither a sliver."""
+    replayed = [datetime(2026, 1, 5, 8 + h) for h in range(10)]
+    today = [datetime(2026, 12, 4, 9 + h) for h in range(3)]
+    assert charts.time_spans(replayed + today) == [(replayed[0], replayed[-1]), (today[0], today[-1])]
+    assert charts.time_spans(replayed) == [(replayed[0], replayed[-1])], "one span: no split"
+    night = [datetime(2026, 1, 5, h) for h in (8, 9, 10)] + [datetime(2026, 1, 6, h) for h in (8, 9)]
+    assert len(charts.time_spans(night)) == 1, "a night without traffic does not split the axis"
+
+    svg = charts.time_series("Requests", replayed + today, [charts.Series("requests", [1.0] * 13, "#000")])
+    root = ET.fromstring(svg)  # noqa: S314 - our own output
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f".//{ns}g[@class='axis-break']")) == 1
+    assert "333 days without data" in svg
+    lines = [[float(p.split(",")[0]) for p in line.get("points", "").split()] for line in root.findall(f"{ns}polyline")]
+    plot = charts.WIDTH - charts.MARGIN_LEFT - charts.MARGIN_RIGHT
+    assert len(lines) == 2
+    assert all(max(xs) - min(xs) >= charts.MIN_SPAN_SHARE * plot - 1 for xs in lines), "each span gets real width"
+    assert "2026-01-05 08:00" in svg, "the year is shown when the spans are in different years"
+    assert "2 separate spans" in svg
+
+
+def test_a_chart_without_values_is_replaced_by_its_explanation() -> None:
+    limits = [[charts.Limit("limit", 0.1)], [charts.Limit("limit", 0.1)]]
+    svg = charts.bars_against_limits("FPR gap", ["estimated", "realised"], [None, None], limits, [None, None],
+                                     no_values="fewer than two groups large enough")
+    assert "FPR gap: no data yet" in svg
+    assert "fewer than two groups large enough" in svg
+    assert "class='limit'" not in svg, "no limit lines over nothing"
+    nothing = charts.time_series("Latency", [datetime(2026, 1, 1)], [charts.Series("p99", [None], "#000")])
+    assert "no data yet" in nothing
+
+
+VINTAGE = """
+create table mon_vintage_default_rates as select * from (values
+    ('1', date '2026-01-01', 0, '__overall__', 5, 1, 1, 0.2), ('1', date '2026-01-01', 1, '__overall__', 5, 1, 2, 0.4),
+    ('1', date '2026-01-01', 0, 'White', 2, 0, 0, 0.0), ('1', date '2026-01-01', 1, 'White', 2, 1, 1, 0.5),
+    ('1', date '2026-02-01', 0, '__overall__', 2, 1, 1, 0.5)
+) t(model_version, cohort_month, months_on_book, fairness_group, loans, defaults_in_month, cumulative_defaults,
+    cumulative_default_rate);
+"""
+
+
+def test_alert_details_are_fields_and_the_output_panel_shows_vintage_curves(paths: Paths) -> None:
+    details = '{"ks_d": 0.21, "ks_p_value": 1e-09, "n": 218, "test": "scipy.stats.ks_2samp(method=asymp)"}'
+    publish_marts(paths, MARTS.replace("'D=0.21'", f"'{details}'") + VINTAGE)
+    view = load_dashboard(paths, MLFLOW_UI, with_registry=False)
+    assert len(view.vintage) == 5
+    html = render_page(view)
+    fields = "<dl class='fields'><dt>ks d</dt><dd>0.21</dd><dt>ks p value</dt><dd>1e-09</dd><dt>n</dt><dd>218</dd>"
+    assert fields in html
+    assert "{&#34;ks_d" not in html
+    assert '{"ks_d' not in html, "no raw JSON"
+    assert "Vintage curves: cumulative default rate by months on book" in html
+    assert "2026-01 (5 loans)" in html
+    assert "2026-02 (2 loans)" in html
+    latest = re.search(r"<h3 id='vintage'>.*?</section>", html, flags=re.DOTALL)
+    assert latest is not None
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", latest.group(0))
+    assert cells[:6] == ["2026-01", "White", "1", "2", "1", "50.00%"], "each cohort and group at its latest month"
+
+
+def test_without_outcomes_the_vintage_chart_says_why(published: Paths) -> None:
+    html = render_page(load_dashboard(published, MLFLOW_UI, with_registry=False))
+    assert "Vintage curves: cumulative default rate by months on book: no data yet" in html
+    assert "no gap to judge yet: estimated gap 0.05 over 2 groups; realised gap:" not in html, "one gap is known"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
+from api.body_checks import naive_utc
 from api.http import field_errors
 from api.schemas import build_request_struct
 from api.service import (
@@ -18,7 +19,6 @@ from api.service import (
     decide,
     group_value,
     inputs_table,
-    naive_utc,
     new_request_id,
     rejection_row,
 )

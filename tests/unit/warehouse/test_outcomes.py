@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from warehouse import datasets, landing
-from warehouse.outcomes import OutcomesRejectedError, import_outcomes, simulate_outcomes, validate
+from warehouse.loan_book import simulated_schema
+from warehouse.outcomes import (
+    SIMULATED_FIRST_DEFAULT_DAY,
+    SIMULATED_HORIZON_DAYS,
+    OutcomesRejectedError,
+    import_outcomes,
+    outcome_delays,
+    simulate_outcomes,
+    validate,
+)
 from warehouse.paths import Paths
-from warehouse.prediction_log import META_FIELDS
+from warehouse.prediction_log import META_FIELDS, prediction_log_schema
 from warehouse.simulator import CATEGORICAL_FEATURES, NUMERIC_FEATURES, simulate_traffic
 
 
@@ -114,3 +124,34 @@ def test_simulation_skips_and_reports_what_it_cannot_simulate_and_keeps_working(
 
     with pytest.raises(OutcomesRejectedError, match="no request can be simulated: 1 request"):
         simulate_outcomes(paths, seed=1)
+
+
+def test_simulated_outcomes_mature_over_the_first_year(paths: Paths) -> None:
+    """Defaults become known spread over months 1 to 12 (vintage curves rise), repayments at the year's end."""
+    book = simulated_schema()
+    traffic = simulate_traffic("stable", 3_000, seed=8)
+    rows = traffic.select([book.group_column, *book.input_names]).to_pylist()
+    occurred = traffic.column("occurred_at").cast(pa.timestamp("us")).to_pylist()
+    schema = prediction_log_schema(book)
+    log = {f.name: [None] * len(rows) for f in schema}
+    log.update({name: [r[name] for r in rows] for name in [book.group_column, *book.input_names]})
+    log.update(request_id=[f"r{i:05d}" for i in range(len(rows))], received_at=occurred, occurred_at=occurred,
+               status_code=[200] * len(rows), decision=["auto_approve"] * len(rows))
+    landing.LandingWriter(paths.landing, landing.PREDICTION_LOG, "test").write(pa.table(log, schema=schema))
+
+    result = simulate_outcomes(paths, seed=5)
+    outcomes = pd.read_parquet(outcome_files(paths)[0]).set_index("request_id")
+    event = pd.Series(occurred, index=[f"r{i:05d}" for i in range(len(rows))])
+    days = (outcomes["outcome_at"] - event.reindex(outcomes.index)).dt.total_seconds() / 86_400
+    defaulted = outcomes["defaulted"] == 1
+    assert result.defaults == int(defaulted.sum()) > 100
+    assert (days[~defaulted] == SIMULATED_HORIZON_DAYS).all(), "a repayment is known at the year's end"
+    assert days[defaulted].between(SIMULATED_FIRST_DEFAULT_DAY, SIMULATED_HORIZON_DAYS).all()
+    months = (days[defaulted] // 30.4).astype(int)
+    assert set(range(1, 12)) <= set(months), "defaults known in every month on book from 1 to 11"
+    assert abs(days[defaulted].mean() - (SIMULATED_FIRST_DEFAULT_DAY + SIMULATED_HORIZON_DAYS) / 2) < 15, "uniform"
+
+
+def test_outcome_delays_refuse_a_horizon_before_the_first_default_day() -> None:
+    with pytest.raises(ValueError, match="horizon_days must exceed 30"):
+        outcome_delays(np.array([True]), np.array([0.5]), 30)

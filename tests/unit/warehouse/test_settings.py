@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,8 +86,12 @@ def sample(declaration: Declaration) -> tuple[str, Any]:
         if "le" in bounds and value > bounds["le"]:
             value = kind(bounds["le"])
         return str(value), value
-    if kind is Path:
-        return f"/srv/lendguard-test/{name}", Path(f"/srv/lendguard-test/{name}")
+    fixed: dict[Any, tuple[str, Any]] = {
+        Path: (f"/srv/lendguard-test/{name}", Path(f"/srv/lendguard-test/{name}")),
+        datetime: ("2026-01-01T00:00:00+01:00", datetime(2025, 12, 31, 23, tzinfo=UTC)),
+    }
+    if kind in fixed:
+        return fixed[kind]
     if typing.get_origin(kind) is tuple:
         return " a@example.org, ,b@example.org ", ("a@example.org", "b@example.org")
     text = "https://user:s3cret@example.org/hook" if "url" in name or "uri" in name else "ops@example.org"
@@ -107,6 +112,8 @@ def bad_values(declaration: Declaration) -> list[tuple[str, str]]:
         found.append(("nan", "finite"))
     if kind is bool:
         found.append(("maybe", "boolean"))
+    if kind is datetime:
+        found.append(("soon", "datetime"))
     if typing.get_origin(kind) is Literal:
         found.append(("coin_toss", str(typing.get_args(kind)[0])))
     if "url" in declaration.field and declaration.variable not in FREE_TEXT:
