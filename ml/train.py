@@ -4,8 +4,9 @@
   test split is never read here).
 * Outliers: a training row with a numeric feature more than ``outlier_iqr_multiple`` IQRs outside
   the quartiles is left out of the fit (a data-entry guard; such rows are still scored).
-* Selection: every candidate in :data:`SEARCH_SPACE` is scored by repeated stratified k-fold on
-  log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
+* Selection: every candidate of the search space (``model_candidates`` in ``dbt_project.yml``
+  vars, see :mod:`ml.candidates`; a run may take some of them) is scored by repeated stratified
+  k-fold on log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
   Brier score and calibration error are reported beside it. Both families fit by minimising log
   loss, which is what makes their probabilities calibrated; calibration is checked (out-of-fold
   and on the test split, gated there), not patched after the fact.
@@ -25,7 +26,7 @@ import hashlib
 import logging
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ml import registry
+from ml.candidates import Candidate, CandidateError, search_space
 from ml.metrics import calibration_error
 from warehouse.build import current_loan_book, dbt_vars
 from warehouse.dbt import compile_inline
@@ -64,25 +66,6 @@ OOF_ARTIFACT = "training/oof_predictions.parquet"
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One model family with one setting of its parameters."""
-
-    name: str
-    family: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-SEARCH_SPACE: tuple[Candidate, ...] = (
-    Candidate("logreg_c0.1", "logistic_regression", {"C": 0.1}),
-    Candidate("logreg_c1", "logistic_regression", {"C": 1.0}),
-    Candidate("hgb_depth3", "hist_gradient_boosting", {"max_depth": 3, "learning_rate": 0.1, "max_iter": 150}),
-    Candidate("hgb_depth5", "hist_gradient_boosting", {"max_depth": 5, "learning_rate": 0.05, "max_iter": 250}),
-)
-"""A small, documented search: two regularisation strengths of logistic regression and two sizes of
-gradient-boosted trees (both convert to PMML and compile to SQL)."""
-
-
-@dataclass(frozen=True)
 class TrainOutcome:
     run_id: str
     candidate: Candidate
@@ -91,14 +74,9 @@ class TrainOutcome:
     outliers_removed: int
 
 
-def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPACE[1]) -> Pipeline:
+def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate) -> Pipeline:
     """Preprocessing plus the candidate's model; the inputs are the contract's features only."""
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    columns = ColumnTransformer(
-        [("numeric", numeric, list(loan_book.model_numeric)),
-         ("categorical", OneHotEncoder(handle_unknown="ignore"), list(loan_book.model_categorical))],
-        sparse_threshold=0.0,
-    )
+    columns = ColumnTransformer(feature_transformers(loan_book), sparse_threshold=0.0)
     if candidate.family == "logistic_regression":
         model: Any = LogisticRegression(max_iter=2000, **candidate.params)
     elif candidate.family == "hist_gradient_boosting":
@@ -106,6 +84,30 @@ def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPAC
     else:
         raise ValueError(f"unknown model family {candidate.family!r}")
     return Pipeline([("features", columns), ("model", model)])
+
+
+def feature_transformers(loan_book: LoanBookSchema) -> list[tuple[str, Any, list[str]]]:
+    """Imputation and scaling for the numeric features, one-hot encoding for the categorical ones.
+
+    A kind the loan book does not have gets no transformer: scikit-learn skips a transformer with
+    no columns when fitting, and sklearn2pmml then fails on the unfitted one (issue #15).
+    """
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    kinds = [("numeric", numeric, list(loan_book.model_numeric)),
+             ("categorical", OneHotEncoder(handle_unknown="ignore"), list(loan_book.model_categorical))]
+    return [(name, transformer, names) for name, transformer, names in kinds if names]
+
+
+def check_candidates(loan_book: LoanBookSchema, candidates: tuple[Candidate, ...]) -> None:
+    """Build every candidate's estimator before any is fitted: a parameter its family does not take
+    fails here, naming the candidate, not after the others were cross-validated."""
+    if not candidates:
+        raise CandidateError("no candidates to train")
+    for candidate in candidates:
+        try:
+            build_pipeline(loan_book, candidate)
+        except TypeError as error:
+            raise CandidateError(f"candidate {candidate.name} ({candidate.family}): {error}") from error
 
 
 def load_split(paths: Paths, loan_book: LoanBookSchema, split: str) -> pd.DataFrame:
@@ -246,13 +248,16 @@ def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features:
     return difference
 
 
-def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> TrainOutcome:
-    """Select, fit and log the model; return the MLflow run the later stages continue."""
+def train(paths: Paths, candidates: tuple[Candidate, ...] | None = None) -> TrainOutcome:
+    """Select among ``candidates`` (default: the whole search space), fit and log the model; return
+    the MLflow run the later stages continue."""
     import mlflow  # noqa: PLC0415 - about a second to import
     from mlflow.models import infer_signature  # noqa: PLC0415 - as above
 
     rules = project_vars()
+    candidates = search_space() if candidates is None else candidates
     loan_book = current_loan_book(paths)
+    check_candidates(loan_book, candidates)
     frame = load_split(paths, loan_book, "train")
     outliers = outlier_mask(frame, list(loan_book.model_numeric), float(rules["outlier_iqr_multiple"]))
     fit_frame = frame[~outliers].reset_index(drop=True)
