@@ -21,7 +21,7 @@ from warehouse.project import project_vars
 
 SEARCH_SPACE_VAR = "model_candidates"
 """The ``dbt_project.yml`` var holding the search space."""
-FAMILIES: tuple[str, ...] = ("logistic_regression", "hist_gradient_boosting")
+FAMILIES: tuple[str, ...] = ("logistic_regression", "hist_gradient_boosting", "lightgbm")
 """The model families ``ml.train.build_pipeline`` builds, each known to go from fit to approval."""
 
 

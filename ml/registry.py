@@ -35,6 +35,11 @@ SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
     # hist_gradient_boosting: the fitted trees (``HistGradientBoostingClassifier._predictors``).
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # lightgbm: the estimator, its booster (restored from LightGBM's own text model format, not
+    # pickled code) and the ordered dict its parameters live in.
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.basic.Booster",
+    "collections.OrderedDict",
 ]
 """Types our pipelines hold that skops (MLflow's no-pickle format) does not trust by default: every
 family of ``ml.candidates.FAMILIES`` needs its own listed, or its versions cannot be registered

@@ -145,7 +145,8 @@ def test_a_declared_book_goes_from_import_to_monitoring(
     arguments = ["import", str(tmp_path / "book.parquet"), "--schema", str(tmp_path / "book.yml")]
     imported = CliRunner().invoke(cli, arguments)
     assert imported.exit_code == 0, imported.output
-    assert build(paths).ok
+    built = build(paths)
+    assert built.ok, built.run.output
 
     settings = load_settings({**deployment_env(paths.data_dir), "LENDGUARD_DEV_API_PORT": str(free_port()),
                               "LENDGUARD_DEV_MAX_P99_MS": str(NO_LATENCY_LIMIT_MS)})

@@ -24,7 +24,8 @@ from warehouse.simulator import simulate_loans
 RELATION = "scored_features"
 VERY_LARGE = 1e12
 UNSEEN = ("boat", "(missing)", "")
-MODELS = {"logistic_regression": named("logreg_c1"), "gradient_boosting": named("hgb_depth3")}
+MODELS = {"logistic_regression": named("logreg_c1"), "gradient_boosting": named("hgb_depth3"),
+          "lightgbm": named("lgbm_leaves15")}
 """The model families exported, one of each kind of estimator."""
 
 

@@ -50,7 +50,8 @@ def test_the_document_holds_preprocessing_and_model(exported: Exported, schema: 
         assert {name for name, _ in categories} == set(schema.model_categorical)  # the one-hot encoder
     else:
         trees = list(root.iter(f"{NS}TreeModel"))
-        assert len(trees) == MODELS["gradient_boosting"].params["max_iter"]
+        params = MODELS[exported.name].params
+        assert len(trees) == params.get("max_iter", params.get("n_estimators"))
 
 
 def test_the_fitted_pipeline_is_left_as_it_was(exported: Exported) -> None:
