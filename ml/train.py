@@ -7,7 +7,7 @@
 * Selection: every candidate of the search space (``model_candidates`` in ``dbt_project.yml``
   vars, see :mod:`ml.candidates`; a run may take some of them) is scored by repeated stratified
   k-fold on log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
-  Brier score and calibration error are reported beside it. Both families fit by minimising log
+  Brier score and calibration error are reported beside it. Every family fits by minimising log
   loss, which is what makes their probabilities calibrated; calibration is checked (out-of-fold
   and on the test split, gated there), not patched after the fact.
 * Out-of-fold predictions of the winner (first repeat: every row predicted once, by a model that

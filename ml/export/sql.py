@@ -8,9 +8,10 @@ warehouse and the API), Spark SQL and PostgreSQL alike.
 Only the PMML that sklearn2pmml writes for :func:`ml.train.build_pipeline` is translated:
 missing-value replacement in the top ``MiningSchema``, arithmetic ``Apply`` (standard scaling),
 ``RegressionModel`` with numeric and categorical predictors (one-hot encoding: an unseen category
-adds nothing) and a binary ``logit``/``softmax`` link, regression ``TreeModel``\\s, and
-``MiningModel`` segmentations that add trees up (``sum``) or feed one model into the next
-(``modelChain``). Anything else raises :class:`UnsupportedPMMLError` naming the element and its
+adds nothing) and a binary ``logit``/``softmax`` link, regression ``TreeModel``\\s (a node no child
+takes gives NULL or, as JPMML writes LightGBM's trees, its own score), ``NormDiscrete`` one-hot
+indicators, and ``MiningModel`` segmentations that add trees up (``sum``) or feed one model into
+the next (``modelChain``). Anything else raises :class:`UnsupportedPMMLError` naming the element and its
 path: refusing beats approximating a model.
 
 Exactness, because a row on a split threshold must take the same branch everywhere:
