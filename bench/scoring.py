@@ -203,10 +203,11 @@ def phase_prepare(workdir: Path, *, train_rows: int, models: list[str]) -> None:
     import pandas as pd  # noqa: PLC0415
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    from ml.candidates import choose  # noqa: PLC0415
     from ml.export.pmml import export_pmml  # noqa: PLC0415
     from ml.export.sql import compile_pmml, to_sql  # noqa: PLC0415
     from ml.registry import FEATURE_RELATION  # noqa: PLC0415
-    from ml.train import LABEL, SEARCH_SPACE, build_pipeline, compile_feature_sql, outlier_mask  # noqa: PLC0415
+    from ml.train import LABEL, build_pipeline, compile_feature_sql, outlier_mask  # noqa: PLC0415
     from warehouse.loan_book import simulated_schema  # noqa: PLC0415
     from warehouse.paths import Paths  # noqa: PLC0415
     from warehouse.project import project_vars  # noqa: PLC0415
@@ -229,26 +230,25 @@ def phase_prepare(workdir: Path, *, train_rows: int, models: list[str]) -> None:
     frame = frame[~outliers].reset_index(drop=True)
     features = list(schema.feature_names)
     fitted: dict[str, Any] = {}
-    for name in models:
-        candidate = next(c for c in SEARCH_SPACE if c.name == name)
+    for candidate in choose(models):
         started = time.perf_counter()
         with threadpool_limits(limits=1):
             pipeline = build_pipeline(schema, candidate).fit(frame[features], frame[LABEL])
         fit_seconds = time.perf_counter() - started
-        with (workdir / f"{name}.pkl").open("wb") as handle:
+        with (workdir / f"{candidate.name}.pkl").open("wb") as handle:
             pickle.dump(pipeline, handle)
         started = time.perf_counter()
-        pmml = export_pmml(pipeline, schema.model_numeric, schema.model_categorical, workdir / f"{name}.pmml")
+        pmml = export_pmml(pipeline, schema.model_numeric, schema.model_categorical, workdir / f"{candidate.name}.pmml")
         export_seconds = time.perf_counter() - started
         started = time.perf_counter()
         sql = to_sql(compile_pmml(pmml, relation=RELATION, keep=[KEEP]), "duckdb")
         compile_seconds = time.perf_counter() - started
-        (workdir / f"sql-{name}.sql").write_text(sql + "\n")
+        (workdir / f"sql-{candidate.name}.sql").write_text(sql + "\n")
         with duckdb.connect() as con, threadpool_limits(limits=1):
             con.register(RELATION, frame)
             ours = con.execute(f"select * from ({sql}) order by {KEEP}").fetchnumpy()["probability"]
             reference = pipeline.predict_proba(frame.sort_values(KEEP)[features])[:, 1]
-        fitted[name] = {
+        fitted[candidate.name] = {
             "params": candidate.params, "fit_seconds": round(fit_seconds, 2),
             "pmml_export_seconds": round(export_seconds, 2), "sql_compile_seconds": round(compile_seconds, 2),
             "pmml_kb": round(pmml.stat().st_size / 1024, 1), "sql_chars": len(sql),

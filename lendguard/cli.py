@@ -106,6 +106,40 @@ class Duration(click.ParamType[float]):
             self.fail(str(exc), param, ctx)
 
 
+class CandidateNames(click.ParamType[list[str]]):
+    """``NAME[,NAME]``: candidates of the search space (``model_candidates`` in dbt_project.yml)."""
+
+    name = "NAME[,NAME]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        from ml.candidates import CandidateError, choose, parse_names  # noqa: PLC0415  # reads dbt_project.yml: only when used
+
+        if isinstance(value, list):
+            return value
+        try:
+            names = parse_names(str(value))
+            choose(names)
+        except CandidateError as exc:
+            self.fail(str(exc), param, ctx)
+        return names
+
+    def shell_complete(self, _ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+        """The names not given yet, after the ones typed so far."""
+        from click.shell_completion import CompletionItem  # noqa: PLC0415  # only when completing
+
+        from ml.candidates import search_space  # noqa: PLC0415  # reads dbt_project.yml: only when used
+
+        done, _, last = incomplete.rpartition(",")
+        given = set(done.split(",")) if done else set()
+        prefix = f"{done}," if done else ""
+        return [CompletionItem(prefix + c.name) for c in search_space()
+                if c.name.startswith(last) and c.name not in given]
+
+
+CANDIDATES_HELP = ("Cross-validate only these candidates (comma-separated names from the model_candidates "
+                   "var of dbt_project.yml).")
+
+
 def _not_blank(_ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not value.strip():
         raise click.BadParameter("must not be blank", param=param)
@@ -339,14 +373,16 @@ def compact_log(min_age: float) -> None:
 # --- model delivery ----------------------------------------------------------------------------
 
 
-@cli.command(epilog=_examples("lendguard train"))
-def train() -> None:
+@cli.command(epilog=_examples("lendguard train", "lendguard train --candidates logreg_c1,hgb_depth3"))
+@click.option("--candidates", type=CandidateNames(), default=None, help=CANDIDATES_HELP,
+              show_default="the whole search space")
+def train(candidates: list[str] | None) -> None:
     """Train, choose thresholds, evaluate and register a candidate (pipeline stages 1-3)."""
     from lendguard import pipeline  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
     with _stages() as on_stage:
-        run = pipeline.run_until(paths, "evaluate", on_stage=on_stage)
+        run = pipeline.run_until(paths, "evaluate", on_stage=on_stage, candidates=candidates)
     console.print(f"registered version [bold]{escape(str(run.version))}[/] as candidate (pipeline run {run.run_id}); "
                   "next: `lendguard pipeline stage gate` or `lendguard pipeline run`")
 
@@ -357,19 +393,23 @@ def pipeline() -> None:
 
 
 @pipeline.command("run", epilog=_examples("lendguard pipeline run", "lendguard pipeline run --wait --timeout 3600",
-                                          "lendguard pipeline run --json"))
+                                          "lendguard pipeline run --json",
+                                          "lendguard pipeline run --candidates hgb_depth3"))
 @click.option("--wait", is_flag=True, help="Block until a person approves or rejects.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="With --wait: give up after this many seconds.", show_default="wait forever")
 @click.option("--supersede", is_flag=True, help="Abandon a run that is still open.")
+@click.option("--candidates", type=CandidateNames(), default=None, help=CANDIDATES_HELP,
+              show_default="the whole search space")
 @click.option("--json", "as_json", is_flag=True, help="Print the pipeline run's record as JSON.")
-def pipeline_run(wait: bool, timeout: float | None, supersede: bool, as_json: bool) -> None:
+def pipeline_run(wait: bool, timeout: float | None, supersede: bool, candidates: list[str] | None,
+                 as_json: bool) -> None:
     """Run every automatic stage, then wait for `lendguard approve` (or `reject`)."""
     from lendguard import pipeline as service  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
     with _stages() as on_stage:
-        run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage)
+        run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage, candidates=candidates)
     if not as_json:
         version = escape(str(run.version))
         report = _model_report_of(run)

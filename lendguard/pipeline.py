@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ import httpx
 from lendguard.processes import PortInUseError, ensure_port_free, serve_command, start_server, stop_pid
 from lendguard.replay import application_bodies, replay
 from ml import registry
+from ml.candidates import choose
 from ml.delivery import (
     CANDIDATE,
     CHAMPION,
@@ -86,6 +87,8 @@ class PipelineRun:
     version: str | None = None
     dev_api_url: str | None = None
     reason: str | None = None
+    candidates: list[str] | None = None
+    """The candidates the train stage cross-validates, by name; None: the whole search space."""
     stages: list[dict[str, Any]] = field(default_factory=list)
 
     def stage(self, name: str) -> dict[str, Any] | None:
@@ -143,7 +146,7 @@ StageFunction = Callable[[Paths, PipelineRun, Settings], dict[str, Any]]
 
 
 def stage_train(paths: Paths, run: PipelineRun, _: Settings) -> dict[str, Any]:
-    outcome = train(paths)
+    outcome = train(paths, choose(run.candidates))
     run.mlflow_run_id = outcome.run_id
     return training.details(outcome)
 
@@ -267,9 +270,16 @@ def run_stage(
     return run
 
 
-def start_run(paths: Paths, *, supersede: bool = False, settings: Settings | None = None) -> PipelineRun:
-    """A new run (nothing run yet); PipelineBusyError while another is open, unless ``supersede``."""
+def start_run(
+    paths: Paths, *, supersede: bool = False, settings: Settings | None = None, candidates: Sequence[str] | None = None,
+) -> PipelineRun:
+    """A new run (nothing run yet); PipelineBusyError while another is open, unless ``supersede``.
+
+    ``candidates`` names the ones its train stage cross-validates (None: the whole search space);
+    an unknown name raises ``ml.candidates.CandidateError`` before anything is recorded.
+    """
     settings = get_settings() if settings is None else settings
+    chosen = None if candidates is None else [candidate.name for candidate in choose(candidates)]
     current = latest(paths)
     if current is not None and current.status in OPEN_STATES:
         if not supersede:
@@ -281,14 +291,14 @@ def start_run(paths: Paths, *, supersede: bool = False, settings: Settings | Non
         current.status, current.reason = FAILED, "superseded by a new run"
         save(paths, current)
     run = PipelineRun(run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", status=RUNNING,
-                      started_at=utc_now().isoformat(), actor=settings.pipeline.actor)
+                      started_at=utc_now().isoformat(), actor=settings.pipeline.actor, candidates=chosen)
     save(paths, run)
     return run
 
 
 def run_until(
     paths: Paths, last: str, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None,
-    settings: Settings | None = None,
+    settings: Settings | None = None, candidates: Sequence[str] | None = None,
 ) -> PipelineRun:
     """Start a run and run its stages in order up to and including ``last`` (an automatic stage);
     return the run, or raise StageFailedError when one fails (the run then records the reason).
@@ -303,7 +313,7 @@ def run_until(
     stages = names[: names.index(last) + 1]
     if "deploy-dev" in stages:
         _check_dev_port(paths, settings.pipeline.dev_api_port)
-    run = start_run(paths, supersede=supersede, settings=settings)
+    run = start_run(paths, supersede=supersede, settings=settings, candidates=candidates)
     for name in stages:
         if on_stage is not None:
             on_stage(name)
@@ -323,11 +333,11 @@ def _check_dev_port(paths: Paths, port: int) -> None:
 
 def run_pipeline(
     paths: Paths, *, supersede: bool = False, on_stage: Callable[[str], None] | None = None,
-    settings: Settings | None = None,
+    settings: Settings | None = None, candidates: Sequence[str] | None = None,
 ) -> PipelineRun:
     """Run every automatic stage; return the run (awaiting approval, or raise on failure)."""
     last = [stage.name for stage in STAGES if stage.automatic][-1]
-    return run_until(paths, last, supersede=supersede, on_stage=on_stage, settings=settings)
+    return run_until(paths, last, supersede=supersede, on_stage=on_stage, settings=settings, candidates=candidates)
 
 
 def wait_for_decision(paths: Paths, run_id: str, timeout: float | None = None, poll: float = 2.0) -> PipelineRun:

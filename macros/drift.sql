@@ -228,27 +228,41 @@
     from {{ relation }}
     where {{ name }} is not null
     {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    {#- A book without numeric inputs: no rows, same columns. #}
+    select model_version, hour_floor, day_floor, count_index, cast(null as varchar) as feature,
+        cast(null as integer) as feature_index, cast(null as double) as value
+    from {{ relation }}
+    where false
     {%- endfor %}
 {%- endmacro %}
 
 
 {#- A numeric input's position in var('loan_book').numeric_features, from its name (`expression`). -#}
 {% macro drift_feature_index(expression) -%}
+    {%- if var('loan_book').numeric_features %}
     case {{ expression }}
         {%- for name in var('loan_book').numeric_features %}
         when '{{ name }}' then {{ loop.index0 }}
         {%- endfor %}
     end
+    {%- else %}
+    cast(null as integer)
+    {%- endif %}
 {%- endmacro %}
 
 
 {#- A numeric input's name, from its position (`expression`, see drift_feature_index). -#}
 {% macro drift_feature_name(expression) -%}
+    {%- if var('loan_book').numeric_features %}
     case {{ expression }}
         {%- for name in var('loan_book').numeric_features %}
         when {{ loop.index0 }} then '{{ name }}'
         {%- endfor %}
     end
+    {%- else %}
+    cast(null as varchar)
+    {%- endif %}
 {%- endmacro %}
 
 

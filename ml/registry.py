@@ -32,8 +32,19 @@ BUNDLE_DIR = "bundle"
 FEATURE_SQL_FILE = "feature.sql"
 LOAN_BOOK_FILE = "loan_book.yml"
 POLICY_FILE = "policy.json"
-SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
-"""Non-scikit-learn types our pipelines hold, allowed through skops (MLflow's no-pickle format)."""
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    # hist_gradient_boosting: the fitted trees (``HistGradientBoostingClassifier._predictors``).
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # lightgbm: the estimator, its booster (restored from LightGBM's own text model format, not
+    # pickled code) and the ordered dict its parameters live in.
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.basic.Booster",
+    "collections.OrderedDict",
+]
+"""Types our pipelines hold that skops (MLflow's no-pickle format) does not trust by default: every
+family of ``ml.candidates.FAMILIES`` needs its own listed, or its versions cannot be registered
+(MLflow loads the saved model back with this list, and refuses it on any other type)."""
 FEATURE_RELATION = "application_rows"
 """The relation name the compiled feature SQL selects from."""
 MODEL_FEATURES_RELATION = "model_features"

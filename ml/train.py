@@ -5,9 +5,10 @@
   here).
 * Outliers: a training row with a numeric feature more than ``outlier_iqr_multiple`` IQRs outside
   the quartiles is left out of the fit (a data-entry guard; such rows are still scored).
-* Selection: every candidate in :data:`SEARCH_SPACE` is scored by repeated stratified k-fold on
-  log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
-  Brier score and calibration error are reported beside it. Both families fit by minimising log
+* Selection: every candidate of the search space (``model_candidates`` in ``dbt_project.yml``
+  vars, see :mod:`ml.candidates`; a run may take some of them) is scored by repeated stratified
+  k-fold on log loss, a proper scoring rule, so the winner is the one with the best *probabilities*; AUC,
+  Brier score and calibration error are reported beside it. Every family fits by minimising log
   loss, which is what makes their probabilities calibrated; calibration is checked (out-of-fold
   and on the test split, gated there), not patched after the fact.
 * Monotone risk: a feature the loan-book contract declares ``monotone: increasing`` or
@@ -31,7 +32,7 @@ import hashlib
 import logging
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ml import registry
+from ml.candidates import Candidate, CandidateError, search_space
 from ml.metrics import calibration_error
 from warehouse.build import current_loan_book, dbt_vars
 from warehouse.dbt import compile_inline
@@ -76,25 +78,6 @@ class MonotoneError(LendguardError):
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One model family with one setting of its parameters."""
-
-    name: str
-    family: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-SEARCH_SPACE: tuple[Candidate, ...] = (
-    Candidate("logreg_c0.1", "logistic_regression", {"C": 0.1}),
-    Candidate("logreg_c1", "logistic_regression", {"C": 1.0}),
-    Candidate("hgb_depth3", "hist_gradient_boosting", {"max_depth": 3, "learning_rate": 0.1, "max_iter": 150}),
-    Candidate("hgb_depth5", "hist_gradient_boosting", {"max_depth": 5, "learning_rate": 0.05, "max_iter": 250}),
-)
-"""A small, documented search: two regularisation strengths of logistic regression and two sizes of
-gradient-boosted trees (both convert to PMML and compile to SQL)."""
-
-
-@dataclass(frozen=True)
 class TrainOutcome:
     run_id: str
     candidate: Candidate
@@ -104,35 +87,39 @@ class TrainOutcome:
     validation_rows: int
 
 
-def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate = SEARCH_SPACE[1]) -> Pipeline:
+def build_pipeline(loan_book: LoanBookSchema, candidate: Candidate) -> Pipeline:
     """Preprocessing plus the candidate's model; the inputs are the contract's features only."""
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    columns = ColumnTransformer(
-        [("numeric", numeric, list(loan_book.model_numeric)),
-         ("categorical", OneHotEncoder(handle_unknown="ignore"), list(loan_book.model_categorical))],
-        sparse_threshold=0.0,
-    )
+    columns = ColumnTransformer(feature_transformers(loan_book), sparse_threshold=0.0)
     if candidate.family == "logistic_regression":
         model: Any = LogisticRegression(max_iter=2000, **candidate.params)
     elif candidate.family == "hist_gradient_boosting":
         model = HistGradientBoostingClassifier(early_stopping=False, random_state=0, **candidate.params)
+    elif candidate.family == "lightgbm":
+        # Start-up cost: lightgbm and its native library take about 0.1 s to load; only its candidates pay.
+        from lightgbm import LGBMClassifier  # noqa: PLC0415
+
+        # One thread (as every fit here, see cross_validate) and a fixed seed: the same model every time.
+        model = LGBMClassifier(random_state=0, n_jobs=1, verbose=-1, **candidate.params)
     else:
         raise ValueError(f"unknown model family {candidate.family!r}")
     return Pipeline([("features", columns), ("model", model)])
 
 
 def fit_pipeline(pipeline: Pipeline, loan_book: LoanBookSchema, features: pd.DataFrame, y: Any) -> Pipeline:
-    """Fit ``pipeline``; a boosted model gets the contract's monotone directions as ``monotonic_cst``.
+    """Fit ``pipeline``; a boosted model gets the contract's monotone directions as its constraint
+    (scikit-learn's ``monotonic_cst``, LightGBM's ``monotone_constraints``).
 
     The constraint is one entry per *encoded* column, and the one-hot width is known only once the
     encoder has seen the data, so the preprocessing is fitted first to name its outputs.
     """
     model = pipeline.named_steps["model"]
     directions = loan_book.monotone_directions
-    if isinstance(model, HistGradientBoostingClassifier) and directions:
+    parameter = {"HistGradientBoostingClassifier": "monotonic_cst",
+                 "LGBMClassifier": "monotone_constraints"}.get(type(model).__name__)
+    if parameter is not None and directions:
         encoded = clone(pipeline.named_steps["features"]).fit(features).get_feature_names_out()
         by_name = {f"numeric__{name}": sign for name, sign in directions.items()}
-        model.set_params(monotonic_cst=[by_name.get(str(column), 0) for column in encoded])
+        model.set_params(**{parameter: [by_name.get(str(column), 0) for column in encoded]})
     return pipeline.fit(features, y)
 
 
@@ -150,6 +137,30 @@ def monotone_violations(pipeline: Pipeline, loan_book: LoanBookSchema) -> dict[s
     coefficients = dict(zip(encoded, model.coef_[0], strict=True))
     return {name: float(coefficients[f"numeric__{name}"]) for name, sign in loan_book.monotone_directions.items()
             if sign * coefficients[f"numeric__{name}"] < 0}
+
+
+def feature_transformers(loan_book: LoanBookSchema) -> list[tuple[str, Any, list[str]]]:
+    """Imputation and scaling for the numeric features, one-hot encoding for the categorical ones.
+
+    A kind the loan book does not have gets no transformer: scikit-learn skips a transformer with
+    no columns when fitting, and sklearn2pmml then fails on the unfitted one (issue #15).
+    """
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    kinds = [("numeric", numeric, list(loan_book.model_numeric)),
+             ("categorical", OneHotEncoder(handle_unknown="ignore"), list(loan_book.model_categorical))]
+    return [(name, transformer, names) for name, transformer, names in kinds if names]
+
+
+def check_candidates(loan_book: LoanBookSchema, candidates: tuple[Candidate, ...]) -> None:
+    """Build every candidate's estimator before any is fitted: a parameter its family does not take
+    fails here, naming the candidate, not after the others were cross-validated."""
+    if not candidates:
+        raise CandidateError("no candidates to train")
+    for candidate in candidates:
+        try:
+            build_pipeline(loan_book, candidate)
+        except TypeError as error:
+            raise CandidateError(f"candidate {candidate.name} ({candidate.family}): {error}") from error
 
 
 def load_split(paths: Paths, loan_book: LoanBookSchema, split: str) -> pd.DataFrame:
@@ -318,13 +329,16 @@ def fit_winner(
     raise MonotoneError(f"no candidate respects the loan book's monotone directions: {'; '.join(refused)}")
 
 
-def train(paths: Paths, candidates: tuple[Candidate, ...] = SEARCH_SPACE) -> TrainOutcome:
-    """Select, fit and log the model; return the MLflow run the later stages continue."""
+def train(paths: Paths, candidates: tuple[Candidate, ...] | None = None) -> TrainOutcome:
+    """Select among ``candidates`` (default: the whole search space), fit and log the model; return
+    the MLflow run the later stages continue."""
     import mlflow  # noqa: PLC0415 - about a second to import
     from mlflow.models import infer_signature  # noqa: PLC0415 - as above
 
     rules = project_vars()
+    candidates = search_space() if candidates is None else candidates
     loan_book = current_loan_book(paths)
+    check_candidates(loan_book, candidates)
     frame = load_split(paths, loan_book, "train")
     outliers = outlier_mask(frame, list(loan_book.model_numeric), float(rules["outlier_iqr_multiple"]))
     fit_frame = frame[~outliers].reset_index(drop=True)

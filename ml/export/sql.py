@@ -8,9 +8,10 @@ warehouse and the API), Spark SQL and PostgreSQL alike.
 Only the PMML that sklearn2pmml writes for :func:`ml.train.build_pipeline` is translated:
 missing-value replacement in the top ``MiningSchema``, arithmetic ``Apply`` (standard scaling),
 ``RegressionModel`` with numeric and categorical predictors (one-hot encoding: an unseen category
-adds nothing) and a binary ``logit``/``softmax`` link, regression ``TreeModel``\\s, and
-``MiningModel`` segmentations that add trees up (``sum``) or feed one model into the next
-(``modelChain``). Anything else raises :class:`UnsupportedPMMLError` naming the element and its
+adds nothing) and a binary ``logit``/``softmax`` link, regression ``TreeModel``\\s (a node no child
+takes gives NULL or, as JPMML writes LightGBM's trees, its own score), ``NormDiscrete`` one-hot
+indicators, and ``MiningModel`` segmentations that add trees up (``sum``) or feed one model into
+the next (``modelChain``). Anything else raises :class:`UnsupportedPMMLError` naming the element and its
 path: refusing beats approximating a model.
 
 Exactness, because a row on a split threshold must take the same branch everywhere:
@@ -55,8 +56,11 @@ _ROOT = re.compile(r"^\{(http://www\.dmg\.org/PMML-4_[0-4])\}PMML$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _METADATA = frozenset({"Header", "MiningBuildTask", "ModelStats", "ModelExplanation", "ModelVerification"})
 """Elements that document a model and take no part in scoring: skipped wherever they appear."""
+_DOCUMENTING_EXTENSIONS = frozenset({"X-FeatureImportances"})
+"""``<Extension name=…>`` elements JPMML writes to document a model (LightGBM's feature importances);
+skipped like the metadata. Any other extension is refused: it may change what a model computes."""
 _MODELS = frozenset({"RegressionModel", "TreeModel", "MiningModel"})
-_EXPRESSIONS = frozenset({"Constant", "FieldRef", "Apply"})
+_EXPRESSIONS = frozenset({"Constant", "FieldRef", "Apply", "NormDiscrete"})
 _PREDICATES = frozenset({"True", "False", "SimplePredicate"})
 # Typed as Expression, not Binary: since sqlglot 30 Binary is a trait outside the Expression
 # hierarchy, while these concrete node classes are Expressions (and Binary).
@@ -196,6 +200,15 @@ class _Field:
         return self.sql.copy()
 
 
+@dataclass(frozen=True)
+class _TreeRules:
+    """How a TreeModel treats a missing input (``missingValueStrategy``) and a node no child takes."""
+
+    missing: str
+    last_prediction: bool
+    """``noTrueChildStrategy="returnLastPrediction"``: such a row gets the node's own score."""
+
+
 @dataclass
 class _Result:
     """What a model computes: a predicted value (regression) or probabilities by category."""
@@ -310,7 +323,7 @@ class _Document:
         found: dict[str, list[ET.Element]] = {tag: [] for tag in allowed}
         for child in element:
             tag = self.tag(child)
-            if tag in _METADATA:
+            if self.documents(child):
                 continue
             if tag not in allowed:
                 raise self.error(child, "unsupported element")
@@ -320,7 +333,12 @@ class _Document:
     def ordered(self, element: ET.Element, allowed: Iterable[str]) -> list[ET.Element]:
         """Children in document order, metadata skipped; any other tag than ``allowed`` is refused."""
         self.children(element, allowed)
-        return [child for child in element if self.tag(child) not in _METADATA]
+        return [child for child in element if not self.documents(child)]
+
+    def documents(self, element: ET.Element) -> bool:
+        """Metadata or a documenting extension: no part in scoring (its content is not read)."""
+        tag = self.tag(element)
+        return tag in _METADATA or (tag == "Extension" and element.get("name") in _DOCUMENTING_EXTENSIONS)
 
     def one(self, parent: ET.Element, found: dict[str, list[ET.Element]], tag: str) -> ET.Element:
         if len(found[tag]) != 1:
@@ -540,6 +558,21 @@ class _Compiler:
             doc.children(element, ())
             referenced = self._lookup(element, scope, attributes["field"])
             return _Field(referenced.ref(), referenced.dtype, referenced.nullable)
+        if tag == "NormDiscrete":
+            # One indicator of a one-hot encoding (JPMML's LightGBM input): 1 for the value, 0 for
+            # any other; a missing input stays missing unless mapMissingTo names its value.
+            attributes = doc.attributes(element, {"field", "value", "mapMissingTo"}, {"field", "value"})
+            doc.children(element, ())
+            referenced = self._lookup(element, scope, attributes["field"])
+            ifs = []
+            missing_to = attributes.get("mapMissingTo")
+            if referenced.nullable:
+                when_missing = (exp.Null() if missing_to is None
+                                else _double(doc.number(element, missing_to, "mapMissingTo")))
+                ifs.append(exp.If(this=exp.Is(this=referenced.ref(), expression=exp.Null()), true=when_missing))
+            category = self._literal(element, referenced, attributes["value"])
+            ifs.append(exp.If(this=exp.EQ(this=referenced.ref(), expression=category), true=_double(1.0)))
+            return _Field(exp.Case(ifs=ifs, default=_double(0.0)), "double", referenced.nullable and missing_to is None)
         if tag == "Apply":
             attributes = doc.attributes(element, {"function", "invalidValueTreatment"}, {"function"})
             function = attributes["function"]
@@ -718,13 +751,14 @@ class _Compiler:
             raise doc.error(model, f"unsupported missingValueStrategy={strategy!r}")
         if doc.number(model, attributes.get("missingValuePenalty", "1.0"), "missingValuePenalty") != 1.0:
             raise doc.error(model, "unsupported missingValuePenalty")
-        if attributes.get("noTrueChildStrategy", "returnNullPrediction") != "returnNullPrediction":
-            raise doc.error(model, f"unsupported noTrueChildStrategy={attributes['noTrueChildStrategy']!r}")
+        no_true_child = attributes.get("noTrueChildStrategy", "returnNullPrediction")
+        if no_true_child not in {"returnNullPrediction", "returnLastPrediction"}:
+            raise doc.error(model, f"unsupported noTrueChildStrategy={no_true_child!r}")
         if attributes.get("splitCharacteristic", "multiSplit") not in {"binarySplit", "multiSplit"}:
             raise doc.error(model, f"unsupported splitCharacteristic={attributes['splitCharacteristic']!r}")
         root = doc.one(model, found, "Node")
         condition, _ = self._predicate(self._node_predicate(root), scope)
-        value = self._node(root, scope, strategy)
+        value = self._node(root, scope, _TreeRules(strategy, no_true_child == "returnLastPrediction"))
         if not isinstance(condition, exp.Boolean) or not condition.this:
             value = exp.Case(ifs=[exp.If(this=condition, true=value)])
         return _Result(value=self._targets(model, found, [value]))
@@ -736,7 +770,7 @@ class _Compiler:
             raise self.doc.error(node, "a Node needs exactly one predicate, before its child nodes")
         return predicates[0]
 
-    def _node(self, node: ET.Element, scope: dict[str, _Field], strategy: str) -> exp.Expression:
+    def _node(self, node: ET.Element, scope: dict[str, _Field], rules: _TreeRules) -> exp.Expression:
         """The value of the subtree below ``node``, once ``node`` has been reached.
 
         PMML takes the first child whose predicate is true; with ``defaultChild``, the first child
@@ -744,9 +778,12 @@ class _Compiler:
         All child predicates here test one field, so "unknown" is "that field is NULL", written
         into the default child's condition (SQL's CASE already skips the unknown ones before it).
         With ``none`` an unknown predicate counts as false, which is what CASE does. No true child
-        gives NULL (``returnNullPrediction``).
+        gives NULL (``returnNullPrediction``), or the node's own score (``returnLastPrediction``, as
+        JPMML writes LightGBM's trees: a node lists only the children that leave it, and a row none
+        of them takes stays there); CASE's ELSE says either.
         """
         doc = self.doc
+        strategy = rules.missing
         attributes = doc.attributes(node, {"id", "score", "recordCount", "defaultChild"})
         children = doc.children(node, {"Node", *_PREDICATES})["Node"]
         if not children:
@@ -774,15 +811,17 @@ class _Compiler:
             # of the first, so ELSE takes its branch (half the comparisons, same result).
             first, second = children
             return exp.Case(
-                ifs=[exp.If(this=conditions[0][0], true=self._node(first, scope, strategy))],
-                default=self._node(second, scope, strategy),
+                ifs=[exp.If(this=conditions[0][0], true=self._node(first, scope, rules))],
+                default=self._node(second, scope, rules),
             )
         ifs = []
         for child, (condition, _) in zip(children, conditions, strict=True):
             taken = condition
             if child is default and missing is not None:
                 taken = _paren(exp.Or(this=missing.copy(), expression=condition))
-            ifs.append(exp.If(this=taken, true=self._node(child, scope, strategy)))
+            ifs.append(exp.If(this=taken, true=self._node(child, scope, rules)))
+        if rules.last_prediction and "score" in attributes:
+            return exp.Case(ifs=ifs, default=_double(doc.number(node, attributes["score"], "score")))
         return exp.Case(ifs=ifs)
 
     def _predicate(self, element: ET.Element, scope: dict[str, _Field]) -> tuple[exp.Expression, dict[str, _Field]]:

@@ -21,6 +21,11 @@ reference_long as (
     from reference
     where {{ name }} is not null
     {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    {#- A book without numeric inputs: no rows, same columns. #}
+    select model_version, cast(null as varchar) as feature, cast(null as double) as value
+    from reference
+    where false
     {%- endfor %}
 
 ),

@@ -36,6 +36,11 @@ reference_counts as (
     where {{ name }} is not null
     group by model_version, cast({{ name }} as double)
     {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    {#- A book without numeric inputs: no rows, same columns. #}
+    select model_version, cast(null as varchar) as feature, cast(null as double) as value, cast(0 as bigint) as n_at
+    from reference
+    where false
     {%- endfor %}
 
 ),

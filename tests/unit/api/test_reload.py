@@ -23,6 +23,7 @@ from api.reload import (
 )
 from api.schemas import build_request_struct
 from api.service import Receipt
+from ml.candidates import named
 from ml.export.sql import to_sql
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
@@ -57,7 +58,7 @@ def small_bundle(traffic: pa.Table, version: str, threshold: float) -> ModelBund
     features = scorer.features(traffic.select(list(BOOK.input_names)))
     scorer.close()
     labels = [int(status in BOOK.outcome_positive) for status in traffic.column(BOOK.outcome_column).to_pylist()]
-    pipeline = build_pipeline(BOOK).fit(features, labels)
+    pipeline = build_pipeline(BOOK, named("logreg_c1")).fit(features, labels)
     with tempfile.TemporaryDirectory() as folder:
         model_sql = to_sql(export_model(pipeline, BOOK, Path(folder)))
     return dataclasses.replace(unfitted, pipeline=pipeline, model_sql=model_sql)

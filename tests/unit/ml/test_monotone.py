@@ -6,9 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.candidates import named
 from ml.monotone import EXTENSION, sweep_grid
-from ml.train import SEARCH_SPACE, MonotoneError, build_pipeline, fit_pipeline, fit_winner, monotone_violations
+from ml.train import MonotoneError, build_pipeline, fit_pipeline, fit_winner, monotone_violations
 from warehouse.loan_book import LoanBookSchema, NumericFeature
+
+LOGISTIC = named("logreg_c1")
+TREES = named("hgb_depth3")
 
 
 def test_grid_covers_the_training_range_and_beyond_within_the_contract() -> None:
@@ -55,25 +59,25 @@ def frame() -> pd.DataFrame:
 def test_boosted_trees_get_the_declared_direction(frame: pd.DataFrame) -> None:
     book = _book("decreasing")
     features = frame[list(book.feature_names)]
-    model = fit_pipeline(build_pipeline(book, SEARCH_SPACE[2]), book, features, frame["defaulted"])
+    model = fit_pipeline(build_pipeline(book, TREES), book, features, frame["defaulted"])
     assert model.named_steps["model"].monotonic_cst == [-1, 0, 0, 0], "score, noise, channel=a, channel=b"
     grid = pd.DataFrame({"score": np.linspace(-20, 120, 500), "noise": 0.0, "channel": "a"})
     assert (np.diff(model.predict_proba(grid)[:, 1]) <= 0).all()
-    unconstrained = build_pipeline(book, SEARCH_SPACE[2]).fit(features, frame["defaulted"])
+    unconstrained = build_pipeline(book, TREES).fit(features, frame["defaulted"])
     assert (np.diff(unconstrained.predict_proba(grid)[:, 1]) > 0).any(), "the bump is real: the test can fail"
 
 
 def test_a_logistic_coefficient_against_the_declared_direction_is_passed_over(frame: pd.DataFrame) -> None:
     wrong = _book("increasing")  # the data say decreasing
     features = frame[list(wrong.feature_names)]
-    logistic = fit_pipeline(build_pipeline(wrong, SEARCH_SPACE[1]), wrong, features, frame["defaulted"])
+    logistic = fit_pipeline(build_pipeline(wrong, LOGISTIC), wrong, features, frame["defaulted"])
     assert list(monotone_violations(logistic, wrong)) == ["score"]
     assert monotone_violations(logistic, _book("decreasing")) == {}
-    cv = pd.DataFrame({"candidate": [SEARCH_SPACE[1].name, SEARCH_SPACE[2].name], "monotone_violating_folds": [6, 0]})
-    chosen, model = fit_winner(frame, wrong, SEARCH_SPACE[1:3], cv)
-    assert chosen == SEARCH_SPACE[2], "the best by log loss broke the direction; the constrained trees win"
+    cv = pd.DataFrame({"candidate": [LOGISTIC.name, TREES.name], "monotone_violating_folds": [6, 0]})
+    chosen, model = fit_winner(frame, wrong, (LOGISTIC, TREES), cv)
+    assert chosen == TREES, "the best by log loss broke the direction; the constrained trees win"
     assert model.named_steps["model"].monotonic_cst[0] == 1
-    assert fit_winner(frame, _book("decreasing"), SEARCH_SPACE[1:3], cv)[0] == SEARCH_SPACE[1], (
+    assert fit_winner(frame, _book("decreasing"), (LOGISTIC, TREES), cv)[0] == LOGISTIC, (
         "a fold's wrong sign is reported; the refit decides")
     with pytest.raises(MonotoneError, match=r"logreg_c1.*score coefficient"):
-        fit_winner(frame, wrong, SEARCH_SPACE[1:2], cv.iloc[:1])
+        fit_winner(frame, wrong, (LOGISTIC,), cv.iloc[:1])

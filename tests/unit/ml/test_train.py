@@ -4,14 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.train import SEARCH_SPACE, build_pipeline, cross_validate, data_fingerprint, outlier_mask
+from ml.candidates import search_space
+from ml.train import build_pipeline, cross_validate, data_fingerprint, outlier_mask
 from warehouse.loan_book import simulated_schema
 from warehouse.simulator import simulate_loans
 
 
 def test_pipeline_inputs_are_the_contract_features_only() -> None:
     schema = simulated_schema()
-    for candidate in SEARCH_SPACE:
+    for candidate in search_space():
         columns = build_pipeline(schema, candidate).named_steps["features"].transformers
         inputs = [column for _, _, names in columns for column in names]
         assert inputs == [*schema.model_numeric, *schema.model_categorical]
@@ -45,9 +46,10 @@ def small_training_frame() -> pd.DataFrame:
 
 def test_cross_validation_ranks_by_log_loss_and_predicts_every_row_once(small_training_frame) -> None:
     schema = simulated_schema()
-    results, oof = cross_validate(small_training_frame, schema, SEARCH_SPACE[:3], folds=3, repeats=2, seed=1)
+    candidates = search_space()[:3]
+    results, oof = cross_validate(small_training_frame, schema, candidates, folds=3, repeats=2, seed=1)
     assert list(results["log_loss_mean"]) == sorted(results["log_loss_mean"])
-    assert set(results["candidate"]) == {c.name for c in SEARCH_SPACE[:3]}
+    assert set(results["candidate"]) == {c.name for c in candidates}
     for predictions in oof.values():
         assert not np.isnan(predictions).any(), "the first repeat predicts every row exactly once"
         assert ((predictions > 0) & (predictions < 1)).all()

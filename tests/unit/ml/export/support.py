@@ -16,15 +16,16 @@ import pyarrow as pa
 from sklearn.pipeline import Pipeline
 from sqlglot import exp
 
+from ml.candidates import named
 from ml.export.sql import to_sql
-from ml.train import SEARCH_SPACE
 from warehouse.loan_book import LoanBookSchema
 from warehouse.simulator import simulate_loans
 
 RELATION = "scored_features"
 VERY_LARGE = 1e12
 UNSEEN = ("boat", "(missing)", "")
-MODELS = {"logistic_regression": SEARCH_SPACE[1], "gradient_boosting": SEARCH_SPACE[2]}
+MODELS = {"logistic_regression": named("logreg_c1"), "gradient_boosting": named("hgb_depth3"),
+          "lightgbm": named("lgbm_leaves15")}
 """The model families exported, one of each kind of estimator."""
 
 

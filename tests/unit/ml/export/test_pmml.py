@@ -10,6 +10,7 @@ import pytest
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from ml.candidates import named
 from ml.export.pmml import export_pmml
 from ml.train import build_pipeline
 from tests.unit.ml.export.support import MODELS, Exported
@@ -49,7 +50,8 @@ def test_the_document_holds_preprocessing_and_model(exported: Exported, schema: 
         assert {name for name, _ in categories} == set(schema.model_categorical)  # the one-hot encoder
     else:
         trees = list(root.iter(f"{NS}TreeModel"))
-        assert len(trees) == MODELS["gradient_boosting"].params["max_iter"]
+        params = MODELS[exported.name].params
+        assert len(trees) == params.get("max_iter", params.get("n_estimators"))
 
 
 def test_the_fitted_pipeline_is_left_as_it_was(exported: Exported) -> None:
@@ -83,8 +85,9 @@ def test_tree_thresholds_are_the_fitted_doubles(boosted: Exported, schema: LoanB
 
 
 def test_refuses_an_unfitted_pipeline(schema: LoanBookSchema, tmp_path: Path) -> None:
+    unfitted = build_pipeline(schema, named("logreg_c1"))
     with pytest.raises(NotFittedError):
-        export_pmml(build_pipeline(schema), schema.model_numeric, schema.model_categorical, tmp_path / "m.pmml")
+        export_pmml(unfitted, schema.model_numeric, schema.model_categorical, tmp_path / "m.pmml")
 
 
 def test_refuses_features_the_pipeline_was_not_fitted_on(

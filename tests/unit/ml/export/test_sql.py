@@ -159,6 +159,68 @@ def test_tree_without_a_missing_value_strategy_returns_null() -> None:
     assert np.isnan(scored[1])
 
 
+COMPACT = """
+<MiningModel functionName="classification" algorithmName="LightGBM">
+  <MiningSchema>
+    <Extension name="X-FeatureImportances"><InlineTable/></Extension>
+    <MiningField name="y" usageType="target"/><MiningField name="x"/>
+    <MiningField name="c" invalidValueTreatment="asIs"/>
+  </MiningSchema>
+  <Segmentation multipleModelMethod="modelChain" missingPredictionTreatment="returnMissing">
+    <Segment id="1"><True/>
+      <MiningModel functionName="regression">
+        <MiningSchema><MiningField name="x"/><MiningField name="c"/></MiningSchema>
+        <Output><OutputField name="value" optype="continuous" dataType="double" isFinalResult="false"/></Output>
+        <LocalTransformations>
+          <DerivedField name="c=a" optype="continuous" dataType="double">
+            <NormDiscrete field="c" value="a"/>
+          </DerivedField>
+        </LocalTransformations>
+        <Segmentation multipleModelMethod="sum" missingPredictionTreatment="returnMissing">
+          <Segment id="1"><True/>
+            <TreeModel functionName="regression" noTrueChildStrategy="returnLastPrediction">
+              <MiningSchema><MiningField name="x"/><MiningField name="c=a"/></MiningSchema>
+              <Node score="0.5"><True/>
+                <Node score="2.0"><SimplePredicate field="x" operator="greaterThan" value="1.0"/>
+                  <Node score="3.0"><SimplePredicate field="c=a" operator="greaterThan" value="0.5"/></Node>
+                </Node>
+                <Node score="-1.0"><SimplePredicate field="c=a" operator="greaterThan" value="0.5"/></Node>
+              </Node>
+            </TreeModel>
+          </Segment>
+        </Segmentation>
+      </MiningModel>
+    </Segment>
+    <Segment id="2"><True/>
+      <RegressionModel functionName="classification" normalizationMethod="logit">
+        <MiningSchema><MiningField name="y" usageType="target"/><MiningField name="value"/></MiningSchema>
+        <RegressionTable intercept="0.0" targetCategory="1"><NumericPredictor name="value" coefficient="1.0"/>
+        </RegressionTable>
+        <RegressionTable intercept="0.0" targetCategory="0"/>
+      </RegressionModel>
+    </Segment>
+  </Segmentation>
+</MiningModel>"""
+"""A tree as JPMML writes LightGBM's: a node lists only the children a row leaves it for
+(``returnLastPrediction``), one-hot indicators are ``NormDiscrete`` fields, and feature importances
+are a documenting extension."""
+
+
+def test_a_row_no_child_takes_gets_the_node_score() -> None:
+    given = rows([2.0, 2.0, 0.0, 0.0, None, 0.0], ["a", "b", "a", "b", "a", None])
+    # x > 1 and c = a: 3; x > 1 only: the node's 2; c = a only: -1; neither: the root's 0.5. A
+    # missing x is unknown (no missingValueStrategy): its child is not taken. A missing c makes
+    # the indicator missing, so no child tests true: the root's score.
+    expected = [sigmoid(value) for value in (3.0, 2.0, -1.0, 0.5, -1.0, 0.5)]
+    np.testing.assert_allclose(score(document(COMPACT), given), expected, rtol=0, atol=1e-15)
+
+
+def test_a_missing_category_maps_to_the_declared_indicator() -> None:
+    pmml = document(COMPACT.replace('<NormDiscrete field="c" value="a"/>',
+                                    '<NormDiscrete field="c" value="a" mapMissingTo="1"/>'))
+    np.testing.assert_allclose(score(pmml, rows([0.0], [None])), [sigmoid(-1.0)], rtol=0, atol=1e-15)
+
+
 def test_thresholds_are_exact_doubles() -> None:
     """A value that DuckDB rounds wrongly as a DECIMAL literal still splits exactly."""
     generator = random.Random(7)
@@ -284,6 +346,18 @@ NEURAL = """
             "Node",
             "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel/Node",
             id="no default child",
+        ),
+        pytest.param(
+            document(COMPACT.replace('"X-FeatureImportances"', '"X-Other"')),
+            "Extension",
+            "/PMML/MiningModel/MiningSchema/Extension",
+            id="undocumented extension",
+        ),
+        pytest.param(
+            document(COMPACT.replace('"returnLastPrediction"', '"returnLastPredictionOrNull"')),
+            "TreeModel",
+            "/PMML/MiningModel/Segmentation/Segment[1]/MiningModel/Segmentation/Segment/TreeModel",
+            id="no true child strategy",
         ),
         pytest.param(
             document(chain(tree(split("1e400")))),
