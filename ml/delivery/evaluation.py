@@ -21,6 +21,7 @@ import pandas as pd
 
 from ml import registry
 from ml.delivery import CANDIDATE, CHAMPION, utc_now
+from ml.delivery.lineage import land_lineage
 from ml.delivery.thresholds import CURVES_ARTIFACT_DIR, costs, curve_file, curve_rows
 from ml.metrics import OVERALL, policy_metrics
 from ml.policy import PolicySet
@@ -137,6 +138,7 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
     datasets.land_rows(paths, datasets.COST_CURVES, pd.concat(curves, ignore_index=True))
     oof = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=OOF_ARTIFACT))
     land_reference_inputs(paths, bundle.loan_book, version, oof)  # drift reference (issue #6)
+    land_lineage(paths, version, run_id)  # the audit trail's git commit and data fingerprint, for SQL
 
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():

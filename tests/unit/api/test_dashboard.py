@@ -6,6 +6,7 @@ browser test, tests/e2e/test_dashboard_browser.py), so every number on the page 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -254,3 +255,19 @@ def test_time_series_draws_limits_and_gaps() -> None:
     root = ET.fromstring(apart)  # noqa: S314 - our own output
     assert len(root.findall(f"{ns}polyline")) == 1, "no line drawn across two months without traffic"
     assert len(root.findall(f"{ns}circle")) == 1
+
+
+def test_the_title_names_the_deployed_version_as_its_card_does(published: Paths) -> None:
+    """The champion (2) has no traffic yet, so the panels show version 1: the title must still name
+    the deployed version, as the model card does, not the panels' (issue #19: "model 1" beside
+    "version 2 (champion)")."""
+    view = load_dashboard(published, MLFLOW_UI, with_registry=False)
+    view = dataclasses.replace(view, model=dataclasses.replace(view.model, version="2", registry_error=None))
+    assert view.version == "1"
+    html = render_page(view)
+    (title,) = re.findall(r"<title>(.*?)</title>", html)
+    assert title == "lendguard monitoring — version 2 (champion)"
+    assert "version <strong>2</strong> (champion)" in html
+    assert "drift and output panels: version 1" in html, "the panels' own version is named beside them"
+    nobody = render_page(dataclasses.replace(view, model=dataclasses.replace(view.model, version=None)))
+    assert "<title>lendguard monitoring — no deployed version</title>" in nobody
