@@ -80,7 +80,7 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
         requests, errors, hours = con.execute(
             "select sum(requests), sum(errors), count(*) from mon_ops_hourly"
         ).fetchone()
-        distinct = con.execute("select count(distinct request_id) from stg_landing__prediction_log").fetchone()[0]
+        distinct = con.execute("select count(distinct request_id) from mon_requests").fetchone()[0]
     assert requests == 301, "every request, the refused one included, reached the hourly table"
     assert errors == 1
     assert distinct == 301
