@@ -102,14 +102,16 @@ def test_the_audit_query_reaches_every_record_from_a_snapshot_copied_elsewhere(
         audited = con.execute("select count(*) from audit_predictions").fetchone()
 
     assert approvals == [("approved", "pytest")]
-    assert gate_rows is not None and gate_rows[0] >= 7
+    assert gate_rows is not None
+    assert gate_rows[0] >= 7
     assert decision == ("approved",)
     assert audited == (len(logged),)
     [row] = audit.to_dict("records")
     request = logged[1]
     assert row["model_version"] == version
     assert row["mlflow_run_id"] == run_id
-    assert row["git_commit"] == tags["git_commit"] and len(row["git_commit"]) == 40
+    assert row["git_commit"] == tags["git_commit"]
+    assert len(row["git_commit"]) == 40
     assert row["training_data_rows"] == int(tags["training_data_rows"]) > 0
     assert row["training_data_sha256"] == tags["training_data_sha256"]
     assert row["dbt_manifest_sha256"] == tags["dbt_manifest_sha256"] != "unknown"
@@ -153,7 +155,8 @@ def test_approval_follows_the_dev_stages_and_a_decision_is_published_at_once(
     assert cli.main(["train"]) == 0
     assert cli.main(["pipeline", "stage", "gate"]) == 0
     version = registry.alias_version(paths, "candidate")
-    assert version is not None and version != champion
+    assert version is not None
+    assert version != champion
     capsys.readouterr()
 
     assert cli.main(["approve", version, "--by", "eager", "--note", "skip the dev tests"]) == 1
