@@ -127,12 +127,16 @@ def earlier_decision(paths: Paths, version: str) -> tuple[str, str, datetime] | 
 
 
 def dev_stage_states(paths: Paths, version: str, pipeline_run_id: str) -> dict[str, str]:
-    """The latest state of each stage of ``pipeline_run_id`` that worked on ``version`` (landed events)."""
+    """The latest state of each stage of ``pipeline_run_id`` that worked on ``version`` (landed events).
+
+    A stage that starts waiting lands ``running`` then ``waiting`` with the same times: the state
+    that follows ``running`` wins the tie (as in ``dlv_pipeline_stages``)."""
     return dict(datasets.query_landed(paths, datasets.PIPELINE_RUNS, """
         select stage, status from landed
         where pipeline_run_id = ? and model_version = ?
         qualify row_number() over (
-            partition by stage order by coalesce(ended_at, started_at) desc, started_at desc) = 1
+            partition by stage
+            order by coalesce(ended_at, started_at) desc, started_at desc, status = 'running') = 1
     """, [pipeline_run_id, version]))
 
 

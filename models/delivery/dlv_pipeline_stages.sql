@@ -12,7 +12,9 @@ ranked as (
         *,
         row_number() over (
             partition by pipeline_run_id, stage
-            order by coalesce(ended_at, started_at) desc, started_at desc
+            {#- a stage that starts waiting lands running, then waiting, with the same times:
+                the state that follows running wins the tie -#}
+            order by coalesce(ended_at, started_at) desc, started_at desc, status = 'running'
         ) as recency
 
     from events
