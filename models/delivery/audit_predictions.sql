@@ -64,7 +64,7 @@ audited as (
     left join thresholds as pooled
         on pooled.model_version = requests.model_version
         and pooled.policy = versions.deployed_policy
-        and pooled.group_name = '__default__'  {#- warehouse.datasets.DEFAULT_GROUP: any group without its own -#}
+        and pooled.group_name = '__default__'  {# warehouse.datasets.DEFAULT_GROUP: any group without its own #}
 
 )
 
