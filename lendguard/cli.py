@@ -408,8 +408,13 @@ def pipeline_run(wait: bool, timeout: float | None, supersede: bool, candidates:
     from lendguard import pipeline as service  # noqa: PLC0415  # MLflow/scikit-learn: only when used
 
     paths = get_paths()
-    with _stages() as on_stage:
-        run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage, candidates=candidates)
+    try:
+        with _stages() as on_stage:
+            run = service.run_pipeline(paths, supersede=supersede, on_stage=on_stage, candidates=candidates)
+    except service.StageFailedError:
+        _publish_delivery(paths)  # the failed stage, not "running", is what the snapshot shows
+        raise
+    _publish_delivery(paths)
     if not as_json:
         version = escape(str(run.version))
         report = _model_report_of(run)
@@ -504,6 +509,21 @@ def _deploy_prod(paths: Paths, run: PipelineRun) -> str:
     return f"deploy-prod: version {run.version} {state} (pipeline run {run.run_id})"
 
 
+def _publish_delivery(paths: Paths) -> None:
+    """Publish the delivery marts a decision or a pipeline run changed (dashboard, ``status``, SQL show
+    it at once). What was recorded stands if this fails: a warning says how to publish it later."""
+    from warehouse.build import publish_delivery  # noqa: PLC0415  # dbt: only when used
+
+    try:
+        with _step("publishing the delivery marts"):
+            result = publish_delivery(paths)
+    except LendguardError as exc:
+        errors.print(f"[yellow]warning:[/] recorded, but the snapshot was not refreshed "
+                     f"({escape(exc.message.splitlines()[0])}); `lendguard build` publishes it", highlight=False)
+        return
+    _print_failures(result.run.failures)
+
+
 def _decision_command(verb: str) -> click.Command:
     @click.argument("version")
     @click.option("--by", required=True, callback=_not_blank, help="Your name (recorded).")
@@ -511,9 +531,11 @@ def _decision_command(verb: str) -> click.Command:
     def decide(version: str, by: str, note: str) -> None:
         from lendguard import pipeline as service  # noqa: PLC0415  # MLflow: only when used
 
-        run = service.decide(get_paths(), version, approve=verb == "approve", by=by, note=note)
+        paths = get_paths()
+        run = service.decide(paths, version, approve=verb == "approve", by=by, note=note)
         tail = "" if run is None else f"; pipeline run {run.run_id} is {run.status}"
         console.print(escape(f"version {version} {verb}d by {by}{tail}"))
+        _publish_delivery(paths)
 
     decide.__doc__ = f"{verb.capitalize()} a candidate VERSION (a person's decision, recorded)."
     return cli.command(verb, epilog=_examples(f'lendguard {verb} 3 --by "Dana Reviewer" --note "fair on every group"'))(

@@ -37,7 +37,7 @@ import duckdb
 
 from ml import notify
 from warehouse import datasets
-from warehouse.build import build
+from warehouse.build import DELIVERY_SELECT, build
 from warehouse.dbt import DbtError
 from warehouse.errors import LendguardError
 from warehouse.failover import read_failover, set_failover
@@ -52,10 +52,13 @@ ACTOR = "lendguard monitor"
 """Who sets failover when a monitoring run finds critical alerts (the run itself is ``pipeline.actor``'s)."""
 MONITOR_TEST_PREFIX = "test.lendguard.monitor_"
 """unique_id prefix of the monitor checks (models/monitoring/_monitoring__models.yml names them)."""
-MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
-"""What a monitor run builds: the views over the landing zone and the monitoring marts (with their
-tests). Features, training sets and batch scores change with the loan book, not with traffic, so
-``lendguard build`` keeps those; the drift marts read the training data it built."""
+MONITOR_SELECT = ["path:models/staging", "path:models/monitoring", *DELIVERY_SELECT]
+"""What a monitor run builds: the staging tables of the landing zone, the monitoring marts (with
+their tests) and the delivery marts, so the snapshot it publishes is current for every reader (the
+audit trail and the approvals included). Features, training sets and batch scores change with the
+loan book, not with traffic, so ``lendguard build`` keeps those (and the loan book's staging table:
+MONITOR_EXCLUDE)."""
+MONITOR_EXCLUDE = ["stg_landing__loans"]
 ALERTS_NODE = "model.lendguard.mon_alerts"
 ALERT_COLUMNS = ("alert_id", "check_name", "subject", "model_version", "window_kind", "window_start",
                  "window_end", "value", "threshold", "severity", "details")
@@ -248,7 +251,7 @@ def run_monitor(
     actor = actor or get_settings().pipeline.actor
     report = MonitorReport(monitor_run_id=f"{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", started_at=_now())
     try:
-        result = build(paths, select=MONITOR_SELECT, monitor=True)
+        result = build(paths, select=MONITOR_SELECT, exclude=MONITOR_EXCLUDE, monitor=True)
     except DbtError as exc:
         report.status, report.error = FAILED, str(exc).splitlines()[0]
         _record_run(paths, report, actor)

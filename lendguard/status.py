@@ -89,6 +89,8 @@ def _models(paths: Paths) -> dict[str, Any]:
                 "metrics": dict(run.data.metrics),
                 "gate": version.tags.get("gate_result"),
                 "approval": version.tags.get("approval"),
+                "approval_by": version.tags.get("approval_by"),
+                "approval_at": version.tags.get("approval_at"),
             }
     except Exception as exc:
         return {"reachable": False, "error": f"{type(exc).__name__}: {exc}", "aliases": {}}
@@ -172,7 +174,9 @@ def print_status(state: dict[str, Any], console: Console) -> None:
         if info is None:
             _add_row(table, alias, "none")
         else:
-            detail = f"version {info['version']} (gate {info['gate'] or 'n/a'}, approval {info['approval'] or 'n/a'})"
+            decided = f" by {info['approval_by']} at {info['approval_at']}" if info.get("approval_by") else ""
+            detail = (f"version {info['version']} (gate {info['gate'] or 'n/a'}, "
+                      f"approval {info['approval'] or 'n/a'}{decided})")
             _add_row(table, alias, detail)
     run = state["pipeline"]
     if run is None:

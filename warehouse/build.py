@@ -69,12 +69,18 @@ GATE_TAG = "gate"
 """Tests tagged ``gate`` judge a candidate model; they run in the pipeline's gate stage only."""
 MONITOR_TAG = "monitor"
 """Tests tagged ``monitor`` fail on monitoring alerts; they run in ``lendguard monitor`` only."""
+DELIVERY_SELECT = ["+path:models/delivery"]
+"""The delivery marts (``dlv_*``, ``audit_predictions``) and what they are built from: the records the
+pipeline stages, approvals and rejections land (through their staging tables and ``eval_*``)."""
+DELIVERY_EXCLUDE = ["+mon_requests"]
+"""... but not the monitoring copy of the prediction log (``audit_predictions`` reads it as built)."""
 
 
 def build(
     paths: Paths,
     select: list[str] | None = None,
     *,
+    exclude: list[str] | None = None,
     gate_version: str | None = None,
     monitor: bool = False,
     full_refresh: bool = False,
@@ -88,6 +94,7 @@ def build(
     ``monitor`` is set (``lendguard monitor``); the marts they judge are built either way.
 
     ``full_refresh`` rebuilds the incremental models from scratch (``dbt build --full-refresh``).
+    ``exclude`` leaves dbt nodes out of ``select`` (dbt's ``--exclude``).
 
     Tests that fail still leave their models built, so the snapshot is published whenever dbt
     ran (exit 0 or 1) and the failures are reported; when dbt could not run (exit 2) nothing is
@@ -104,7 +111,7 @@ def build(
     if champion_sql.exists():
         variables["champion_sql_path"] = str(champion_sql)
         variables["champion_version"] = (champion_sql.parent / "version").read_text().strip()
-    excluded = [] if monitor else [f"tag:{MONITOR_TAG}"]
+    excluded = [*(exclude or []), *([] if monitor else [f"tag:{MONITOR_TAG}"])]
     if gate_version is None:
         excluded.append(f"tag:{GATE_TAG}")
     else:
@@ -124,6 +131,12 @@ def build(
         snapshot = publish(paths)
     log.info("published %s", snapshot)
     return BuildResult(run, snapshot)
+
+
+def publish_delivery(paths: Paths) -> BuildResult:
+    """A small build of the delivery marts, published: what a person's decision or a pipeline run
+    changed is in the snapshot (dashboard, SQL) at once, without rebuilding features or monitoring."""
+    return build(paths, select=DELIVERY_SELECT, exclude=DELIVERY_EXCLUDE)
 
 
 def run_unit_tests(paths: Paths) -> DbtRun:

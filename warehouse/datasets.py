@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from warehouse import landing
@@ -31,6 +32,8 @@ MONITOR_RUNS = "monitor_runs"
 ALERT_NOTIFICATIONS = "alert_notifications"
 MONOTONE_SWEEPS = "monotone_sweeps"
 """Each declared-monotone input swept over a grid, the others at their medians (``ml.monotone``)."""
+MODEL_LINEAGE = "model_lineage"
+"""Where each registered version came from (git commit, training data, dbt manifest): SQL reaches it."""
 REFERENCE_INPUTS = "reference_inputs"
 """Training inputs per model version (drift references); columns depend on the loan book."""
 CENSUS_SURNAMES = "census_surnames"
@@ -107,6 +110,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("subject", pa.string()),
         ("measured_value", pa.float64()),
         ("limit_value", pa.float64()),
+        ("comparison", pa.string()),          # how the value meets its limit: <= or >=
         ("passed", pa.bool_()),
         ("gated_at", pa.timestamp("us")),
     ]),
@@ -118,6 +122,17 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("decided_at", pa.timestamp("us")),
         ("gate_result", pa.string()),
         ("pipeline_run_id", pa.string()),
+    ]),
+    MODEL_LINEAGE: pa.schema([                # one row per registered version (ml.delivery.lineage)
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),              # the MLflow training run
+        ("git_commit", pa.string()),          # the code that trained it
+        ("training_data_rows", pa.int64()),   # the training rows' count and SHA-256 (data fingerprint)
+        ("training_data_sha256", pa.string()),
+        ("dbt_manifest_sha256", pa.string()), # the SQL that built the training table
+        ("loan_book_snapshot", pa.string()),
+        ("loan_book_contract", pa.string()),  # fingerprint of the loan-book contract
+        ("registered_at", pa.timestamp("us")),
     ]),
     PIPELINE_RUNS: pa.schema([
         ("pipeline_run_id", pa.string()),
@@ -231,3 +246,15 @@ def land_rows(paths: Paths, dataset: str, rows: list[dict[str, Any]] | pd.DataFr
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=schema.names)
     table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     landing.LandingWriter(paths.landing, dataset, writer_id=f"ml-{landing.default_writer_id()}").write(table)
+
+
+def query_landed(paths: Paths, dataset: str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` over a dataset's landed files, read straight from them (relation ``landed``):
+    for checks that must not wait for a build. No file yet: no rows."""
+    directory = paths.landing / dataset
+    if not any(directory.glob("*.parquet")):
+        return []
+    pattern = str(directory / "*.parquet").replace("'", "''")
+    with duckdb.connect() as con:
+        con.execute(f"create view landed as select * from read_parquet('{pattern}', union_by_name = true)")
+        return con.execute(sql, params or []).fetchall()

@@ -60,7 +60,7 @@ def render_page(dashboard: Dashboard, *, standalone: bool = False) -> str:
     ops, drift, histograms, output = (_ops_charts(d), _drift_charts(d), _histograms(d, standalone=standalone),
                                       _output_charts(d))
     return _TEMPLATES.get_template("dashboard.html.j2").render(
-        d=d, standalone=standalone, title=f"lendguard monitoring — model {d.version or 'none'}",
+        d=d, standalone=standalone, title=f"lendguard monitoring — {_deployed(d)}",
         version_links=[] if standalone or len(d.versions) <= 1 else
         [(urlencode({"version": v, "window": d.window}), v, v == d.version) for v in d.versions],
         window_links=[] if standalone else [
@@ -71,6 +71,11 @@ def render_page(dashboard: Dashboard, *, standalone: bool = False) -> str:
         charts={**ops, **drift, **output}, histograms=histograms, drift_limits=_drift_limits(d),
         gap_notes=_gap_notes(d), vintage=_vintage_latest(d),
     )
+
+
+def _deployed(d: Dashboard) -> str:
+    """The deployed version as the model card names it (the panels' version is named beside them)."""
+    return f"version {d.model.version} ({d.model.alias})" if d.model.version is not None else "no deployed version"
 
 
 def render_missing(reason: str) -> str:

@@ -4,14 +4,17 @@ The request consumes the version's landed evaluation (``eval_metrics``) and gate
 (``eval_gate_checks``) from the published snapshot and produces the message approvers get (email
 and/or webhook: metrics, FPR by group under both policies, cost against the champion, the link to
 the version's model report, the commands to answer with) and its deliveries. The decision consumes
-a person's name and note and the version's gate verdict; it produces the ``approvals`` row and the
-version's approval tags, and on approval moves ``champion`` (``deploy_prod.promote``).
+a person's name and note, the version's gate verdict and its pipeline run's dev stages (an approval
+follows deploy-dev, test-dev and request-approval, each passed; a version is decided once); it
+produces the ``approvals`` row and the version's approval tags, and on approval moves ``champion``
+(``deploy_prod.promote``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -31,10 +34,22 @@ from warehouse.settings import NotifySettings
 log = logging.getLogger(__name__)
 
 APPROVED, REJECTED = "approved", "rejected"
+DEV_STAGES = ("deploy-dev", "test-dev", "request-approval")
+"""The stages between the gate and the approval, in order: each must have passed before an approval."""
+PASSED = ("succeeded", "waiting")
+"""Stage states that count as passed (``request-approval`` waits for the very decision)."""
 
 
 class GateRefusedError(LendguardError):
     """A version without a passed gate may not be approved."""
+
+
+class DevStagesMissingError(LendguardError):
+    """A version whose dev stages did not all pass may not be approved."""
+
+
+class AlreadyDecidedError(LendguardError):
+    """A version is decided once: a person's decision is never overwritten."""
 
 
 class UnknownVersionError(LendguardError, LookupError):
@@ -107,13 +122,67 @@ def details(request: ApprovalRequest) -> dict[str, Any]:
             **answer_commands(request.version)}
 
 
+def earlier_decision(paths: Paths, version: str) -> tuple[str, str, datetime] | None:
+    """The decision already landed for ``version`` (decision, by whom, when), if any."""
+    rows = datasets.query_landed(paths, datasets.APPROVALS, "select decision, decided_by, decided_at from landed "
+                                 "where model_version = ? order by decided_at limit 1", [version])
+    return rows[0] if rows else None
+
+
+def dev_stage_states(paths: Paths, version: str, pipeline_run_id: str) -> dict[str, str]:
+    """The latest state of each stage of ``pipeline_run_id`` that worked on ``version`` (landed events).
+
+    A stage that starts waiting lands ``running`` then ``waiting`` with the same times: the state
+    that follows ``running`` wins the tie (as in ``dlv_pipeline_stages``)."""
+    return dict(datasets.query_landed(paths, datasets.PIPELINE_RUNS, """
+        select stage, status from landed
+        where pipeline_run_id = ? and model_version = ?
+        qualify row_number() over (
+            partition by stage
+            order by coalesce(ended_at, started_at) desc, started_at desc, status = 'running') = 1
+    """, [pipeline_run_id, version]))
+
+
+def missing_dev_stages(states: dict[str, str]) -> list[str]:
+    """The dev stages that did not pass, in pipeline order, each with what happened instead."""
+    return [f"{stage} {states[stage]}" if stage in states else f"{stage} never ran"
+            for stage in DEV_STAGES if states.get(stage) not in PASSED]
+
+
+def check_decidable(
+    paths: Paths, version: str, *, approve: bool, gate: str, pipeline_run_id: str | None
+) -> None:
+    """Raise unless a person may decide on ``version`` now: never twice; an approval only after a
+    passed gate and passed dev stages (in the pipeline run that is waiting for the decision)."""
+    earlier = earlier_decision(paths, version)
+    if earlier is not None:
+        decision, by, at = earlier
+        raise AlreadyDecidedError(f"version {version} was already {decision} by {by} at {at:%Y-%m-%d %H:%M:%S} UTC; "
+                                  "a decision is final (a new candidate comes from a new pipeline run)")
+    if not approve:
+        return
+    if gate != GATE_PASSED:
+        raise GateRefusedError(f"version {version} cannot be approved: its gate result is {gate!r}, not 'passed'")
+    if pipeline_run_id is None:
+        missing = [f"{stage} never ran" for stage in DEV_STAGES]
+    else:
+        missing = missing_dev_stages(dev_stage_states(paths, version, pipeline_run_id))
+    if missing:
+        where = "no pipeline run" if pipeline_run_id is None else f"pipeline run {pipeline_run_id}"
+        first = missing[0].split(" ", 1)[0]
+        raise DevStagesMissingError(
+            f"version {version} cannot be approved: its dev stages did not pass ({where}): {', '.join(missing)}; "
+            f"run `lendguard pipeline stage {first}` and the stages after it, or `lendguard pipeline run`")
+
+
 def decide(
     paths: Paths, version: str, *, approve: bool, by: str, note: str, pipeline_run_id: str | None = None
 ) -> str:
     """Record a person's decision on ``version``; on approval, make it the champion.
 
-    Refuses to approve a version whose gate did not pass. The previous champion keeps the alias
-    ``previous_champion`` (the failover fallback). Returns the decision recorded.
+    Refuses a version already decided, and an approval of a version whose gate or dev stages did
+    not pass (``check_decidable``). The previous champion keeps the alias ``previous_champion``
+    (the failover fallback). Returns the decision recorded.
     """
     from mlflow import MlflowClient  # noqa: PLC0415 - about a second to import
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
@@ -128,8 +197,7 @@ def decide(
         raise UnknownVersionError(f"model version {version} does not exist in {paths.tracking_uri}") from exc
     gate = model_version.tags.get("gate_result", "none")
     decision = APPROVED if approve else REJECTED
-    if approve and gate != GATE_PASSED:
-        raise GateRefusedError(f"version {version} cannot be approved: its gate result is {gate!r}, not 'passed'")
+    check_decidable(paths, version, approve=approve, gate=gate, pipeline_run_id=pipeline_run_id)
     at = utc_now()
     datasets.land_rows(paths, datasets.APPROVALS, [{
         "model_version": version, "decision": decision, "decided_by": by, "note": note, "decided_at": at,

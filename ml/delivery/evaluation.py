@@ -22,6 +22,7 @@ import pandas as pd
 
 from ml import registry
 from ml.delivery import CANDIDATE, CHAMPION, utc_now
+from ml.delivery.lineage import land_lineage
 from ml.delivery.thresholds import CURVES_ARTIFACT_DIR, costs, curve_file, curve_rows
 from ml.metrics import OVERALL, policy_metrics
 from ml.monotone import sweep
@@ -142,6 +143,7 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
     sweeps = sweep(bundle, load_split(paths, bundle.loan_book, "train"), run_id=run_id, at=at)
     if not sweeps.empty:
         datasets.land_rows(paths, datasets.MONOTONE_SWEEPS, sweeps)
+    land_lineage(paths, version, run_id)  # the audit trail's git commit and data fingerprint, for SQL
 
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():

@@ -1,4 +1,5 @@
-{#- One row per evaluated model version: its test metrics, gate verdict and approval. -#}
+{#- One row per evaluated model version: its test metrics, lineage, latest gate verdict with every
+    check, and the person's decision. -#}
 
 with overall as (
 
@@ -7,15 +8,41 @@ with overall as (
 
 ),
 
+lineage as (
+
+    select * from {{ ref('stg_landing__model_lineage') }}
+
+),
+
+{#- A version gated more than once (the gate stage run again) is judged by its latest gate. -#}
+latest_gate_checks as (
+
+    select *
+    from {{ ref('eval_gate_history') }}
+    qualify gated_at = max(gated_at) over (partition by model_version)
+
+),
+
 gates as (
 
     select
         model_version,
         max(gated_at) as gated_at,
-        min(case when passed then 1 else 0 end) = 1 as gate_passed,
-        sum(case when passed then 0 else 1 end) as failed_checks
+        bool_and(coalesce(passed, false)) as gate_passed,
+        count(*) filter (where not coalesce(passed, false)) as failed_checks,
+        list(
+            {
+                'check_name': check_name,
+                'subject': subject,
+                'measured_value': measured_value,
+                'comparison': comparison,
+                'limit_value': limit_value,
+                'passed': passed
+            }
+            order by check_name, subject
+        ) as gate_checks
 
-    from {{ ref('eval_gate_history') }}
+    from latest_gate_checks
     group by model_version
 
 ),
@@ -41,15 +68,23 @@ versions as (
         overall.cost_per_applicant,
         overall.calibration_error,
         overall.evaluated_at,
+        lineage.git_commit,
+        lineage.training_data_rows,
+        lineage.training_data_sha256,
+        lineage.dbt_manifest_sha256,
+        lineage.loan_book_snapshot,
+        lineage.loan_book_contract,
         gates.gate_passed,
         gates.failed_checks,
         gates.gated_at,
+        gates.gate_checks,
         decisions.decision,
         decisions.decided_by,
         decisions.decided_at,
         decisions.note as decision_note
 
     from overall
+    left join lineage on lineage.model_version = overall.model_version
     left join gates on gates.model_version = overall.model_version
     left join decisions on decisions.model_version = overall.model_version and decisions.recency = 1
 

@@ -6,13 +6,15 @@ with events as (
 
 ),
 
+{#- A stage that starts waiting lands running, then waiting, with the same times: the state that
+    follows running wins the tie. -#}
 ranked as (
 
     select
         *,
         row_number() over (
             partition by pipeline_run_id, stage
-            order by coalesce(ended_at, started_at) desc, started_at desc
+            order by coalesce(ended_at, started_at) desc, started_at desc, status = 'running'
         ) as recency
 
     from events

@@ -137,10 +137,10 @@ def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp
     assert compacted.source_files > 1, "the compaction had files of the running API to merge"
     assert load.statuses["200"] == load.sent, f"every request answered 200: {load.statuses}"
     with duckdb.connect(str(load_paths.snapshot), read_only=True) as con:
-        staged = con.execute("select count(*), count(distinct request_id) from stg_landing__prediction_log").fetchone()
+        staged = con.execute("select count(*), count(distinct request_id) from mon_requests").fetchone()
     logged = landed_request_ids(landing)
     assert staged is not None
-    assert staged[0] == staged[1] == sum(logged.values()) == len(logged), "the view reads every row once"
+    assert staged[0] == staged[1] == sum(logged.values()) == len(logged), "the snapshot holds every row once"
     assert set(load.ok_ids) <= set(logged)
     frozen = re.search(r"^lendguard_gc_frozen_objects (\S+)$", metrics, re.MULTILINE)
     assert frozen, "/metrics reports the frozen heap"

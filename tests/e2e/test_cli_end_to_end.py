@@ -59,7 +59,16 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
     assert waiting["pipeline"]["status"] == "awaiting_approval"
     assert waiting["mlflow"]["aliases"]["candidate"]["gate"] == "passed"
     assert waiting["mlflow"]["aliases"]["champion"] is None, "nothing is in production before the approval"
+    snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
+    with duckdb.connect(str(snapshot), read_only=True) as con:  # `pipeline run` published its stages
+        waiting = con.execute("select status from dlv_pipeline_stages where stage = 'request-approval'").fetchall()
+        gated = con.execute("select gate_passed from dlv_model_versions where model_version = '1'").fetchall()
+    assert waiting == [("waiting",)]
+    assert gated == [(True,)]
     assert "version 1 approved by E2E Tester" in ok(env, "approve", "1", "--by", "E2E Tester", "--note", "looks fair")
+    with duckdb.connect(str(snapshot), read_only=True) as con:  # and `approve` the decision, before any build
+        approved = con.execute("select decision, decided_by from dlv_approvals").fetchall()
+    assert approved == [("approved", "E2E Tester")]
 
     port = free_port()
     server = start_server(serve_command(port), port=port, log_path=tmp_path / "server.log", env=env)
@@ -77,12 +86,11 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
     assert "scorer closed" in server_log, "the server drained its scorer on the way out"
 
     ok(env, "build")
-    snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
     with duckdb.connect(str(snapshot), read_only=True) as con:
         requests, errors, hours = con.execute(
             "select sum(requests), sum(errors), count(*) from mon_ops_hourly"
         ).fetchone()
-        distinct = con.execute("select count(distinct request_id) from stg_landing__prediction_log").fetchone()[0]
+        distinct = con.execute("select count(distinct request_id) from mon_requests").fetchone()[0]
     assert requests == 301, "every request, the refused one included, reached the hourly table"
     assert errors == 1
     assert distinct == 301

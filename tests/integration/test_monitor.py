@@ -21,7 +21,7 @@ from ml import registry
 from ml.scoring import FeatureScorer
 from tests.support.deployment import copy_deployment
 from tests.support.monitoring import Receiver, query, use
-from warehouse import landing
+from warehouse import datasets, landing
 from warehouse.build import current_loan_book
 from warehouse.failover import read_failover
 from warehouse.paths import Paths, get_paths
@@ -151,8 +151,10 @@ def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_cle
     assert len(receiver.bodies) == 1
     assert not read_failover(paths).active
 
-    runs = query(paths, "select * from stg_landing__monitor_runs order by started_at")
-    assert list(runs.status) == ["critical", "alerts"]
+    # each run lands its record after the build it published: the landing zone has both
+    runs = datasets.query_landed(paths, datasets.MONITOR_RUNS, "select status from landed order by started_at")
+    assert runs == [("critical",), ("alerts",)]
+    assert list(query(paths, "select status from stg_landing__monitor_runs").status) == ["critical"]
     notified = query(paths, "select * from stg_landing__alert_notifications")
     assert set(notified.alert_id) == set(alerts.alert_id)
     assert notified.delivered.all()

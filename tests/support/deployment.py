@@ -9,7 +9,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from tests.support.servers import free_port
 from warehouse.paths import Paths
+from warehouse.settings import load_settings
 
 SMALL_BOOK = 30_000
 """Loans in the test deployments: enough for every group to appear in both splits, quick to build."""
@@ -26,13 +28,21 @@ def paths_for(data_dir: Path) -> Paths:
     return Paths.from_env({**os.environ, **deployment_env(data_dir)})
 
 
+DEV_TEST_MAX_P99_MS = "60000"
+"""The dev stage's p99 limit in test deployments: other tests share the cores (the limit's own test
+is in tests/integration/test_delivery.py, the speed goal in bench/api_load.py)."""
+
+
 def deliver(paths: Paths, *, approver: str = "pytest") -> str:
-    """Train, choose thresholds, evaluate, gate and approve a version; return it (no dev API)."""
+    """Run the whole pipeline (the dev API on a free port, stopped by the approval) and approve the
+    version it delivers; return it. An approval follows every stage before it, so the dev stages run."""
     from lendguard import pipeline  # imports MLflow and scikit-learn: only the tests that train pay for it
 
-    run = pipeline.run_until(paths, "gate", supersede=True)
+    settings = load_settings({**os.environ, "LENDGUARD_DEV_API_PORT": str(free_port()),
+                              "LENDGUARD_DEV_MAX_P99_MS": DEV_TEST_MAX_P99_MS})
+    run = pipeline.run_pipeline(paths, supersede=True, settings=settings)
     assert run.version is not None
-    pipeline.decide(paths, run.version, approve=True, by=approver, note="test fixture")
+    pipeline.decide(paths, run.version, approve=True, by=approver, note="test fixture", settings=settings)
     return run.version
 
 

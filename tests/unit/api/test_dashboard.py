@@ -6,6 +6,7 @@ browser test, tests/e2e/test_dashboard_browser.py), so every number on the page 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -322,3 +323,20 @@ def test_without_outcomes_the_vintage_chart_says_why(published: Paths) -> None:
     html = render_page(load_dashboard(published, MLFLOW_UI, with_registry=False))
     assert "Vintage curves: cumulative default rate by months on book: no data yet" in html
     assert "no gap to judge yet: estimated gap 0.05 over 2 groups; realised gap:" not in html, "one gap is known"
+
+
+def test_the_title_names_the_deployed_version_as_its_card_does(published: Paths) -> None:
+    """The champion (2) has no traffic yet, so the panels show version 1: the title must still name
+    the deployed version, as the model card does, not the panels' (issue #19: "model 1" beside
+    "version 2 (champion)")."""
+    view = load_dashboard(published, MLFLOW_UI, with_registry=False)
+    view = dataclasses.replace(view, model=dataclasses.replace(view.model, version="2", registry_error=None))
+    assert view.version == "1"
+    html = render_page(view)
+    page_title = re.search(r"<title>(.*?)</title>", html)  # the page's, before any chart's
+    assert page_title is not None
+    assert page_title.group(1) == "lendguard monitoring — version 2 (champion)"
+    assert "version <strong>2</strong> (champion)" in html
+    assert "drift and output panels: version 1" in html, "the panels' own version is named beside them"
+    nobody = render_page(dataclasses.replace(view, model=dataclasses.replace(view.model, version=None)))
+    assert "<title>lendguard monitoring — no deployed version</title>" in nobody
