@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import httpx
@@ -37,41 +38,68 @@ E2E_BOOK = 20_000
 """Loans in an end-to-end deployment: enough for the gate to vouch for every large group."""
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A deployment of the test's own. The pipeline's dev-test latency limit is out of the way:
-    other tests share the cores, and the limit's enforcement has a test of its own
+def deployment_environment(data_dir: Path) -> dict[str, str]:
+    """A deployment's environment. The pipeline's dev-test latency limit is out of the way: other
+    tests share the cores, and the limit's enforcement has a test of its own
     (tests/integration/test_delivery.py); the speed goal lives in bench/api_load.py."""
-    return {**os.environ, **deployment_env(tmp_path / "data"), "COLUMNS": "200",
+    return {**os.environ, **deployment_env(data_dir), "COLUMNS": "200",
             "LENDGUARD_DEV_API_PORT": str(free_port()), "LENDGUARD_DEV_MAX_P99_MS": "60000"}
 
 
-def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], tmp_path: Path) -> None:
-    assert "landed 20,000 simulated loans" in ok(env, "simulate", "--loans", str(E2E_BOOK), "--seed", "5")
-    build = json.loads(ok(env, "build", "--json"))
-    assert build["ok"] is True
-    assert build["failures"] == [], build["failures"]
-    assert build["passed"] > 50, "the models and their tests ran"
-    delivered = ok(env, "pipeline", "run", timeout=600)  # every stage, the model report included, on a shared machine
-    assert "awaits approval" in delivered
-    assert f"report: {tmp_path / 'data' / 'reports' / 'model-1.html'}" in delivered  # the approver's model report
-    waiting = json.loads(ok(env, "status", "--json"))
-    assert waiting["pipeline"]["status"] == "awaiting_approval"
-    assert waiting["mlflow"]["aliases"]["candidate"]["gate"] == "passed"
-    assert waiting["mlflow"]["aliases"]["champion"] is None, "nothing is in production before the approval"
-    snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
-    with duckdb.connect(str(snapshot), read_only=True) as con:  # `pipeline run` published its stages
-        waiting = con.execute("select status from dlv_pipeline_stages where stage = 'request-approval'").fetchall()
-        gated = con.execute("select gate_passed from dlv_model_versions where model_version = '1'").fetchall()
-    assert waiting == [("waiting",)]
-    assert gated == [(True,)]
-    assert "version 1 approved by E2E Tester" in ok(env, "approve", "1", "--by", "E2E Tester", "--note", "looks fair")
-    with duckdb.connect(str(snapshot), read_only=True) as con:  # and `approve` the decision, before any build
-        approved = con.execute("select decision, decided_by from dlv_approvals").fetchall()
-    assert approved == [("approved", "E2E Tester")]
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An empty deployment of the test's own."""
+    return deployment_environment(tmp_path / "data")
 
+
+class DemoRun(NamedTuple):
+    env: dict[str, str]
+    completed: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`lendguard demo` once (what `make demo` runs); the CLI test then carries on in its deployment,
+    so the module trains the search space once, not twice."""
+    env = deployment_environment(tmp_path_factory.mktemp("demo") / "data")
+    # A guard against a hang, not a speed goal: the whole path took 6.5 min with both cores saturated.
+    completed = lendguard(env, "demo", "--loans", str(E2E_BOOK), "--requests", "200", "--port", str(free_port()),
+                          "--dev-port", env["LENDGUARD_DEV_API_PORT"], timeout=1200)
+    return DemoRun(env, completed)
+
+
+def test_demo_runs_the_whole_path_and_ends_by_itself(demo_run: DemoRun) -> None:
+    demo = demo_run.completed
+    assert demo.returncode == 0, f"{demo.stdout}\n{demo.stderr}"
+    out = demo.stdout
+    assert "Successfully registered model" not in demo.stderr + out, "MLflow's own prints stay out without -v"
+    assert "INFO" not in demo.stderr, "no library's INFO lines"
+    tools = Path(sys.executable).parent
+    assert f"MLflow: {tools / 'mlflow'} ui --backend-store-uri sqlite:///" in out, "runnable as printed"
+    assert f"{tools / 'duckdb'} -readonly " in out
+    assert (tools / "mlflow").exists()
+    assert (tools / "duckdb").exists()
+    assert "version 1 passed the gate and the dev tests" in out
+    assert "approved as 'lendguard demo'" in out
+    assert "200 of 200 scored" in out
+    assert "mon_ops_hourly: 200 requests" in out
+    assert "6/7 monitor:" in out, "the monitoring marts and checks ran"
+    page = Path(demo_run.env["LENDGUARD_DATA_DIR"]) / "dashboard.html"
+    assert "data-panel='ops'" in page.read_text(), "the dashboard was written"
+
+
+def _logged_requests(snapshot: Path) -> tuple[int, int, int]:
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        requests, errors = con.execute("select sum(requests), sum(errors) from mon_ops_hourly").fetchone()
+        distinct = con.execute("select count(distinct request_id) from mon_requests").fetchone()[0]
+    return int(requests), int(errors), int(distinct)
+
+
+def serve_and_replay(env: dict[str, str], log_path: Path) -> None:
+    """`lendguard serve` as its own process: 300 replayed applications and one refused body, then a
+    graceful stop."""
     port = free_port()
-    server = start_server(serve_command(port), port=port, log_path=tmp_path / "server.log", env=env)
+    server = start_server(serve_command(port), port=port, log_path=log_path, env=env)
     url = server.url
     try:
         out = ok(env, "replay", "--url", url, "--scenario", "economic_shock", "--requests", "300", "--onset", "100")
@@ -81,26 +109,61 @@ def test_simulate_build_deliver_approve_serve_replay_build(env: dict[str, str], 
     finally:
         returncode = server.stop()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells how it ended.
-    server_log = (tmp_path / "server.log").read_text()
+    server_log = log_path.read_text()
     assert returncode in {0, -signal.SIGTERM}, server_log[-2000:]
     assert "scorer closed" in server_log, "the server drained its scorer on the way out"
 
+
+def test_build_deliver_approve_serve_replay_build_through_the_cli(demo_run: DemoRun, tmp_path: Path) -> None:
+    """After the demo, the way an operator goes on: a new candidate through `pipeline run`, approved,
+    served by its own process, replayed to and built."""
+    assert demo_run.completed.returncode == 0, demo_run.completed.stderr
+    env = demo_run.env
+    snapshot = Path(env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
+    build = json.loads(ok(env, "build", "--json"))
+    assert build["ok"] is True
+    assert build["failures"] == [], build["failures"]
+    assert build["passed"] > 50, "the models and their tests ran"
+    before = _logged_requests(snapshot)
+
+    # One candidate: the search space was cross-validated by the demo's run; this one is about the CLI.
+    delivered = ok(env, "pipeline", "run", "--candidates", "logreg_c1", timeout=600)
+    assert "awaits approval" in delivered
+    assert f"report: {Path(env['LENDGUARD_DATA_DIR']) / 'reports' / 'model-2.html'}" in delivered  # the approver's
+    waiting = json.loads(ok(env, "status", "--json"))
+    assert waiting["pipeline"]["status"] == "awaiting_approval"
+    assert waiting["mlflow"]["aliases"]["candidate"]["gate"] == "passed"
+    assert waiting["mlflow"]["aliases"]["champion"]["version"] == "1", "the champion stays until the approval"
+    with duckdb.connect(str(snapshot), read_only=True) as con:  # `pipeline run` published its stages
+        stage = con.execute("select status from dlv_pipeline_stages where stage = 'request-approval' "
+                            "and model_version = '2'").fetchall()
+        gated = con.execute("select gate_passed from dlv_model_versions where model_version = '2'").fetchall()
+    assert stage == [("waiting",)]
+    assert gated == [(True,)]
+    assert "version 2 approved by E2E Tester" in ok(env, "approve", "2", "--by", "E2E Tester", "--note", "looks fair")
+    with duckdb.connect(str(snapshot), read_only=True) as con:  # and `approve` the decision, before any build
+        approved = con.execute("select decided_by from dlv_approvals where model_version = '2'").fetchall()
+    assert approved == [("E2E Tester",)]
+
+    # The demo's drift switched the API to failover; a person clears it before the new champion serves.
+    cleared = ok(env, "failover", "clear", "--by", "E2E Tester", "--note", "demo drift")
+    assert "failover cleared by E2E Tester" in cleared
+    serve_and_replay(env, tmp_path / "server.log")
+
     ok(env, "build")
+    requests, errors, distinct = _logged_requests(snapshot)
+    assert requests == before[0] + 301, "every request, the refused one included, reached the hourly table"
+    assert errors == before[1] + 1
+    assert distinct == before[2] + 301
     with duckdb.connect(str(snapshot), read_only=True) as con:
-        requests, errors, hours = con.execute(
-            "select sum(requests), sum(errors), count(*) from mon_ops_hourly"
-        ).fetchone()
-        distinct = con.execute("select count(distinct request_id) from mon_requests").fetchone()[0]
-    assert requests == 301, "every request, the refused one included, reached the hourly table"
-    assert errors == 1
-    assert distinct == 301
-    assert hours > 1, "the replay's own timestamps spread over hours"
+        served_by = con.execute("select count(*) from mon_requests where model_version = '2'").fetchone()[0]
+    assert served_by >= 300, "the served process picked up the approved version"
 
     state = json.loads(ok(env, "status", "--json"))
-    assert state["mlflow"]["aliases"]["champion"]["version"] == "1"
+    assert state["mlflow"]["aliases"]["champion"]["version"] == "2"
     assert state["mlflow"]["aliases"]["champion"]["approval"] == "approved"
     assert state["pipeline"]["status"] == "deployed"
-    assert state["landing"]["datasets"]["prediction_log"]["rows"] == 301
+    assert state["landing"]["datasets"]["prediction_log"]["rows"] == before[2] + 301
     assert state["snapshot"]["exists"] is True
     assert state["loan_book"]["name"] == "simulated_loans"
 
@@ -125,24 +188,3 @@ def test_cli_failures_are_one_line_and_non_zero(env: dict[str, str], tmp_path: P
     no_reason = lendguard(env, "approve", "7", "--by", "someone")
     assert no_reason.returncode == 2, "click refuses a decision without --note"
 
-
-def test_demo_runs_the_whole_path_and_ends_by_itself(env: dict[str, str]) -> None:
-    # A guard against a hang, not a speed goal: the whole path took 6.5 min with both cores saturated.
-    demo = lendguard(env, "demo", "--loans", str(E2E_BOOK), "--requests", "200", "--port", str(free_port()),
-                     timeout=1200)
-    assert demo.returncode == 0, f"{demo.stdout}\n{demo.stderr}"
-    out = demo.stdout
-    assert "Successfully registered model" not in demo.stderr + out, "MLflow's own prints stay out without -v"
-    assert "INFO" not in demo.stderr, "no library's INFO lines"
-    tools = Path(sys.executable).parent
-    assert f"MLflow: {tools / 'mlflow'} ui --backend-store-uri sqlite:///" in out, "runnable as printed"
-    assert f"{tools / 'duckdb'} -readonly " in out
-    assert (tools / "mlflow").exists()
-    assert (tools / "duckdb").exists()
-    assert "version 1 passed the gate and the dev tests" in out
-    assert "approved as 'lendguard demo'" in out
-    assert "200 of 200 scored" in out
-    assert "mon_ops_hourly: 200 requests" in out
-    assert "6/7 monitor:" in out, "the monitoring marts and checks ran"
-    page = Path(env["LENDGUARD_DATA_DIR"]) / "dashboard.html"
-    assert "data-panel='ops'" in page.read_text(), "the dashboard was written"
