@@ -21,9 +21,8 @@ from lendguard import pipeline
 from ml import registry
 from ml.delivery.approval import GateRefusedError
 from ml.fairness import ThresholdPolicy
-from tests.support.deployment import paths_for
+from tests.support.deployment import untrained_copy
 from tests.support.servers import free_port
-from warehouse import landing
 from warehouse.build import build
 from warehouse.paths import Paths
 from warehouse.publish import connect_snapshot
@@ -57,13 +56,8 @@ def test_the_fair_champion_passed_every_gate_check(trained_deployment: Paths) ->
 @pytest.fixture(scope="module")
 def delivery_deployment(tmp_path_factory: pytest.TempPathFactory, built_deployment: Paths) -> Paths:
     """A deployment of its own (own MLflow store) over the same loan book."""
-    paths = paths_for(tmp_path_factory.mktemp("delivery") / "data")
-    source = landing.latest_snapshot(built_deployment.landing, landing.LOANS)
-    assert source is not None
-    (paths.landing / landing.LOANS).mkdir(parents=True)
-    (paths.landing / landing.LOANS / source.name).symlink_to(source)
-    assert build(paths).ok
-    return paths
+    return untrained_copy(built_deployment, tmp_path_factory.mktemp("delivery"))
+
 
 
 def _make_unfair(paths: Paths, run_id: str) -> None:

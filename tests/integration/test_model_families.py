@@ -30,10 +30,8 @@ from ml import registry
 from ml.candidates import FAMILIES, search_space
 from ml.scoring import ENGINES, FeatureScorer
 from tests.support.applications import application, inputs
-from tests.support.deployment import copy_deployment, deployment_env, paths_for
+from tests.support.deployment import copy_deployment, deployment_env, untrained_copy
 from tests.support.servers import free_port
-from warehouse import landing
-from warehouse.build import build
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import ApiSettings, get_settings
 
@@ -54,13 +52,8 @@ def test_every_family_that_can_be_built_is_declared_and_so_walked_here() -> None
 @pytest.fixture(scope="module")
 def untrained_book(tmp_path_factory: pytest.TempPathFactory, built_deployment: Paths) -> Paths:
     """The session's loan book, built in a deployment of its own with no registry yet."""
-    paths = paths_for(tmp_path_factory.mktemp("families") / "data")
-    source = landing.latest_snapshot(built_deployment.landing, landing.LOANS)
-    assert source is not None
-    (paths.landing / landing.LOANS).mkdir(parents=True)
-    (paths.landing / landing.LOANS / source.name).symlink_to(source)
-    assert build(paths).ok
-    return paths
+    return untrained_copy(built_deployment, tmp_path_factory.mktemp("families"))
+
 
 
 @pytest.mark.parametrize("family", list(CHEAPEST))

@@ -10,6 +10,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from tests.support.servers import free_port
+from warehouse import landing
 from warehouse.paths import Paths
 from warehouse.settings import load_settings
 
@@ -101,4 +102,18 @@ def copy_registry(source: Paths, target: Path) -> Paths:
     paths.mlflow_dir.mkdir(parents=True)
     for database in source.mlflow_dir.glob("mlflow.db*"):
         shutil.copy2(database, paths.mlflow_dir / database.name)
+    return paths
+
+
+def untrained_copy(built: Paths, target: Path) -> Paths:
+    """``built``'s loan book (the snapshot linked, not copied), built in a deployment of its own at
+    ``target / "data"`` with no registry yet: for a test that trains and decides on its own."""
+    from warehouse.build import build  # runs dbt: only the tests that build pay for the import
+
+    paths = paths_for(target / "data")
+    source = landing.latest_snapshot(built.landing, landing.LOANS)
+    assert source is not None
+    (paths.landing / landing.LOANS).mkdir(parents=True)
+    (paths.landing / landing.LOANS / source.name).symlink_to(source)
+    assert build(paths).ok
     return paths

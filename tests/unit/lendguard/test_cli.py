@@ -28,16 +28,6 @@ from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Each CLI run configures the root logger of this process: put it back for the next tests."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    root.handlers = handlers
-
-
 @pytest.fixture
 def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty deployment the in-process CLI points at."""

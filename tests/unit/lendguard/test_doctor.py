@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -24,15 +23,6 @@ from tests.support.deployment import deployment_env
 from tests.support.servers import free_port
 from warehouse.paths import get_paths
 from warehouse.settings import get_settings
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    root.handlers = handlers
 
 
 @pytest.fixture
