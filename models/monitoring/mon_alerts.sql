@@ -45,8 +45,8 @@ output_rate_breaches as (
         fairness_group as subject,
         model_version,
         window_kind,
+        {{ monitoring_window_key('window_kind', 'window_index', 'window_start') }} as window_key,
         window_start,
-        window_index,
         window_end,
         rate as value,
         case when positives > positives_high then ci_high else ci_low end as threshold,
@@ -74,8 +74,8 @@ output_rate_breaches as (
         '__all_groups__' as subject,
         model_version,
         window_kind,
+        {{ monitoring_window_key('window_kind', 'window_index', 'window_start') }} as window_key,
         window_start,
-        window_index,
         max(window_end) as window_end,
         max({{ check_name }}) as value,
         {{ var('max_' ~ check_name) }} as threshold,
@@ -124,8 +124,8 @@ ops_breaches as (
         '__service__' as subject,
         model_version,
         'hour' as window_kind,
+        {{ drift_epoch_seconds('hour_start') }} as window_key,
         hour_start as window_start,
-        cast(0 as bigint) as window_index,
         hour_end as window_end,
         cast({{ column }} as double) as value,
         cast({{ limit }} as double) as threshold,
@@ -157,35 +157,15 @@ own_breaches as (
 
 ),
 
-own_alerts as (
-
-    select
-        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind', 'window_start',
-                               'window_index') }} as alert_id,
-        check_name,
-        subject,
-        model_version,
-        window_kind,
-        window_start,
-        window_end,
-        value,
-        threshold,
-        severity,
-        details
-
-    from own_breaches
-
-),
-
-all_alerts as (
+breaches as (
 
     {%- set columns = [
-        ('alert_id', 'varchar'), ('check_name', 'varchar'), ('subject', 'varchar'),
-        ('model_version', 'varchar'), ('window_kind', 'varchar'), ('window_start', 'timestamp'),
+        ('check_name', 'varchar'), ('subject', 'varchar'), ('model_version', 'varchar'),
+        ('window_kind', 'varchar'), ('window_key', 'bigint'), ('window_start', 'timestamp'),
         ('window_end', 'timestamp'), ('value', 'double'), ('threshold', 'double'),
         ('severity', 'varchar'), ('details', 'varchar'),
     ] %}
-    {%- for relation in ['own_alerts', 'drift_alerts'] %}
+    {%- for relation in ['own_breaches', 'drift_alerts'] %}
     select
         {%- for name, type in columns %}
         cast({{ name }} as {{ type }}) as {{ name }}{{ "," if not loop.last }}
@@ -197,6 +177,16 @@ all_alerts as (
     {% endif %}
     {%- endfor %}
 
+),
+
+alerts as (
+
+    select
+        {{ monitoring_alert_id('check_name', 'subject', 'model_version', 'window_kind', 'window_key') }} as alert_id,
+        *
+
+    from breaches
+
 )
 
-select * from all_alerts
+select * from alerts
