@@ -116,14 +116,19 @@ def _fresh_paths() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+def monitored_shift(source: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Paths:
+    """A copy of ``source`` with a shifted output logged and monitored once (critical: failover set)."""
+    paths = copy_deployment(source, tmp_path, *WITHOUT_HISTORY)
+    land_log(paths, source, shift=True)
+    use(monkeypatch, paths, receiver)
+    assert cli.main(["monitor"]) == cli.EXIT_CRITICAL
+    return paths
+
+
 def test_a_shifted_output_alerts_notifies_once_and_fails_over_until_a_person_clears_it(
     trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
 ) -> None:
-    paths = copy_deployment(trained_deployment, tmp_path, *WITHOUT_HISTORY)
-    land_log(paths, trained_deployment, shift=True)
-    use(monkeypatch, paths, receiver)
-
-    assert cli.main(["monitor"]) == cli.EXIT_CRITICAL
+    paths = monitored_shift(trained_deployment, tmp_path, monkeypatch, receiver)
 
     alerts = query(paths, "select * from mon_alerts")
     rate_alerts = alerts[alerts.check_name == "output_positive_rate"]
@@ -198,10 +203,7 @@ def _assert_scipy_intervals_at_fixed_levels(rates: pd.DataFrame) -> None:
 def test_a_persons_clear_stands_through_more_traffic_late_and_back_dated(
     trained_deployment: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver,
 ) -> None:
-    paths = copy_deployment(trained_deployment, tmp_path, *WITHOUT_HISTORY)
-    land_log(paths, trained_deployment, shift=True)
-    use(monkeypatch, paths, receiver)
-    assert cli.main(["monitor"]) == cli.EXIT_CRITICAL
+    paths = monitored_shift(trained_deployment, tmp_path, monkeypatch, receiver)
     raised = query(paths, "select alert_id, window_kind, window_key from mon_alerts")
     assert (raised.window_kind == "count").any()
     assert cli.main(["failover", "clear", "--by", "Dana Reviewer", "--note", "shift explained: test"]) == 0
