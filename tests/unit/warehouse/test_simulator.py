@@ -329,7 +329,8 @@ def test_group_score_shift(traffic: dict[str, pa.Table]) -> None:
     _, stable_after = _split(traffic["stable"])
     hispanic = _np(after, "ethnicity") == "Hispanic"
     moved = _np(stable_after, "credit_score") - _np(after, "credit_score")
-    assert hispanic.any() and (~hispanic).any()
+    assert hispanic.any()
+    assert (~hispanic).any()
     assert (moved[~hispanic] == 0).all()
     unclipped = hispanic & (_np(stable_after, "credit_score") >= 360)
     assert (moved[unclipped] == 60).all()
