@@ -7,8 +7,8 @@
 ) }}
 {#-
     Every alert monitoring ever raised, one row per alert_id (one breach: check, subject, model
-    version, window kind, window key), with its state: `open` while mon_alerts holds it, `resolved`
-    once it is gone (more data in a window still open brought the value back within its limit).
+    version, window kind, window key), with its state: `open` while this build measures it
+    (mon_alert_breaches), `resolved` once it is gone (more data in a window still open brought the value back within its limit).
     Each build updates the open ones (value, threshold, severity and details as last measured,
     last_seen_at) and marks the vanished ones resolved (resolved_at); a resolved alert that comes
     back opens again under its id (it was notified already, so it is not notified twice). Never
@@ -21,7 +21,7 @@
 
 with current_alerts as (
 
-    select * from {{ ref('mon_alerts') }}
+    select * from {{ ref('mon_alert_breaches') }}
 
 ),
 

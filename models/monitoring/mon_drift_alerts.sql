@@ -1,6 +1,6 @@
 {#-
-    One row per drift breach, in the columns mon_alerts unions (which gives every alert its id, one
-    macro for every check): drift_ks (numeric inputs, value D) and drift_psi (categorical inputs and
+    One row per drift breach, in the columns mon_alert_breaches unions (which gives every alert its
+    id, one macro for every check): drift_ks (numeric inputs, value D) and drift_psi (categorical inputs and
     the group column, value PSI). A breach needs significance and effect size together (see
     mon_drift_numeric / mon_drift_categorical); severity is the verdict (warn or critical), threshold
     the effect-size limit of that severity. Only windows of the kinds var('drift_alert_window_kinds')

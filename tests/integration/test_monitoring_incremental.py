@@ -148,7 +148,7 @@ def _assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataF
     assert before["mon_drift_windows"].shape[0] >= 2, "the test needs closed windows"
     for name, rows in before.items():
         keys = COUNT_WINDOW_MARTS[name]
-        later = after[name].query("window_kind == 'count'").merge(rows[keys], on=keys)
+        later = after[name].query("window_kind == 'count'").merge(rows[keys], on=keys)[rows.columns]
         pd.testing.assert_frame_equal(later.sort_values(keys).reset_index(drop=True), rows, obj=name)
 
 
