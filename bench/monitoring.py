@@ -1,13 +1,20 @@
-"""Benchmark (issue #6, items 6 and 7): drift detection delay and false alarms; monitoring build at scale.
+"""Benchmark (issue #6, items 6 and 7; issue #14, item 7): drift detection delay and false alarms;
+monitoring build at scale.
 
 * ``detection``: a trained deployment (30,000 simulated loans, train / thresholds / evaluate / gate,
-  approved) is copied once per scenario of ``warehouse.simulator``; N requests of the scenario
-  (onset 2,000 by default) are scored by the champion's compiled SQL (``ml.scoring.FeatureScorer``,
-  the API's scorer), landed as prediction-log rows (``warehouse.landing.LandingWriter``) and the
-  monitoring selection is built (``lendguard build --select path:models/staging
-  path:models/monitoring``, what ``lendguard monitor`` builds). Reported: the first alerting count
-  window after the onset and requests from onset to its end, and which checks fired; for ``stable``
-  (1M requests by default) the windows tested and the warn / critical alerts.
+  approved) is copied once per scenario of ``warehouse.simulator`` (and ``slow_drift``: income sent
+  falls linearly to 80 % over SLOW_DRIFT_REQUESTS requests from the onset); N requests of the
+  scenario (onset 3,000 by default: the middle of a count window) are scored by the champion's
+  compiled SQL (``ml.scoring.FeatureScorer``, the API's scorer), landed as prediction-log rows
+  (``warehouse.landing.LandingWriter``) and the monitoring selection is built (``lendguard build
+  --select path:models/staging path:models/monitoring``, what ``lendguard monitor`` builds).
+  Reported: the first alerting count window after the onset and requests from onset to its end,
+  per check, and which checks fired first. ``stable`` (1M requests by default,
+  ``--stable-requests``) is landed in ``--monitor-runs`` parts (10), each followed by ``lendguard
+  monitor``, with late rows (their own timestamps up to 6 hours before receipt), back-dated ones (a
+  year before) and, from the second part on, another replica's file landed late (received before
+  rows already built) mixed in: reported are alerts notified, re-notified (an alert id notified
+  twice), critical and warn, and the failover sets.
 * ``scale``: the same trained deployment with N logged predictions (stable traffic, simulated in
   blocks, scored by the same compiled SQL); the monitoring selection is built with
   ``--full-refresh`` in a fresh process (wall time, peak RSS of the process and its children, dbt's
@@ -44,7 +51,19 @@ sys.path.insert(0, str(REPO))
 
 MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
 BLOCK = 250_000
-DRIFT_SCENARIOS = ("economic_shock", "purpose_shift", "group_mix", "income_in_thousands")
+DRIFT_SCENARIOS = ("economic_shock", "purpose_shift", "group_mix", "income_in_thousands", "group_score_shift",
+                   "slow_drift")
+SLOW_DRIFT_REQUESTS = 20_000
+"""slow_drift: the income sent falls linearly from 100 % at the onset to 80 % this many requests later."""
+LATE_SHARE = 0.02
+"""Of the stable parts' rows, this share arrive late: their own timestamps up to LATE_HOURS before receipt."""
+LATE_HOURS = 6
+BACK_DATED = 3
+"""Rows per stable part dated a year before receipt."""
+REPLICA_ROWS = 500
+"""Rows of the late replica file landed with each stable part after the first, received from
+REPLICA_LAG_SECONDS before the previous part's end (inside the monitoring lookback)."""
+REPLICA_LAG_SECONDS = 600
 
 
 def loadavg() -> str:
@@ -68,7 +87,7 @@ def run_step(data_dir: Path, *args: str) -> dict[str, float]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: a (monitor) test failed, marts built
+    if os.waitstatus_to_exitcode(status) not in (0, 1, 3):  # 1: a (monitor) test failed, marts built; 3: critical
         raise SystemExit(f"lendguard {' '.join(args)} failed: {process.stderr.read().decode()[-3000:]}")
     # CPU seconds too: the machine is shared, and CPU time moves less than wall time with others' load.
     step: dict[str, Any] = {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
@@ -137,13 +156,18 @@ LAND = """
 import sys
 sys.path.insert(0, {repo!r})
 from bench.monitoring import land
-land({scenario!r}, {n}, seed={seed}, onset={onset}, interval={interval}, prefix={prefix!r}, start={start!r})
+land({scenario!r}, {n}, seed={seed}, onset={onset}, interval={interval}, prefix={prefix!r}, start={start!r},
+     late_share={late_share}, back_dated={back_dated})
 """
 
 
 def land(scenario: str, n: int, *, seed: int, onset: int | None, interval: float, prefix: str,
-         start: str | None = None) -> None:
-    """Simulate ``n`` requests of ``scenario``, score them with the champion, land them (in blocks)."""
+         start: str | None = None, late_share: float = 0.0, back_dated: int = 0) -> None:
+    """Simulate ``n`` requests of ``scenario``, score them with the champion, land them (in blocks).
+
+    Received in order, ``interval`` seconds apart on average; ``late_share`` of them carry their own
+    timestamp up to LATE_HOURS earlier, and ``back_dated`` of each block one a year earlier.
+    """
     # Imported here: this runs in its own interpreter, pointed at the deployment by its environment.
     from ml.registry import load_bundle  # noqa: PLC0415
     from ml.scoring import FeatureScorer  # noqa: PLC0415
@@ -164,9 +188,11 @@ def land(scenario: str, n: int, *, seed: int, onset: int | None, interval: float
     for first in range(0, n, BLOCK):
         rows = min(BLOCK, n - first)
         block_onset = None if onset is None else max(0, onset - first)
-        if scenario == "stable" or (onset is not None and onset >= first + rows):
+        if scenario in ("stable", "slow_drift") or (onset is not None and onset >= first + rows):
             traffic = simulate_traffic("stable", rows, seed=seed + first, mean_interval_seconds=interval,
                                        start=begin + timedelta(seconds=first * interval))
+            if scenario == "slow_drift" and onset is not None:
+                traffic = slow_drift(traffic, np.arange(first, first + rows), onset)
         else:
             traffic = simulate_traffic(scenario, rows, seed=seed + first, onset=block_onset,
                                        mean_interval_seconds=interval,
@@ -177,10 +203,11 @@ def land(scenario: str, n: int, *, seed: int, onset: int | None, interval: float
         for group in set(groups):
             thresholds[groups == group] = bundle.threshold_for(group)
         index = np.arange(first, first + rows)
-        occurred = traffic.column("occurred_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+        received = traffic.column("occurred_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+        occurred = received_to_occurred(received, np.random.default_rng(seed + first), late_share, back_dated)
         columns: dict[str, Any] = {
             "request_id": pa.array([f"{prefix}-{i:09d}" for i in index]),
-            "received_at": occurred,
+            "received_at": received,
             "occurred_at": occurred,
             "endpoint": pa.array(["/v1/score"] * rows),
             "status_code": pa.array(np.full(rows, 200, dtype=np.int32)),
@@ -200,11 +227,30 @@ def land(scenario: str, n: int, *, seed: int, onset: int | None, interval: float
         writer.write(table, durable=False)
 
 
+def slow_drift(traffic: pa.Table, index: np.ndarray, onset: int) -> pa.Table:
+    """The income sent falls linearly from 100 % at ``onset`` to 80 % SLOW_DRIFT_REQUESTS later, then stays."""
+    progress = np.clip((index - onset) / SLOW_DRIFT_REQUESTS, 0.0, 1.0)
+    income = traffic.column("annual_income").to_numpy() * (1.0 - 0.2 * progress)
+    position = traffic.column_names.index("annual_income")
+    return traffic.set_column(position, "annual_income", pa.array(np.round(income, 2)))
+
+
+def received_to_occurred(received: pa.Array, rng: np.random.Generator, late_share: float, back_dated: int) -> pa.Array:
+    """The applications' own timestamps: the receipt time, but earlier for the late and back-dated rows."""
+    micros = received.cast(pa.int64()).to_numpy().copy()
+    late = rng.random(len(micros)) < late_share
+    micros[late] -= (rng.random(int(late.sum())) * LATE_HOURS * 3600e6).astype(np.int64)
+    if back_dated:
+        micros[rng.choice(len(micros), size=min(back_dated, len(micros)), replace=False)] -= 365 * 86_400_000_000
+    return pa.array(micros, type=pa.int64()).cast(pa.timestamp("us"))
+
+
 def land_step(data_dir: Path, scenario: str, n: int, *, seed: int, onset: int | None, interval: float,
-              prefix: str, start: str | None = None) -> dict[str, float]:
+              prefix: str, start: str | None = None, late_share: float = 0.0, back_dated: int = 0) -> dict[str, float]:
     started = time.perf_counter()
     run_python(data_dir, LAND.format(repo=str(REPO), scenario=scenario, n=n, seed=seed, onset=onset,
-                                     interval=interval, prefix=prefix, start=start))
+                                     interval=interval, prefix=prefix, start=start, late_share=late_share,
+                                     back_dated=back_dated))
     return {"seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -217,50 +263,98 @@ def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def detection(args: argparse.Namespace, base: Path) -> list[dict[str, Any]]:
-    window = 2000
     out = []
     for scenario in args.scenarios:
-        n = args.stable_requests if scenario == "stable" else args.requests
-        onset = None if scenario == "stable" else args.onset
         data_dir = fresh_copy(base, args.workdir / f"detect-{scenario}")
-        row: dict[str, Any] = {"scenario": scenario, "requests": n, "onset": onset}
-        row["land"] = land_step(data_dir, scenario, n, seed=args.seed, onset=onset, interval=args.interval,
-                                prefix=f"bench-{scenario}")
-        row["build"] = run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT)
-        count_windows = query(data_dir, "select count(*), sum(case when n_requests >= 500 then 1 else 0 end) "
-                                        "from mon_drift_windows where window_kind = 'count'")[0]
-        row["count_windows"], row["count_windows_tested"] = count_windows
-        alerts = query(data_dir, """
-            select a.check_name, a.subject, a.severity, a.window_kind, w.window_index
-            from mon_alerts a
-            left join mon_drift_windows w
-              on w.model_version = a.model_version and w.window_kind = a.window_kind
-             and w.window_start = a.window_start and w.window_end = a.window_end
-            order by w.window_index nulls last, a.check_name, a.subject
-        """)
-        row["alerts"] = {
-            "total": len(alerts),
-            "warn": sum(1 for a in alerts if a[2] == "warn"),
-            "critical": sum(1 for a in alerts if a[2] == "critical"),
-            "by_check": {c: sum(1 for a in alerts if a[0] == c) for c in sorted({a[0] for a in alerts})},
-        }
-        if onset is not None:
-            counted = [a for a in alerts if a[3] == "count" and a[4] is not None]
-            before = [a for a in counted if (a[4] + 1) * window <= onset]
-            after = [a for a in counted if (a[4] + 1) * window > onset]
-            row["alerts_before_onset"] = len(before)
-            if after:
-                first = min(a[4] for a in after)
-                row["first_alert_window"] = first
-                row["requests_onset_to_alert"] = (first + 1) * window - onset
-                row["fired"] = sorted({f"{a[0]}:{a[1]} ({a[2]})" for a in after if a[4] == first})
-            else:
-                row["first_alert_window"] = row["requests_onset_to_alert"] = None
+        row = stable_runs(args, data_dir) if scenario == "stable" else drift_delay(args, data_dir, scenario)
         out.append(row)
         print(json.dumps(row), flush=True)
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
     return out
+
+
+def drift_delay(args: argparse.Namespace, data_dir: Path, scenario: str) -> dict[str, Any]:
+    """One drifting stream, one build: the first alerting count window after the onset, per check."""
+    window = 2000
+    onset = args.onset
+    n = max(args.requests, onset + SLOW_DRIFT_REQUESTS + 4 * window) if scenario == "slow_drift" else args.requests
+    row: dict[str, Any] = {"scenario": scenario, "requests": n, "onset": onset}
+    row["land"] = land_step(data_dir, scenario, n, seed=args.seed, onset=onset, interval=args.interval,
+                            prefix=f"bench-{scenario}")
+    row["build"] = run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT)
+    count_windows = query(data_dir, "select count(*), sum(case when n_requests >= 500 then 1 else 0 end) "
+                                    "from mon_drift_windows where window_kind = 'count'")[0]
+    row["count_windows"], row["count_windows_tested"] = count_windows
+    alerts = query(data_dir, "select check_name, subject, severity, window_kind, window_key from mon_alerts "
+                             "order by window_key, check_name, subject")
+    row["alerts"] = alert_counts(alerts)
+    counted = [a for a in alerts if a[3] == "count"]
+    row["alerts_before_onset"] = sum(1 for a in counted if (a[4] + 1) * window <= onset)
+    after = [a for a in counted if (a[4] + 1) * window > onset]
+    first_by_check = {check: min(a[4] for a in after if a[0] == check) for check in sorted({a[0] for a in after})}
+    row["requests_onset_to_alert_by_check"] = {c: (k + 1) * window - onset for c, k in first_by_check.items()}
+    if after:
+        first = min(first_by_check.values())
+        row["first_alert_window"] = first
+        row["requests_onset_to_alert"] = (first + 1) * window - onset
+        row["fired"] = sorted({f"{a[0]}:{a[1]} ({a[2]})" for a in after if a[4] == first})
+    else:
+        row["first_alert_window"] = row["requests_onset_to_alert"] = None
+    return row
+
+
+def alert_counts(alerts: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Totals of (check_name, subject, severity, ...) rows: all, warn, critical, per check."""
+    return {
+        "total": len(alerts),
+        "warn": sum(1 for a in alerts if a[2] == "warn"),
+        "critical": sum(1 for a in alerts if a[2] == "critical"),
+        "by_check": {c: sum(1 for a in alerts if a[0] == c) for c in sorted({a[0] for a in alerts})},
+    }
+
+
+def stable_runs(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """Stable traffic in ``--monitor-runs`` parts, each followed by ``lendguard monitor``, with late,
+    back-dated and late-replica rows mixed in: what was notified, and whether anything twice."""
+    n, parts = args.stable_requests, args.monitor_runs
+    begin = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    row: dict[str, Any] = {"scenario": "stable", "requests": n, "monitor_runs": parts, "late_share": LATE_SHARE,
+                           "back_dated_per_part": BACK_DATED, "replica_rows_per_part": REPLICA_ROWS, "runs": []}
+    size = n // parts
+    for part in range(parts):
+        step: dict[str, Any] = {"part": part}
+        start = begin + timedelta(seconds=part * size * args.interval)
+        step["land"] = land_step(data_dir, "stable", size, seed=args.seed + part * 7919, onset=None,
+                                 interval=args.interval, prefix=f"bench-stable-{part:02d}", start=start.isoformat(),
+                                 late_share=LATE_SHARE, back_dated=BACK_DATED)
+        if part:  # another replica's file, received before the end of the part the last run built
+            replica_start = start - timedelta(seconds=REPLICA_LAG_SECONDS)
+            land_step(data_dir, "stable", REPLICA_ROWS, seed=args.seed + 10**6 + part, onset=None,
+                      interval=REPLICA_LAG_SECONDS / REPLICA_ROWS, prefix=f"bench-replica-{part:02d}",
+                      start=replica_start.isoformat())
+        step["monitor"] = run_step(data_dir, "monitor")
+        row["runs"].append(step)
+    notified = landed(data_dir, "alert_notifications", "alert_id, check_name, subject, severity, window_kind")
+    ids = [a[0] for a in notified]
+    row["notified"] = alert_counts([a[1:] for a in notified])
+    row["re_notified"] = len(ids) - len(set(ids))
+    row["failover_sets"] = len([e for e in landed(data_dir, "failover_events", "action") if e[0] == "set"])
+    row["alerts_open_at_end"] = alert_counts(query(data_dir, "select check_name, subject, severity from mon_alerts"))
+    row["count_windows"] = query(data_dir, "select count(*) from mon_drift_windows where window_kind = 'count'")[0][0]
+    return row
+
+
+def landed(data_dir: Path, dataset: str, columns: str) -> list[tuple[Any, ...]]:
+    """Rows of a landing dataset (none when nothing was landed)."""
+    import duckdb  # noqa: PLC0415 - only the result readers need it
+
+    files = list((data_dir / "landing" / dataset).glob("*.parquet"))
+    if not files:
+        return []
+    with duckdb.connect() as con:
+        return con.execute(f"select {columns} from read_parquet(?, union_by_name = true)",
+                           [[str(f) for f in files]]).fetchall()
 
 
 def scale(args: argparse.Namespace, base: Path) -> list[dict[str, Any]]:
@@ -295,8 +389,10 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=30_000, help="loan book of the trained deployment")
     parser.add_argument("--scenarios", nargs="+", default=[*DRIFT_SCENARIOS, "stable"])
     parser.add_argument("--requests", type=int, default=20_000, help="requests per drift scenario")
-    parser.add_argument("--stable-requests", type=int, default=1_000_000)
-    parser.add_argument("--onset", type=int, default=2000)
+    parser.add_argument("--stable-requests", type=int, default=1_000_000,
+                        help="stable requests in all (the full size is 1M; a loaded machine may want fewer)")
+    parser.add_argument("--monitor-runs", type=int, default=10, help="stable: parts, each followed by a monitor run")
+    parser.add_argument("--onset", type=int, default=3000, help="first drifted request (3,000: mid count window)")
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--new-rows", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=0.25, help="mean seconds between requests")

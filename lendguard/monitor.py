@@ -6,10 +6,14 @@ One run:
    (they fail on ``mon_alerts`` rows: warn alerts as dbt warnings, critical ones as errors), then
    publish the snapshot;
 2. read ``mon_alerts`` from the published snapshot; an alert is *new* when its ``alert_id`` was
-   never notified (the ``alert_notifications`` landing dataset is the record), so every alert is
-   notified once, not again on the next run;
+   never notified (the ``alert_notifications`` landing dataset is the record) nor acknowledged by a
+   person clearing failover while it was open (the ``failover_events`` clear rows), so every alert
+   is notified once, not again on the next run. An alert's id is its breach (check, subject,
+   model version, window kind, window key: ``monitoring_alert_id``), and count windows are numbered
+   in ingestion order, so late or back-dated rows never give an old breach a new id;
 3. new critical alerts switch the API to failover (``warehouse.failover.set_failover``) unless it
-   is already on; only a person clears it (``lendguard failover clear --by NAME --note TEXT``);
+   is already on; only a person clears it (``lendguard failover clear --by NAME --note TEXT``), and
+   the clear stands: the alerts open then are acknowledged and never set it again;
 4. one notification lists every new alert (same channels as approval requests, ``ml.notify``);
 5. the run is landed in ``monitor_runs`` and each newly notified alert in ``alert_notifications``.
 
@@ -198,6 +202,12 @@ def notified_alert_ids(paths: Paths) -> set[str]:
     return {row[0] for row in _landed(paths, datasets.ALERT_NOTIFICATIONS, "alert_id")}
 
 
+def acknowledged_alert_ids(paths: Paths) -> set[str]:
+    """Alert ids that were open when a person cleared failover (every clear's, so each clear stands)."""
+    rows = _landed(paths, datasets.FAILOVER_EVENTS, "action, alert_ids")
+    return {alert_id for action, ids in rows if action == "clear" and ids for alert_id in json.loads(ids)}
+
+
 def last_run(paths: Paths) -> dict[str, Any] | None:
     """The latest landed monitor run (for ``lendguard status``)."""
     rows = _landed(paths, datasets.MONITOR_RUNS,
@@ -269,8 +279,8 @@ def run_monitor(
         _record_run(paths, report, actor)
         raise MonitorBuildError(report.error)
     report.alerts = read_alerts(paths)
-    notified = notified_alert_ids(paths)
-    report.new_alerts = [a for a in report.alerts if a.alert_id not in notified]
+    handled = notified_alert_ids(paths) | acknowledged_alert_ids(paths)
+    report.new_alerts = [a for a in report.alerts if a.alert_id not in handled]
 
     fallback = str(project_vars().get("monitor_failover_fallback", "manual_review"))
     state = read_failover(paths)

@@ -2,18 +2,24 @@
     Helpers for alert rows (mon_alerts and the marts that feed it, drift included).
 -#}
 
-{#- The alert's identity: md5 of check_name|subject|model_version|window_kind|window_start, and for a
-    count window its index too (`window_index`): count windows of simultaneous requests (a batch, or
-    applications' own timestamps given to the second) can share a start. The same breach keeps its
-    id from build to build, so `lendguard monitor` notifies it once. -#}
-{% macro monitoring_alert_id(check_name, subject, model_version, window_kind, window_start, window_index=none) -%}
+{#- The alert's identity, for every check: md5 of check_name|subject|model_version|window_kind|window_key.
+    The window key (monitoring_window_key) does not move as a window fills: a count window's index,
+    an hour or day window's floor, 0 for the deployment; never a start time (a late row moves an
+    open window's first event, and simultaneous requests can start two count windows at one second).
+    So one breach keeps one id from build to build, and `lendguard monitor` notifies it once. -#}
+{% macro monitoring_alert_id(check_name, subject, model_version, window_kind, window_key) -%}
     md5(
         {{ check_name }} || '|' || {{ subject }} || '|' || coalesce({{ model_version }}, '') || '|'
-        || {{ window_kind }} || '|' || coalesce(cast({{ window_start }} as varchar), '')
-        {%- if window_index is not none %}
-        || case when {{ window_kind }} = 'count' then '#' || cast({{ window_index }} as varchar) else '' end
-        {%- endif %}
+        || {{ window_kind }} || '|' || cast({{ window_key }} as varchar)
     )
+{%- endmacro %}
+
+
+{#- One bigint key per window within (model_version, window_kind), as the drift marts' window_key:
+    epoch seconds of an hour or day window's start, else the window index (count; 0 for deployment). -#}
+{% macro monitoring_window_key(window_kind, window_index, window_start) -%}
+    case when {{ window_kind }} in ('hour', 'day') then {{ drift_epoch_seconds(window_start) }}
+        else cast({{ window_index }} as bigint) end
 {%- endmacro %}
 
 

@@ -9,3 +9,47 @@
     from {{ evaluations }}
     where role = 'candidate' and is_deployed_policy
 {% endmacro %}
+
+
+{#- CTEs `evaluations`, `reference` and `referenced`: the cells of `cells` (a relation of
+    mon_group_windows' shape) with their group's reference from the version's deployed policy
+    (expected_rate and reference_n for the output rate; reference_fpr for label-free fairness). -#}
+{% macro monitoring_referenced_cells(cells) %}
+evaluations as (
+
+    select * from {{ ref('stg_landing__evaluations') }}
+
+),
+
+reference as (
+
+    {{ monitoring_deployed_reference('evaluations') }}
+),
+
+referenced as (
+
+    select
+        cells.*,
+        reference.positive_rate as expected_rate,
+        reference.n as reference_n,
+        reference.fpr as reference_fpr
+
+    from {{ cells }} as cells
+    left join reference
+        on reference.model_version = cells.model_version
+        and reference.group_name = cells.fairness_group
+        and reference.recency = 1
+
+)
+{% endmacro %}
+
+
+{#- A window's FPR gap: max minus min of `fpr` over its groups `in_gap` (null with fewer than two),
+    and how many groups are in it; select items over rows partitioned by window (`per_window`). -#}
+{% macro monitoring_fpr_gap(fpr, gap_name) -%}
+        case when sum(case when in_gap then 1 else 0 end) over per_window >= 2 then
+            max(case when in_gap then {{ fpr }} end) over per_window
+            - min(case when in_gap then {{ fpr }} end) over per_window
+        end as {{ gap_name }},
+        cast(sum(case when in_gap then 1 else 0 end) over per_window as bigint) as groups_in_gap
+{%- endmacro %}

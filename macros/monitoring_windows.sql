@@ -1,12 +1,13 @@
 {#-
-    Window bucketing shared by every monitoring mart, so hourly, daily, count and deployment
-    windows have one definition.
+    Window bucketing shared by the monitoring marts, so hourly, daily and deployment windows have
+    one definition (count windows are numbered once, by mon_requests: macro monitoring_count_numbered).
 
     Kinds:
       hour, day   time windows of event time (charts, reports); start truncated, end = start + 1 unit;
-      count       every var('monitor_count_window') rows of a model version, in event order
-                  (detection: its sensitivity does not depend on traffic volume); start and end are
-                  the first and last event in the window; window_index numbers them from 0;
+                  a row that arrives after its window was reported lands in it (the window changes);
+      count       every var('monitor_count_window') rows of a model version, in ingestion order
+                  (detection: its sensitivity does not depend on traffic volume, and a closed one
+                  never changes); mon_requests numbers them, the marts group by its indexes;
       deployment  everything a model version did; start and end are its first and last event.
     Windows never span model versions: every mart is per model_version.
 -#}
@@ -16,13 +17,14 @@
 {% endmacro %}
 
 
-{#- `relation` (a ref or CTE name with model_version, event_at and request_id) with its window keys
-    added: window_kind, window_floor (time kinds), window_index (count; 0 for deployment) and, for
-    count and deployment windows, window_first / window_last: the window's first and last event over
-    all its rows, so every group of a window reports the same bounds. -#}
-{% macro monitoring_windowed(relation, kind, partition_by='model_version', order_by='event_at, request_id') %}
-    {%- if kind not in monitoring_window_kinds() -%}
-        {{ exceptions.raise_compiler_error("unknown monitoring window kind " ~ kind) }}
+{#- `relation` (a ref or CTE name with model_version and event_at) with its window keys added:
+    window_kind, window_floor (time kinds), window_index (0 for deployment) and, for the deployment,
+    window_first / window_last: its first and last event over all its rows, so every group of it
+    reports the same bounds. -#}
+{% macro monitoring_windowed(relation, kind, partition_by='model_version') %}
+    {%- if kind not in monitoring_window_kinds() or kind == 'count' -%}
+        {{ exceptions.raise_compiler_error("monitoring_windowed: no window kind " ~ kind
+            ~ " (count windows are mon_requests' indexes)") }}
     {%- endif %}
     {%- if kind in ('hour', 'day') %}
     select
@@ -42,12 +44,7 @@
         select
             '{{ kind }}' as window_kind,
             cast(null as timestamp) as window_floor,
-            {%- if kind == 'count' %}
-            cast(floor((row_number() over (partition by {{ partition_by }} order by {{ order_by }}) - 1)
-                / {{ var('monitor_count_window') }}) as bigint) as window_index,
-            {%- else %}
             cast(0 as bigint) as window_index,
-            {%- endif %}
             windowed_source.*
 
         from {{ relation }} as windowed_source
@@ -110,70 +107,48 @@
 
 
 {#-
-    Count-window numbering that survives incremental runs, for mon_requests (the drift and the
-    output count windows, numbered in one sort). Emits CTEs ending in `numbered`: the rows of
-    `new_rows` (a CTE with model_version, request_id, event_at and `columns`) with one index column
-    per entry of `counters` (name -> a condition on those columns): the 0-based window of
-    var('monitor_count_window') rows, among the version's rows meeting the condition, in
-    (event_at, request_id) order; null for the rows that do not meet it.
-    Incremental (`incremental` true, the model holding the counters): a new row may fall before rows
-    already numbered (a late file, an application's own timestamp), so per version every row of
-    {{ this }} from the earliest event of the new rows counted is renumbered with them (they come back in
-    `numbered`, to replace themselves by request_id); the rows before keep their numbers, and each
-    count continues from how many of them it numbered. So the table always equals a full rebuild.
+    Count-window numbering for mon_requests (the drift and the output count windows, numbered in
+    one sort), in INGESTION order, so a closed count window never changes: per model version, the
+    rows a build sees for the first time come after every row of earlier builds, ordered within the
+    build by receipt time (received_at, the server's clock) then request_id. A row's own timestamp
+    (occurred_at, back-dated or late) decides its hour and day windows, never its count window;
+    a file another API replica lands late joins the open count window instead of reshuffling
+    closed ones. A full rebuild orders every row by (received_at, request_id): the same numbers
+    whenever each build's new rows were received after the rows of earlier builds (one replica, or
+    replicas whose files land before the next build); only a replica file landed after a build that
+    had already read later rows numbers differently from a rebuild (README, Monitoring: windows).
+    Emits CTEs ending in `numbered`: the rows of `new_rows` (a CTE with model_version, request_id,
+    received_at, event_at and `columns`) with one index column per entry of `counters` (name -> a
+    condition on those columns): the 0-based window of var('monitor_count_window') rows among the
+    version's rows meeting the condition; null for the rows that do not meet it.
+    Incremental (`incremental` true, the model holding the counters): rows already numbered are left
+    out (they keep their numbers; a re-read row of the lookback is not new), and each count continues
+    from how many rows the version already numbered.
     The running counts are count(case ...), not count(*) filter (...): DuckDB 1.5 evaluates a
     filtered running window aggregate frame by frame (151 s for 1M rows, against 0.24 s).
 -#}
 {% macro monitoring_count_numbered(new_rows, columns, incremental, counters) %}
     {%- set keys = ['model_version', 'request_id', 'event_at'] + columns %}
     {%- if incremental %}
-restart as (
+unseen as (
 
-    {#- From the earliest new row that is counted at all: one that meets no condition (a refused
-        request sent with an old timestamp, say) shifts no window, so it re-opens none. -#}
-    select model_version, min(event_at) as from_event_at
-    from {{ new_rows }}
-    where {% for condition in counters.values() %}coalesce({{ condition }}, false){{ " or " if not loop.last }}{% endfor %}
-    group by model_version
-
-),
-
-carried as (
-
-    {#- Rows already numbered at or after the restart point: renumbered with the new ones. -#}
-    select {% for column in keys %}existing.{{ column }}{{ ", " if not loop.last }}{% endfor %}
-    from {{ this }} as existing
-    inner join restart on restart.model_version = existing.model_version
-    where existing.event_at >= restart.from_event_at
-        and not exists (select 1 from {{ new_rows }} as new_row where new_row.request_id = existing.request_id)
+    select {% for column in keys %}new_row.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+    from {{ new_rows }} as new_row
+    where not exists (select 1 from {{ this }} as existing where existing.request_id = new_row.request_id)
 
 ),
 
 offsets as (
 
+    {#- How many rows of each version every count already numbered: the new ones continue from there. #}
     select
         existing.model_version,
         {%- for name in counters %}
         count(existing.{{ name }}) as {{ name }}_before{{ "," if not loop.last }}
         {%- endfor %}
     from {{ this }} as existing
-    inner join restart on restart.model_version = existing.model_version
-    where existing.event_at < restart.from_event_at
+    where existing.model_version in (select model_version from unseen)
     group by existing.model_version
-
-),
-
-renumbered as (
-
-    select {{ keys | join(', ') }} from {{ new_rows }}
-    union all
-    select * from carried
-
-),
-    {%- else %}
-renumbered as (
-
-    select {{ keys | join(', ') }} from {{ new_rows }}
 
 ),
     {%- endif %}
@@ -181,11 +156,12 @@ renumbered as (
 counted as (
 
     select
-        renumbered.*,
+        {% for column in keys %}{{ column }},
+        {% endfor -%}
         {%- for name, condition in counters.items() %}
         coalesce({{ condition }}, false) as is_{{ name }}{{ "," if not loop.last }}
         {%- endfor %}
-    from renumbered
+    from {{ 'unseen' if incremental else new_rows }}
 
 ),
 
@@ -197,7 +173,7 @@ numbered as (
         {%- for name in counters %}
         case when counted.is_{{ name }} then cast(floor((
             {%- if incremental %}coalesce(offsets.{{ name }}_before, 0) + {% endif -%}
-            count(case when counted.is_{{ name }} then 1 end) over version_order - 1)
+            count(case when counted.is_{{ name }} then 1 end) over ingestion_order - 1)
             / {{ var('monitor_count_window') }}) as bigint) end as {{ name }}{{ "," if not loop.last }}
         {%- endfor %}
 
@@ -205,8 +181,8 @@ numbered as (
     {%- if incremental %}
     left join offsets on offsets.model_version = counted.model_version
     {%- endif %}
-    window version_order as (
-        partition by counted.model_version order by counted.event_at, counted.request_id
+    window ingestion_order as (
+        partition by counted.model_version order by counted.received_at, counted.request_id
         rows between unbounded preceding and current row
     )
 
@@ -220,7 +196,7 @@ numbered as (
     replace their old rows (the key never matches them), and a full rebuild of these marts is cheap
     (a run that does not select them leaves them dropped until the next monitoring build). -#}
 {% macro monitoring_drop_outdated_marts() %}
-    {%- set outdated = {'mon_group_windows': ['window_key', 'batch_at']} -%}
+    {%- set outdated = {'mon_group_windows': ['window_key', 'batch_at', 'first_reported_at']} -%}
     {%- set dropped = [] -%}
     {%- if execute -%}
     {%- for name, columns in outdated.items() -%}
@@ -238,3 +214,20 @@ numbered as (
     {#- The hook's SQL: commit the drops now (the models run on other connections). -#}
     {%- if dropped %}commit{% else %}select 1{% endif -%}
 {% endmacro %}
+
+
+{#- The test level of one window (alpha-spending, fixed by the window's index alone, so a window's
+    verdicts never change as later windows arrive). Count window k of a version spends
+        alpha * ((k + 1)^-s - (k + 2)^-s),      s = var('monitor_alpha_spending_exponent'),
+    a telescoping sum: the first K windows spend alpha * (1 - (K + 1)^-s) < alpha together, so the
+    family-wise false-alarm rate over every count window of a version stays below alpha, however
+    long it runs (the price: window k's level falls like alpha * s / k^(1+s)). Hour, day and
+    deployment windows each get alpha (the deployment is one window that grows; hour and day rows
+    are for charts). -#}
+{% macro monitoring_window_alpha(alpha, window_kind, window_index) -%}
+    case when {{ window_kind }} = 'count' then
+        cast({{ alpha }} as double) * (
+            power(cast({{ window_index }} as double) + 1, -{{ var('monitor_alpha_spending_exponent') }})
+            - power(cast({{ window_index }} as double) + 2, -{{ var('monitor_alpha_spending_exponent') }}))
+    else cast({{ alpha }} as double) end
+{%- endmacro %}

@@ -152,7 +152,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("reason", pa.string()),
         ("actor", pa.string()),               # a person, or "lendguard monitor"
         ("note", pa.string()),
-        ("alert_ids", pa.string()),           # JSON list of mon_alerts ids that caused a set
+        ("alert_ids", pa.string()),           # JSON list of mon_alerts ids: that caused a set / a clear acknowledged
         ("occurred_at", pa.timestamp("us")),
     ]),
     OUTCOMES: pa.schema([                     # `lendguard outcomes FILE` (or --simulate)

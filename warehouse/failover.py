@@ -4,7 +4,9 @@ While it is set, the API applies a fallback instead of the model's decision (``m
 every application goes to a person; ``previous_champion``: the version that was champion before)
 and says so in every response and log row. Setting it is automatic (a critical alert) or manual
 (``POST /v1/admin/failover``); clearing it is always a person's decision (``lendguard failover
-clear --by --note`` or ``DELETE /v1/admin/failover``).
+clear --by --note`` or ``DELETE /v1/admin/failover``), and it stands: the clear acknowledges every
+alert open at that moment (``mon_alerts`` in the published snapshot, and the alerts that set the
+flag), and monitoring sets the flag again only for a critical alert that was not among them.
 
 The flag lives in ``<data>/state/failover.json`` and is replaced atomically (temporary name,
 fsync, rename), so a reader sees the old state or the new one, never half of either. Every change
@@ -22,10 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import duckdb
+
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.landing import TMP_SUFFIX, fsync_dir
 from warehouse.paths import Paths
+from warehouse.publish import connect_snapshot
 
 Fallback = Literal["manual_review", "previous_champion"]
 FALLBACKS: tuple[Fallback, ...] = ("manual_review", "previous_champion")
@@ -51,6 +56,8 @@ class FailoverState:
     cleared_by: str | None = None
     cleared_at: str | None = None
     clear_note: str | None = None
+    acknowledged_alert_ids: list[str] = field(default_factory=list)
+    """The alerts open when it was last cleared: a person has seen them, monitoring does not act on them again."""
 
 
 def flag_path(paths: Paths) -> Path:
@@ -93,14 +100,26 @@ def clear_failover(paths: Paths, *, by: str, note: str) -> FailoverState:
     if not by.strip() or not note.strip():
         raise FailoverError("clearing failover is a person's decision: give --by NAME and --note TEXT")
     current = read_failover(paths)
+    acknowledged = sorted(set(current.alert_ids) | set(open_alert_ids(paths)))
     state = FailoverState(
         active=False, fallback=current.fallback, reason=current.reason, set_by=current.set_by,
         set_at=current.set_at, alert_ids=current.alert_ids,
-        cleared_by=by, cleared_at=_now().isoformat(), clear_note=note,
+        cleared_by=by, cleared_at=_now().isoformat(), clear_note=note, acknowledged_alert_ids=acknowledged,
     )
     _write(paths, state)
-    _land(paths, "clear", fallback=None, reason=current.reason, actor=by, note=note, alert_ids=[])
+    _land(paths, "clear", fallback=None, reason=current.reason, actor=by, note=note, alert_ids=acknowledged)
     return state
+
+
+def open_alert_ids(paths: Paths) -> list[str]:
+    """The alerts open in the published snapshot (``mon_alerts``); none before monitoring was first built."""
+    if not paths.snapshot.exists():
+        return []
+    with connect_snapshot(paths) as con:
+        try:
+            return [row[0] for row in con.execute("select alert_id from mon_alerts").fetchall()]
+        except duckdb.CatalogException:  # a snapshot built without the monitoring marts
+            return []
 
 
 def _now() -> datetime:

@@ -125,6 +125,8 @@ class _Conditions:
     utilisation_add: float = 0.0
     reported_income_factor: float = 1.0
     """A data bug: the income *sent* is multiplied by this; the outcome follows the true income."""
+    reported_score_shift: tuple[str, float] | None = None
+    """A data bug for one group: its credit score *sent* moves by this many points; outcomes follow the true one."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ _SCENARIO_CONDITIONS: Mapping[str, _Conditions] = {
     ),
     "group_mix": _Conditions(group_shares=_reshare(GROUP_SHARES, GROUPS, {"Hispanic": 2.0, "Black": 2.0})),
     "income_in_thousands": _Conditions(reported_income_factor=0.001),
+    "group_score_shift": _Conditions(reported_score_shift=("Hispanic", -60.0)),
 }
 """How each scenario's traffic is generated from its onset on (``SCENARIOS`` says it in words)."""
 
@@ -190,6 +193,13 @@ SCENARIOS: Mapping[str, Scenario] = {
             description="A data bug upstream: annual income is sent in thousands.",
             onset=DEFAULT_ONSET,
             changes="annual_income as sent is divided by 1000; applicants and outcomes are unchanged",
+        ),
+        Scenario(
+            name="group_score_shift",
+            description="A bureau bug for one group: the model scores Hispanic applicants as riskier than they are.",
+            onset=DEFAULT_ONSET,
+            changes="credit_score as sent is 60 points lower for Hispanic applicants (clipped to 300-850); "
+            "applicants and outcomes are unchanged, so that group's false-positive rate rises",
         ),
     )
 }
@@ -272,8 +282,8 @@ def default_probability(table: pa.Table) -> np.ndarray:
     """The simulator's true probability of default for each row, computed from its feature columns.
 
     Outcomes are drawn from exactly this probability, so it is the ideal score (a model can only
-    approach it). Rows whose features were sent wrong (``income_in_thousands`` after its onset) get
-    the probability of what was sent, not of the applicant.
+    approach it). Rows whose features were sent wrong (``income_in_thousands``, ``group_score_shift``
+    after their onset) get the probability of what was sent, not of the applicant.
     """
     missing = [c for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES) if c not in table.column_names]
     if missing:
@@ -388,6 +398,10 @@ def _applicants(u: np.ndarray, z: np.ndarray, cond: _Conditions) -> dict[str, np
     # The group is not an input; it acts only through the features drawn above.
     cols["defaulted"] = u[:, _U_OUTCOME] < _sigmoid(_log_odds(cols))
     cols["annual_income"] = np.round(true_income * cond.reported_income_factor, 2)
+    if cond.reported_score_shift is not None:
+        shifted_group, points = cond.reported_score_shift
+        shifted = group == GROUPS.index(shifted_group)
+        cols["credit_score"] = np.where(shifted, np.clip(score + points, 300, 850), score).astype(np.int64)
     cols["_u_date"] = u[:, _U_DATE]
     return cols
 

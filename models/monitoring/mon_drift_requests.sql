@@ -4,7 +4,7 @@
     drift reference (stg_landing__reference_inputs), with their window keys and their inputs
     normalised like the reference's (categorical: trimmed, missing -> var('missing_category')).
     A view over mon_requests, which numbers their count windows (drift_count_index, per version in
-    event order (event_at, request_id), every var('monitor_count_window') of them) in the same
+    ingestion order, every var('monitor_count_window') of them) in the same
     sort as the output's: copying ten million requests into a second table cost more than
     filtering them again in each drift mart. batch_at stamps the rows the last run (re)numbered:
     the drift marts downstream recompute only the windows holding such rows (macros/drift.sql).

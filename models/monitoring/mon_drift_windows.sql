@@ -2,6 +2,9 @@
     Every drift window of every model version with a reference: its kind, bounds and size. Hour and
     day windows span their whole unit; count and deployment windows span their first to last event.
     The drift marts take window_start / window_end from here, so all of them agree.
+    first_reported_at / last_changed_at: the first build that held a row of the window, and the last
+    that added one (mon_requests.batch_at: a row is stamped by the build that first saw it). A closed
+    count window's last_changed_at stays; an hour or day window changes when a late row lands in it.
 -#}
 
 with requests as (
@@ -20,7 +23,9 @@ grouped as (
         count_index,
         min(event_at) as first_event_at,
         max(event_at) as last_event_at,
-        cast(count(*) as bigint) as n_requests
+        cast(count(*) as bigint) as n_requests,
+        min(batch_at) as first_reported_at,
+        max(batch_at) as last_changed_at
 
     from requests
     group by {{ drift_grouping_sets(['model_version']) }}
@@ -47,7 +52,9 @@ bounded as (
             when 'day' then {{ dbt.dateadd('day', 1, 'day_floor') }}
             else last_event_at
         end as window_end,
-        n_requests
+        n_requests,
+        first_reported_at,
+        last_changed_at
 
     from grouped
 

@@ -6,7 +6,14 @@
     estimated FPR = expected false positives / expected negatives. The window's gap is max - min of
     the estimated FPR over groups with at least var('estimated_fpr_min_expected_negatives') expected
     negatives.
+    A count window is judged over a sliding union: itself and the count windows before it,
+    var('estimated_fpr_count_windows') in all (fewer for the first ones). One count window (2,000
+    requests) holds enough expected negatives for the largest group only, so the gap could never be
+    judged on it; the union holds them for every group with a few percent of traffic, and is
+    made of closed windows once window k closes, so its verdict never changes after that.
+    windows_in_union says how many count windows a row adds up; window_start is the union's start.
 -#}
+{%- set union_windows = var('estimated_fpr_count_windows') -%}
 
 with cells as (
 
@@ -14,39 +21,87 @@ with cells as (
 
 ),
 
-evaluations as (
+count_windows as (
 
-    select * from {{ ref('stg_landing__evaluations') }}
+    select
+        model_version,
+        window_index,
+        min(window_start) as window_start,
+        max(window_end) as window_end
+
+    from cells
+    where window_kind = 'count'
+    group by model_version, window_index
 
 ),
 
-reference as (
+count_unions as (
 
-    {{ monitoring_deployed_reference('evaluations') }}
+    {#- Count window k with the groups of windows k - K + 1 .. k. #}
+    select
+        target.model_version,
+        'count' as window_kind,
+        target.window_index,
+        min(min(cells.window_start)) over (partition by target.model_version, target.window_index) as window_start,
+        target.window_end,
+        cells.fairness_group,
+        cast(sum(cells.n) as bigint) as n,
+        cast(sum(cells.positives) as bigint) as positives,
+        sum(cells.expected_negatives) as expected_negatives,
+        sum(cells.expected_false_positives) as expected_false_positives,
+        cast(least(target.window_index + 1, {{ union_windows }}) as bigint) as windows_in_union
+
+    from count_windows as target
+    inner join cells
+        on cells.model_version = target.model_version
+        and cells.window_kind = 'count'
+        and cells.window_index between target.window_index - {{ union_windows - 1 }} and target.window_index
+    group by target.model_version, target.window_index, target.window_end, cells.fairness_group
+
 ),
+
+judged_cells as (
+
+    select
+        model_version, window_kind, window_index, window_start, window_end, fairness_group,
+        n, positives, expected_negatives, expected_false_positives,
+        cast(1 as bigint) as windows_in_union
+
+    from cells
+    where window_kind <> 'count'
+
+    union all
+
+    select
+        model_version, window_kind, window_index, window_start, window_end, fairness_group,
+        n, positives, expected_negatives, expected_false_positives,
+        windows_in_union
+
+    from count_unions
+
+),
+
+{{ monitoring_referenced_cells('judged_cells') }},
 
 estimated as (
 
     select
-        cells.model_version,
-        cells.window_kind,
-        cells.window_index,
-        cells.window_start,
-        cells.window_end,
-        cells.fairness_group,
-        cells.n,
-        cells.positives,
-        cells.expected_negatives,
-        cells.expected_false_positives,
-        cells.expected_false_positives / nullif(cells.expected_negatives, 0) as estimated_fpr,
-        reference.fpr as reference_fpr,
-        cells.expected_negatives >= {{ var('estimated_fpr_min_expected_negatives') }} as in_gap
+        model_version,
+        window_kind,
+        window_index,
+        window_start,
+        window_end,
+        fairness_group,
+        n,
+        positives,
+        expected_negatives,
+        expected_false_positives,
+        expected_false_positives / nullif(expected_negatives, 0) as estimated_fpr,
+        reference_fpr,
+        expected_negatives >= {{ var('estimated_fpr_min_expected_negatives') }} as in_gap,
+        windows_in_union
 
-    from cells
-    left join reference
-        on reference.model_version = cells.model_version
-        and reference.group_name = cells.fairness_group
-        and reference.recency = 1
+    from referenced
 
 ),
 
@@ -54,11 +109,7 @@ gaps as (
 
     select
         *,
-        case when sum(case when in_gap then 1 else 0 end) over per_window >= 2 then
-            max(case when in_gap then estimated_fpr end) over per_window
-            - min(case when in_gap then estimated_fpr end) over per_window
-        end as estimated_fpr_gap,
-        cast(sum(case when in_gap then 1 else 0 end) over per_window as bigint) as groups_in_gap
+        {{ monitoring_fpr_gap('estimated_fpr', 'estimated_fpr_gap') }}
 
     from estimated
     window per_window as (partition by model_version, window_kind, window_start, window_index)

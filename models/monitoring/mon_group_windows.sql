@@ -11,6 +11,8 @@
     share the same windows. Count windows are mon_scored_requests.count_index; the deployment adds
     up its count windows (they partition its requests), so a full build and an incremental run sum
     the same partial aggregates. Every measure is a count or a sum, so partial aggregates add up.
+    first_reported_at / last_changed_at: the first build that held a request of the window (of the
+    group) and the last that added one (mon_requests.batch_at); a closed count window's never moves.
     Incremental: only the windows holding requests mon_requests (re)wrote since the last run
     (batch_at), or whose outcome landed since (outcome_landed_at, less the lookback), are
     recomputed, and replaced whole (delete+insert on the window), like the drift marts.
@@ -73,6 +75,8 @@ touched as (
         {{ dbt.dateadd(kind, 1, kind ~ '_floor') }} as window_end,
         {%- endif %}
         fairness_group,
+        min(batch_at) as first_reported_at,
+        max(batch_at) as last_changed_at,
         {%- for name, expression, type in measures %}
         cast({{ expression }} as {{ type }}) as {{ name }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -93,7 +97,7 @@ count_windows_of_touched_versions as (
     {%- if since %}
     union all
     {# The count windows built before and not recomputed now, of the versions touched. #}
-    select {% for column in ['model_version', 'window_kind', 'window_key', 'window_index', 'window_start', 'window_end', 'fairness_group'] %}built.{{ column }}, {% endfor %}
+    select {% for column in ['model_version', 'window_kind', 'window_key', 'window_index', 'window_start', 'window_end', 'fairness_group', 'first_reported_at', 'last_changed_at'] %}built.{{ column }}, {% endfor %}
         {%- for name, expression, type in measures %}
         built.{{ name }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -119,6 +123,8 @@ deployment_windows as (
         min(min(window_start)) over (partition by model_version) as window_start,
         max(max(window_end)) over (partition by model_version) as window_end,
         fairness_group,
+        min(first_reported_at) as first_reported_at,
+        max(last_changed_at) as last_changed_at,
         {%- for name, expression, type in measures %}
         cast(sum({{ name }}) as {{ type }}) as {{ name }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -142,6 +148,8 @@ windows as (
         {{ name }},
         {%- endfor %}
         window_key,
+        first_reported_at,
+        last_changed_at,
         {{ drift_batch_stamp() }} as batch_at
     from {{ kind }}_windows
     {% if not loop.last %}union all{% endif %}

@@ -10,11 +10,14 @@
     in [binom.ppf(a/2, n, p_low), binom.ppf(1 - a/2, n, p_high)]. A window breaches when its count
     lies outside. Without this widening a large window (a whole deployment) compares a precise rate
     with a noisy one and flags the reference's noise (seen: 3 criticals on 1M stable requests).
-    The test is conservative (the union of two intervals). Correction for testing
-    many groups and windows: Bonferroni, a = var('output_rate_alpha') / m, where m is the number of
-    (window, group) cells tested for that model version and window kind. A cell is tested when the
-    group has at least var('output_rate_min_n') requests in the window and its reference rate comes
-    from at least var('output_rate_min_reference_n') test-split rows.
+    The test is conservative (the union of two intervals). Correction for testing many groups and
+    windows, fixed when the window closes (later windows never change an earlier verdict): each
+    window gets its level window_alpha (macro monitoring_window_alpha: alpha-spending over a
+    version's count windows, so the family-wise error over all of them stays below
+    var('output_rate_alpha'); every other window is a family of its own at that alpha), and within
+    the window Bonferroni over the groups tested in it: a = window_alpha / m. A cell is tested when
+    the group has at least var('output_rate_min_n') requests in the window and its reference rate
+    comes from at least var('output_rate_min_reference_n') test-split rows.
 -#}
 
 with cells as (
@@ -23,43 +26,30 @@ with cells as (
 
 ),
 
-evaluations as (
-
-    select * from {{ ref('stg_landing__evaluations') }}
-
-),
-
-reference as (
-
-    {{ monitoring_deployed_reference('evaluations') }}
-),
+{{ monitoring_referenced_cells('cells') }},
 
 joined as (
 
     select
-        cells.model_version,
-        cells.window_kind,
-        cells.window_index,
-        cells.window_start,
-        cells.window_end,
-        cells.fairness_group,
-        cells.n,
-        cells.positives,
-        cast(cells.positives as double) / cells.n as rate,
-        reference.positive_rate as expected_rate,
-        reference.n as reference_n,
+        model_version,
+        window_kind,
+        window_index,
+        window_start,
+        window_end,
+        fairness_group,
+        n,
+        positives,
+        cast(positives as double) / n as rate,
+        expected_rate,
+        reference_n,
         coalesce(
-            reference.positive_rate is not null
-            and reference.n >= {{ var('output_rate_min_reference_n') }}
-            and cells.n >= {{ var('output_rate_min_n') }},
+            expected_rate is not null
+            and reference_n >= {{ var('output_rate_min_reference_n') }}
+            and n >= {{ var('output_rate_min_n') }},
             false
         ) as tested
 
-    from cells
-    left join reference
-        on reference.model_version = cells.model_version
-        and reference.group_name = cells.fairness_group
-        and reference.recency = 1
+    from referenced
 
 ),
 
@@ -67,7 +57,10 @@ corrected as (
 
     select
         *,
-        cast(sum(case when tested then 1 else 0 end) over (partition by model_version, window_kind) as bigint) as tests_in_family
+        {{ monitoring_window_alpha(var('output_rate_alpha'), 'window_kind', 'window_index') }} as window_alpha,
+        cast(sum(case when tested then 1 else 0 end) over (
+            partition by model_version, window_kind, window_start, window_index
+        ) as bigint) as tests_in_family
 
     from joined
 
@@ -77,7 +70,7 @@ reference_intervals as (
 
     select
         *,
-        case when tested then {{ var('output_rate_alpha') }} / nullif(tests_in_family, 0) end as alpha_per_test,
+        case when tested then window_alpha / nullif(tests_in_family, 0) end as alpha_per_test,
         cast(round(expected_rate * reference_n) as bigint) as reference_positives
 
     from corrected
@@ -132,6 +125,7 @@ final as (
         expected_rate_low,
         expected_rate_high,
         tested,
+        window_alpha,
         tests_in_family,
         alpha_per_test,
         cast(positives_low as bigint) as positives_low,

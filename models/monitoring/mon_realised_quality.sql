@@ -46,11 +46,7 @@ gaps as (
 
     select
         *,
-        case when sum(case when in_gap then 1 else 0 end) over per_window >= 2 then
-            max(case when in_gap then realised_fpr end) over per_window
-            - min(case when in_gap then realised_fpr end) over per_window
-        end as realised_fpr_gap,
-        cast(sum(case when in_gap then 1 else 0 end) over per_window as bigint) as groups_in_gap
+        {{ monitoring_fpr_gap('realised_fpr', 'realised_fpr_gap') }}
 
     from rated
     window per_window as (partition by model_version, window_kind, window_start, window_index)

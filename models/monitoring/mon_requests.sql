@@ -10,13 +10,15 @@
     (accepted, status 200, of a version with a drift reference) and scored_count_index over the
     model's own decisions (answered in normal mode with a probability). Copied once from the landing
     zone and then appended to: a run reads only the log rows received since the last one (minus
-    var('monitor_incremental_lookback_minutes'), for files another API replica landed late; rows
-    seen twice replace themselves by request_id), and renumbers each version's rows from the new
-    rows' earliest event on (macro monitoring_count_numbered), so it always equals a full rebuild.
-    The only monitoring model that reads the log, and the only one that sorts every request: the
-    staging view's de-duplication runs once per build, and both numberings share one sort
-    (mon_drift_requests and mon_scored_requests are views over this table; batch_at stamps the rows
-    each run (re)wrote, for the incremental marts). `dbt build --full-refresh` rebuilds it.
+    var('monitor_incremental_lookback_minutes'), for files another API replica landed late), keeps
+    the ones it has not seen (by request_id) and numbers them after every row it already holds, in
+    ingestion order (macro monitoring_count_numbered): a row, once numbered, is never rewritten, so
+    a closed count window never changes, whatever arrives later. batch_at is the build that first
+    saw the row (what the incremental marts recompute from, and the windows' first_reported_at /
+    last_changed_at). The only monitoring model that reads the log, and the only one that sorts
+    every request: the staging view's de-duplication runs once per build, and both numberings share
+    one sort (mon_drift_requests and mon_scored_requests are views over this table).
+    `dbt build --full-refresh` rebuilds it in receipt order.
 -#}
 
 {%- set lb = var('loan_book') -%}

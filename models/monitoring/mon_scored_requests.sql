@@ -3,7 +3,7 @@
     The model's own decisions, one row per scored request (answered with a decision, in normal
     mode; failover answers are the fallback's, not the model's), with its outcome once one has
     landed (the latest landing wins) and its count window (every var('monitor_count_window') scored
-    requests of a version, in event order: mon_requests.scored_count_index). The input of
+    requests of a version, in ingestion order: mon_requests.scored_count_index). The input of
     mon_group_windows. A view over mon_requests, which numbers the count windows incrementally in
     the same sort as the drift's: a second 10M-row copy of the requests cost more than reading them
     again. batch_at is when mon_requests last (re)wrote the row, outcome_landed_at when its outcome

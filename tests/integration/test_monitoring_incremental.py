@@ -1,11 +1,15 @@
-"""Incremental monitoring builds (issue #6, item 7) equal a full rebuild, row for row.
+"""Incremental monitoring builds (issue #6, item 7) equal a full rebuild, row for row, and a closed
+count window never changes (issue #14, item 1).
 
 A copy of the trained deployment gets a first batch of logged predictions (some with outcomes) and
-a monitoring build; then a second batch lands (later requests, a drift, and late-arriving rows whose
-event time falls inside windows already built, which shifts every later count window), with
+a monitoring build; then a second batch lands (later requests, a drift, late-arriving rows whose
+event time falls inside windows already built, and one request back-dated by a year), with
 outcomes for old requests (new ones, and changed ones: the latest landed wins), and the incremental
-build runs. Every monitoring mart is read, the same selection is rebuilt with ``--full-refresh``, and each
-mart must hold the same rows (floating-point columns to 1e-12 relative: sums may add in another order).
+build runs. The count windows closed before it must be unchanged (their rows, statistics and
+verdicts), every monitoring mart is read, the same selection is rebuilt with ``--full-refresh``, and
+each mart must hold the same rows (floating-point columns to 1e-12 relative: sums may add in another
+order). Last, another replica's file lands late (received before rows already built): it joins
+the open count window, and again no closed window changes.
 """
 
 from __future__ import annotations
@@ -29,8 +33,18 @@ from warehouse.simulator import simulate_traffic
 pytestmark = pytest.mark.slow
 
 MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
-BOOKKEEPING = ("batch_at",)
-"""Columns that say when a row was computed, not what it holds: they differ by construction."""
+BOOKKEEPING = ("batch_at", "first_reported_at", "last_changed_at", "last_seen_at")
+"""Columns that say when a row was computed or seen, not what it holds: they differ by construction."""
+COUNT_WINDOW_MARTS = {
+    # mart: the columns that name one count window's row in it
+    "mon_drift_windows": ["model_version", "window_key"],
+    "mon_drift_numeric": ["model_version", "window_key", "feature"],
+    "mon_drift_categorical": ["model_version", "window_key", "feature"],
+    "mon_positive_rates": ["model_version", "window_index", "fairness_group"],
+    "mon_fairness_estimated": ["model_version", "window_index", "fairness_group"],
+}
+"""The label-free marts with count windows: what a closed one holds must never change (outcomes
+landing later change the realised marts, which is new information, not a rewrite)."""
 START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
 
@@ -112,6 +126,40 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return ordered.reset_index(drop=True)
 
 
+def _closed_count_windows(marts: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The rows of every count window that holds all its requests (drift and output numberings)."""
+    drift = marts["mon_drift_windows"].query("window_kind == 'count'")
+    size = drift["n_requests"].max()
+    closed_drift = set(drift.loc[drift["n_requests"] == size, "window_key"])
+    scored = marts["mon_positive_rates"].query("window_kind == 'count'")
+    per_window = scored.groupby("window_index")["n"].sum()
+    closed_scored = set(per_window[per_window == per_window.max()].index)
+    out = {}
+    for name, keys in COUNT_WINDOW_MARTS.items():
+        frame = marts[name].query("window_kind == 'count'")
+        key, closed = ("window_key", closed_drift) if "window_key" in keys else ("window_index", closed_scored)
+        rows = frame[frame[key].isin(closed)].drop(columns=[c for c in ("batch_at",) if c in frame.columns])
+        out[name] = rows.sort_values(keys).reset_index(drop=True)
+    return out
+
+
+def _assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataFrame]) -> None:
+    """Every closed count window of ``before`` is in ``after`` exactly as it was."""
+    assert before["mon_drift_windows"].shape[0] >= 2, "the test needs closed windows"
+    for name, rows in before.items():
+        keys = COUNT_WINDOW_MARTS[name]
+        later = after[name].query("window_kind == 'count'").merge(rows[keys], on=keys)[rows.columns]
+        pd.testing.assert_frame_equal(later.sort_values(keys).reset_index(drop=True), rows, obj=name)
+
+
+def _assert_late_rows_land_in_reported_hours(marts: dict[str, pd.DataFrame], first_stamp: object) -> None:
+    """Late rows landed in hour windows the first build reported: those say when they changed."""
+    windows = marts["mon_drift_windows"].query("window_kind == 'hour'")
+    revisited = windows[windows["first_reported_at"] == first_stamp]
+    assert (revisited["last_changed_at"] > first_stamp).sum() > 0
+    assert (windows["last_changed_at"] >= windows["first_reported_at"]).all()
+
+
 def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, trained_deployment: Paths) -> None:
     from ml import registry
 
@@ -124,14 +172,18 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     assert build(paths, select=MONITOR_SELECT).ok
     with connect_snapshot(paths) as con:
         first_stamp = con.execute("select max(batch_at) from mon_requests").fetchone()[0]
+    closed_first = _closed_count_windows(_marts(paths))
 
     # Later traffic that drifts, and late rows: received now, but their events are early in the
-    # first batch's span (so count windows already built are renumbered from there on).
+    # first batch's span (they land in the hour and day windows already reported, not in closed
+    # count windows), and one request back-dated by a year.
     later = simulate_traffic("economic_shock", 3_000, seed=22, onset=1_000,
                              start=START + timedelta(days=1, hours=4), mean_interval_seconds=20)
     late = simulate_traffic("stable", 700, seed=23, start=START + timedelta(hours=6), mean_interval_seconds=20)
     _land(paths, version, later, "later", received=START + timedelta(days=3))
     _land(paths, version, late, "late", received=START + timedelta(days=3, hours=1))
+    back_dated = simulate_traffic("stable", 1, seed=25, start=START - timedelta(days=365))
+    _land(paths, version, back_dated, "backdated", received=START + timedelta(days=3, hours=1, minutes=30))
     # Refused requests sent with the first batch's earliest timestamps: counted in no window, so they
     # must not re-open (renumber and rewrite) the windows from there on.
     refused = simulate_traffic("stable", 5, seed=24, start=START, mean_interval_seconds=20)
@@ -141,6 +193,8 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     incremental = build(paths, select=MONITOR_SELECT)
     assert incremental.ok, incremental.run.output
     after_increment = _marts(paths)
+    _assert_unchanged(closed_first, after_increment)
+    _assert_late_rows_land_in_reported_hours(after_increment, first_stamp)
 
     assert build(paths, select=MONITOR_SELECT, full_refresh=True).ok
     rebuilt = _marts(paths)
@@ -148,14 +202,11 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     assert set(after_increment) == set(rebuilt)
     assert {"mon_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "mon_requests",
             "mon_scored_requests", "mon_group_windows"} <= set(rebuilt)
-    assert len(rebuilt["mon_requests"]) == 8_705
-    # Only the rows from the earliest counted new row (the late batch) on were renumbered and
-    # rewritten; the refused rows before it re-opened nothing.
-    requests = after_increment["mon_requests"]
-    before_late = requests[(requests["event_at"] < START.replace(tzinfo=None) + timedelta(hours=6))
-                           & (requests["status_code"] == 200)]
-    assert len(before_late) > 500
-    assert (before_late["batch_at"] == first_stamp).all()
+    assert len(rebuilt["mon_requests"]) == 8_706
+    # No row the first build numbered was rewritten: late and back-dated rows came after them.
+    requests = after_increment["mon_requests"].set_index("request_id")
+    assert (requests.loc[requests.index.str.startswith("first-"), "batch_at"] == first_stamp).all()
+    assert requests.loc["backdated-000000", "drift_count_index"] == requests["drift_count_index"].max()
     assert (rebuilt["mon_drift_numeric"]["window_kind"] == "count").sum() > 0
     outcomes = rebuilt["mon_scored_requests"].set_index("request_id")["defaulted"]
     assert outcomes.notna().sum() == 400
@@ -174,3 +225,18 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
         except AssertionError as exc:
             differences[name] = str(exc)[:2000]
     assert not differences, differences
+    _a_late_replica_file_joins_the_open_window(paths, version, rebuilt)
+
+
+def _a_late_replica_file_joins_the_open_window(paths: Paths, version: str, built: dict[str, pd.DataFrame]) -> None:
+    """Another replica's file, landed after the build that read rows received later than it: it joins
+    the open count window; a rebuild from scratch would put it among them (README: Monitoring)."""
+    closed_now = _closed_count_windows(built)
+    open_window = built["mon_requests"]["drift_count_index"].max()
+    replica = simulate_traffic("stable", 300, seed=26, start=START + timedelta(days=1, hours=5))
+    _land(paths, version, replica, "replica", received=START + timedelta(days=3, hours=1, minutes=5))
+    assert build(paths, select=MONITOR_SELECT).ok
+    after_replica = _marts(paths)
+    _assert_unchanged(closed_now, after_replica)
+    requests = after_replica["mon_requests"]
+    assert (requests.loc[requests["request_id"].str.startswith("replica-"), "drift_count_index"] >= open_window).all()

@@ -1,4 +1,5 @@
-"""The monitor's pure parts: durations for `--every`, and the alert message people receive."""
+"""The monitor's parts without a build: durations for `--every`, the alert message people receive, and
+what a person's failover clear acknowledges."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import signal
 import threading
 from datetime import datetime
 
+import duckdb
 import pytest
 
 from lendguard import cli, monitor
-from lendguard.monitor import Alert, MonitorReport, alert_notification, parse_duration
+from lendguard.monitor import Alert, MonitorReport, acknowledged_alert_ids, alert_notification, parse_duration
 from warehouse.dbt import DbtError
+from warehouse.failover import clear_failover, read_failover, set_failover
+from warehouse.paths import Paths
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("15m", 900), ("1h", 3600), ("1h30m", 5400), ("90s", 90), ("45", 45),
@@ -87,3 +91,17 @@ def test_sigterm_stops_the_schedule_cleanly(monkeypatch: pytest.MonkeyPatch) -> 
     assert cli.main(["monitor", "--every", "1h"]) == 0
     assert calls == [1]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_clear_acknowledges_every_alert_open_then(paths: Paths) -> None:
+    """A person's clear stands: it records the alerts open in the published snapshot (and those that
+    set the flag), and monitoring never acts on those again (lendguard.monitor.acknowledged_alert_ids)."""
+    assert clear_failover(paths, by="ops", note="no snapshot yet").acknowledged_alert_ids == []
+    paths.snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(paths.snapshot)) as con:
+        con.execute("create table mon_alerts as select * from (values ('a1'), ('a2')) as t(alert_id)")
+    set_failover(paths, by="lendguard monitor", reason="drift", alert_ids=["a0"])
+    state = clear_failover(paths, by="ops", note="drift explained")
+    assert state.acknowledged_alert_ids == ["a0", "a1", "a2"]
+    assert read_failover(paths).acknowledged_alert_ids == ["a0", "a1", "a2"]
+    assert acknowledged_alert_ids(paths) == {"a0", "a1", "a2"}

@@ -30,7 +30,7 @@ from warehouse.simulator import (
 
 BOOK_ROWS = 100_000
 TRAFFIC_ROWS = 20_000
-DRIFT_SCENARIOS = ("economic_shock", "purpose_shift", "group_mix", "income_in_thousands")
+DRIFT_SCENARIOS = ("economic_shock", "purpose_shift", "group_mix", "income_in_thousands", "group_score_shift")
 
 
 def _loans(n: int, seed: int = 42) -> pa.Table:
@@ -320,6 +320,21 @@ def test_income_in_thousands(traffic: dict[str, pa.Table]) -> None:
     assert 0.0009 <= ratio <= 0.0011
     np.testing.assert_allclose(_np(after, "annual_income") * 1000, _np(stable_after, "annual_income"))
     others = [c for c in LOAN_COLUMNS if c != "annual_income"]
+    assert after.select(others).equals(stable_after.select(others))  # same applicants, same outcomes
+
+
+def test_group_score_shift(traffic: dict[str, pa.Table]) -> None:
+    """One group's scores are sent 60 points low; everything else, outcomes included, is the stable traffic's."""
+    _, after = _split(traffic["group_score_shift"])
+    _, stable_after = _split(traffic["stable"])
+    hispanic = _np(after, "ethnicity") == "Hispanic"
+    moved = _np(stable_after, "credit_score") - _np(after, "credit_score")
+    assert hispanic.any()
+    assert (~hispanic).any()
+    assert (moved[~hispanic] == 0).all()
+    unclipped = hispanic & (_np(stable_after, "credit_score") >= 360)
+    assert (moved[unclipped] == 60).all()
+    others = [c for c in LOAN_COLUMNS if c != "credit_score"]
     assert after.select(others).equals(stable_after.select(others))  # same applicants, same outcomes
 
 
