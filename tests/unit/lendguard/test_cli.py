@@ -58,7 +58,7 @@ def test_the_commands_the_docs_and_ci_use_exist() -> None:
         "simulate", "import", "build", "compact-log", "train", "pipeline", "pipeline run", "pipeline stage",
         "approve", "reject", "serve", "api-key", "api-key create", "scenarios", "replay", "monitor", "failover",
         "failover status", "failover set", "failover clear", "outcomes", "dashboard", "export-marts", "status", "demo",
-            "config", "dashboard serve", "doctor", "report",
+            "config", "dashboard serve", "doctor", "report", "reference-data", "reference-data load",
     }
     assert {" ".join(path) for path in ALL_COMMANDS} == expected
 
