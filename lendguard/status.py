@@ -85,6 +85,7 @@ def _models(paths: Paths) -> dict[str, Any]:
             aliases[alias] = {
                 "version": str(version.version),
                 "run_id": version.run_id,
+                "model": run.data.params.get("model"),  # the search-space candidate the version is
                 "registered_at": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(),
                 "metrics": dict(run.data.metrics),
                 "gate": version.tags.get("gate_result"),

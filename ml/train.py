@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -135,8 +136,18 @@ def monotone_violations(pipeline: Pipeline, loan_book: LoanBookSchema) -> dict[s
         return {}
     encoded = [str(c) for c in pipeline.named_steps["features"].get_feature_names_out()]
     coefficients = dict(zip(encoded, model.coef_[0], strict=True))
+    feeding = feeds_derived_features(loan_book)
     return {name: float(coefficients[f"numeric__{name}"]) for name, sign in loan_book.monotone_directions.items()
-            if sign * coefficients[f"numeric__{name}"] < 0}
+            if name not in feeding and sign * coefficients[f"numeric__{name}"] < 0}
+
+
+def feeds_derived_features(loan_book: LoanBookSchema) -> set[str]:
+    """Inputs a derived feature is computed from. Their own coefficient is not their direction of
+    risk (the simulator's loan amount acts through loan-to-income too, and a negative coefficient of
+    its own can sit beside a rising total), so only the sweep, which moves the derived features
+    with them, judges them: the gate's ``monotone_risk`` check."""
+    return {feature for feature in loan_book.input_names for derived in loan_book.derived_features
+            if re.search(rf"\b{re.escape(feature)}\b", derived.sql)}
 
 
 def feature_transformers(loan_book: LoanBookSchema) -> list[tuple[str, Any, list[str]]]:

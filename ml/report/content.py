@@ -30,7 +30,7 @@ from warehouse.publish import connect_snapshot
 
 MONOTONE_KEY = "monotone"
 """The loan-book contract's per-feature declaration of the direction risk must move in."""
-MONOTONE_TABLES = "eval_monoton%"
+MONOTONE_GATE_TABLE = "eval_gate_history"
 """Where a grid-sweep check of those declarations lands in the snapshot, if it does."""
 AUC_TOLERANCE = 1e-9
 
@@ -57,7 +57,7 @@ class PolicyOutcome:
 
 @dataclass(frozen=True)
 class Monotone:
-    """Declared monotone directions and the landed grid-sweep result, when there is one."""
+    """Declared monotone directions and the gate's sweep verdict per input, when it was gated."""
 
     declared: dict[str, str]
     results: pd.DataFrame | None
@@ -188,13 +188,18 @@ def _tables(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, pd.DataFr
 
 
 def _monotone_results(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame | None:
-    names = [row[0] for row in con.execute(
-        "select table_name from information_schema.tables where table_name like ? order by table_name",
-        [MONOTONE_TABLES]).fetchall()]
-    if not names:
+    """The gate's ``monotone_risk`` rows of ``version``'s latest gate: per declared input, the largest
+    step of risk against its direction on the sweep, the limit and the verdict (None: never gated)."""
+    exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
+                         [MONOTONE_GATE_TABLE]).fetchone()
+    if not exists or not exists[0]:
         return None
-    frame = con.execute(f'select * from "{names[0]}"').df()
-    return frame[frame["model_version"].astype(str) == version] if "model_version" in frame.columns else frame
+    return con.execute(
+        f"""select subject as feature, measured_value as largest_reversal, limit_value, passed
+        from {MONOTONE_GATE_TABLE}
+        where model_version = ? and check_name = 'monotone_risk'
+          and gated_at = (select max(gated_at) from {MONOTONE_GATE_TABLE} where model_version = ?)
+        order by subject""", [version, version]).df()
 
 
 def declared_monotone(loan_book: LoanBookSchema) -> dict[str, str]:

@@ -4,6 +4,7 @@ the gate's, what it computes agrees with them, and `lendguard report` writes it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from lendguard import cli
 from ml import registry
 from ml.metrics import OVERALL
 from ml.report import ModelReport, ReportLink, compute, write_report
+from ml.report.content import declared_monotone
 from tests.support.deployment import deployment_env
 from tests.unit.ml.test_report_page import SECTIONS, Page
+from warehouse.build import current_loan_book
 from warehouse.paths import Paths, get_paths
 from warehouse.publish import connect_snapshot
 from warehouse.settings import get_settings
@@ -60,7 +63,11 @@ def test_the_report_shows_the_evaluation_and_the_gates_numbers(
     assert compute.weighted_gap(report.calibration) == pytest.approx(calibration, abs=1e-9)
     assert int(report.calibration["n"].sum()) == report.test_rows
     assert report.gate_passed is True
-    assert "none declared" in page.sections["monotone"]
+    declared = len(declared_monotone(current_loan_book(trained_deployment)))
+    assert declared == 12, "the simulator's contract declares its directions of risk"
+    assert report.monotone.results is not None
+    assert report.monotone.results["passed"].all(), report.monotone.results
+    assert f"checks hold ({declared} declared)" in page.sections["monotone"]
     assert "first production model" in page.sections["champion"]
 
 
@@ -101,7 +108,7 @@ def test_lendguard_report_writes_the_page_and_prints_its_summary(
     assert result.exit_code == 0, result.output
     assert f"report: {out}" in result.output
     assert "group_thresholds (deployed)" in result.output
-    assert "monotone directions: none declared" in result.output
+    assert re.search(r"monotone directions: (\d+) of \1 checks hold", result.output), result.output
     assert list(Page(out.read_text()).sections) == SECTIONS
 
     unknown = CliRunner().invoke(cli.cli, ["report", "999"])

@@ -30,9 +30,10 @@ from ml.scoring import FeatureScorer
 from ml.train import LABEL, load_split
 from tests.support import reference_book as ref
 from tests.support.deployment import deployment_env, paths_for
-from warehouse.paths import Paths
+from warehouse.paths import Paths, get_paths
 from warehouse.project import project_vars
 from warehouse.publish import connect_snapshot
+from warehouse.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +56,14 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, str]:
     runner = CliRunner()
     env = deployment_env(paths.data_dir)
     for command in (["import", str(root / "book.parquet"), "--schema", str(root / "book.yml")], ["build"]):
+        # The in-process CLI reads its deployment from cached settings: drop what an earlier test cached.
+        get_settings.cache_clear()
+        get_paths.cache_clear()
         result = runner.invoke(cli.cli, command, env=env)
         assert result.exit_code == 0, result.output
-    run = pipeline.start_run(paths)
-    for stage in ("train", "thresholds", "evaluate"):
-        pipeline.run_stage(paths, run, stage)
+    get_settings.cache_clear()
+    get_paths.cache_clear()
+    run = pipeline.run_until(paths, "evaluate")
     assert run.version is not None
     run_gate(paths, run.version)
     return paths, run.version

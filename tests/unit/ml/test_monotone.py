@@ -81,3 +81,17 @@ def test_a_logistic_coefficient_against_the_declared_direction_is_passed_over(fr
         "a fold's wrong sign is reported; the refit decides")
     with pytest.raises(MonotoneError, match=r"logreg_c1.*score coefficient"):
         fit_winner(frame, wrong, (LOGISTIC,), cv.iloc[:1])
+
+
+def test_an_input_that_feeds_a_derived_feature_is_left_to_the_sweep(frame: pd.DataFrame) -> None:
+    """A declared input with a derived feature computed from it: its own coefficient is not its direction
+    (the derived one moves with it), so the sign check leaves it to the gate's sweep."""
+    wrong = _book("increasing")  # risk falls with the score in the data: the coefficient is negative
+    assert monotone_violations(fit_pipeline(build_pipeline(wrong, LOGISTIC), wrong, frame, frame["defaulted"]),
+                               wrong), "alone, the wrong sign is reported"
+    raw = wrong.to_dict()
+    raw["derived_features"] = [{"name": "score_squared", "sql": "score * score"}]
+    feeding = LoanBookSchema.from_dict(raw)
+    data = frame.assign(score_squared=frame["score"] ** 2)
+    fitted = fit_pipeline(build_pipeline(feeding, LOGISTIC), feeding, data, data["defaulted"])
+    assert monotone_violations(fitted, feeding) == {}

@@ -25,7 +25,7 @@ RELATION = "scored_features"
 VERY_LARGE = 1e12
 UNSEEN = ("boat", "(missing)", "")
 MODELS = {"logistic_regression": named("logreg_c1"), "gradient_boosting": named("hgb_depth3"),
-          "lightgbm": named("lgbm_leaves15")}
+          "lightgbm": named("lgbm_leaves7")}
 """The model families exported, one of each kind of estimator."""
 
 
