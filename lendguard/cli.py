@@ -554,7 +554,7 @@ _decision_command("reject")
 def report(version: str, out: Path | None) -> None:
     """Write the model report of VERSION again: one HTML page that opens offline (the copy logged to
     the version's MLflow run when approval was requested stays as it was)."""
-    from ml.report import write_report  # noqa: PLC0415  # MLflow/scikit-learn/matplotlib: only when used
+    from ml.report.writer import write_report  # noqa: PLC0415  # MLflow/scikit-learn/matplotlib: only when used
 
     with _step(f"writing the model report of version {version}"):
         model_report, link = write_report(get_paths(), version, out=out)

@@ -45,7 +45,7 @@ from ml.delivery import (
 )
 from ml.delivery.deploy_prod import wait_for_serving
 from ml.notify import ReportReference
-from ml.report import write_report
+from ml.report.writer import write_report
 from ml.train import train
 from warehouse import datasets
 from warehouse.errors import LendguardError

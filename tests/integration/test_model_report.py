@@ -14,8 +14,10 @@ from click.testing import CliRunner
 from lendguard import cli
 from ml import registry
 from ml.metrics import OVERALL
-from ml.report import ModelReport, ReportLink, compute, write_report
-from ml.report.content import declared_monotone
+from ml.report import compute
+from ml.report.content import ModelReport, declared_monotone
+from ml.report.page import ReportLink
+from ml.report.writer import write_report
 from tests.support.deployment import deployment_env
 from tests.unit.ml.test_report_page import SECTIONS, Page
 from warehouse.build import current_loan_book
