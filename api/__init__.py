@@ -1,1 +1,1 @@
-"""Serving: the Litestar scoring API and its durable prediction log."""
+"""Serving: the Litestar scoring API, its durable prediction log, and the monitoring dashboard app."""

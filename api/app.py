@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
 
@@ -31,23 +31,31 @@ from api.body_checks import StrictJSONRequest
 from api.http import LOGGED_OPT, Serving
 from api.openapi import ClosedStructSchemaPlugin, ErrorResponsesPlugin
 from api.plugin import LendguardPlugin
+from api.proxies import ProxyLogging
 from api.schemas import build_request_struct
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import ApiSettings, get_settings, redact_uri
 
+if TYPE_CHECKING:
+    from ml.registry import ModelBundle
+
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings | None = None, paths: Paths | None = None) -> Litestar:
-    """The scoring API for the bundle ``settings.model_alias`` points at in ``paths``' registry.
+def create_app(
+    settings: ApiSettings | None = None, paths: Paths | None = None, serving: Serving | None = None,
+) -> Litestar:
+    """The scoring API for the bundle ``settings.model_alias`` points at in ``paths``' registry
+    (or for ``serving``, one loaded already: :func:`load_serving`).
 
     ``settings`` left as None are this process's (``warehouse.settings.get_settings``).
     """
     settings = settings or get_settings().api
     paths = paths or get_paths()
+    serving = serving or load_serving(paths, settings.model_alias, keep_proxy_names=settings.log_proxy_names)
     return Litestar(
         plugins=[
-            LendguardPlugin(settings, paths, load_serving(paths, settings.model_alias)),
+            LendguardPlugin(settings, paths, serving),
             ClosedStructSchemaPlugin(),  # bodies that refuse unknown fields say so in the document
             ErrorResponsesPlugin(LOGGED_OPT),  # every status each route answers, and its security
         ],
@@ -57,13 +65,20 @@ def create_app(settings: ApiSettings | None = None, paths: Paths | None = None) 
     )
 
 
-def load_serving(paths: Paths, alias: str) -> Serving:
-    """The bundle ``alias`` points at, or why there is none (logged as one line, no traceback)."""
+def load_serving(
+    paths: Paths, alias: str, *, keep_proxy_names: bool = False, bundle: ModelBundle | None = None,
+) -> Serving:
+    """The bundle ``alias`` points at (or ``bundle``, loaded already), or why there is none (logged
+    as one line, no traceback).
+
+    A contract with BISG proxies also needs the Census surname table (read here, once per process:
+    ``api.proxies``); without it the app is not ready, and says why."""
     from ml.registry import load_bundle  # noqa: PLC0415 - start-up cost: imports mlflow (about a second)
 
     try:
-        bundle = load_bundle(paths, alias)
+        bundle = bundle or load_bundle(paths, alias)
         build_request_struct(bundle.loan_book)  # refuse an unservable contract here, not per request
+        proxies = ProxyLogging.for_contract(bundle.loan_book, paths, keep_names=keep_proxy_names)
     except Exception as exc:  # whatever the cause, the app starts and says why it is not ready
         log.error(  # one clear line, no traceback: an expected deployment state, not a bug
             "not ready: cannot load model alias %r from tracking URI %s: %s: %s",
@@ -76,6 +91,6 @@ def load_serving(paths: Paths, alias: str) -> Serving:
         f.name: tuple(int(v) if f.integer else v for v in f.allowed)
         for f in bundle.loan_book.numeric_features if f.allowed is not None
     }
-    if bundle.loan_book.group_values is not None:
+    if bundle.loan_book.group_column is not None and bundle.loan_book.group_values is not None:
         allowed[bundle.loan_book.group_column] = bundle.loan_book.group_values
-    return Serving(alias, bundle, None, allowed, loaded_at=datetime.now(UTC))
+    return Serving(alias, bundle, None, allowed, loaded_at=datetime.now(UTC), proxies=proxies)

@@ -230,7 +230,7 @@ class FailoverFollower:
             problem = contract_change(served, bundle)
             if problem is not None:
                 return f"cannot serve previous champion ({problem}): manual_review applied"
-            model = await start_model(bundle, self.writer, self.settings)
+            model = await start_model(bundle, self.writer, self.settings, self.served.proxies)
         except Exception as exc:  # whatever broke, manual_review is the safe answer
             return f"cannot load previous champion version {version} ({type(exc).__name__}): manual_review applied"
         model.service.mode = "failover"

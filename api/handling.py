@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from api.idempotency import IdempotencyStore, KeyScope, fingerprint
+from api.proxies import ProxyLogging
 from api.schemas import ScoreResponse
 from api.service import Receipt, ScoringService
 from warehouse.loan_book import LoanBookSchema
@@ -52,16 +53,17 @@ async def score_application(
 
 async def once_per_key(
     body: msgspec.Struct, receipt: Receipt, *, caller: str, key: str | None, store: IdempotencyStore[R],
-    response_type: type[R], answer: Callable[[dict[str, Any]], Awaitable[R]],
+    response_type: type[R], answer: Callable[[dict[str, Any]], Awaitable[R]], proxies: ProxyLogging | None = None,
 ) -> R:
     """``answer(log_fields)``, computed once per (caller, ``Idempotency-Key``), every time without a key.
 
     The log rows carry the caller; with a key, also the key and the body's fingerprint
-    (``api.idempotency``: the answer is shared by the host's workers and rebuilt from the log)."""
+    (``api.idempotency``: the answer is shared by the host's workers and rebuilt from the log); the
+    fingerprint leaves the applicant's names out unless the log keeps them (``ProxyLogging.fingerprinted``)."""
     fields: dict[str, Any] = {"caller": caller}
     if key is None:
         return await answer(fields)
-    print_ = fingerprint(receipt.endpoint, body)
+    print_ = fingerprint(receipt.endpoint, body if proxies is None else proxies.fingerprinted(body))
     fields.update(idempotency_key=key, idempotency_fingerprint=print_)
     result, _ = await store.run(KeyScope(receipt.endpoint, caller, key), print_, lambda: answer(fields), response_type)
     return result
@@ -73,5 +75,5 @@ async def score_one(
 ) -> ScoreResponse:
     """``POST /v1/score``: one application, answered once per (caller, ``Idempotency-Key``)."""
     return await once_per_key(
-        data, receipt, caller=caller, key=key, store=store, response_type=ScoreResponse,
+        data, receipt, caller=caller, key=key, store=store, response_type=ScoreResponse, proxies=scoring.proxies,
         answer=lambda fields: score_application(scoring, data, receipt, log_fields=fields))

@@ -40,6 +40,7 @@ from api.failover import FailoverFollower
 from api.idempotency import IdempotencyStore, request_key, store_of
 from api.log_writer import LogWriteError, PredictionLogWriter
 from api.metrics import Metrics, ServingGauges
+from api.proxies import ProxyLogging
 from api.reload import ModelSlot, ModelWatcher
 from api.schemas import REQUEST_ID_HEADER, Mode
 from api.service import Receipt, ScoringService, rejection_row
@@ -76,6 +77,8 @@ class Serving:
     """Enumerated inputs and their values, to say what was expected when one is wrong."""
     loaded_at: datetime | None = None
     """When the registry answered the factory (the first successful registry check)."""
+    proxies: ProxyLogging | None = None
+    """What the log keeps of the contract's BISG proxies (None: it declares none)."""
 
 
 class AppState:
@@ -268,7 +271,8 @@ async def log_rejected(exc: Exception, scope: Scope) -> None:
     receipt = receipt_of(scope)
     bundle = state.models.bundle or serving.bundle  # the version serving when it was rejected
     body = await _cached_body(scope)
-    row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle, mode=state.mode)
+    row = rejection_row(receipt, status_code=status_code, error=error, raw_body=body, bundle=bundle, mode=state.mode,
+                        proxies=serving.proxies)
     if isinstance(exc, OccurredAtRefusedError):  # the refused time must not place the row (raw_body keeps it)
         row["occurred_at"] = None
     row["caller"] = caller_of(scope)

@@ -37,7 +37,6 @@ ERROR_SCHEMA = "ErrorResponse"
 FIELD_ERROR_SCHEMA = "FieldError"
 SECURITY_SCHEMES = ("bearer", "apiKey")
 """Defined in the document's components by ``api.plugin.LendguardPlugin``."""
-LOGGED_PATHS = ("/v1/score", "/v1/score/batch")
 SAME_BODY_AS_200 = {
     "/readyz": {503: "Not ready: `reason` says why."},
     "/v1/admin/reload": {409: "The alias points where this process will not go (restart needed, or alias unset).",

@@ -116,7 +116,8 @@ class LendguardPlugin(InitPluginProtocol):
         follower = FailoverFollower(paths, settings, state.models, writer)
         try:
             if bundle is not None:
-                state.models.install(await start_model(bundle, writer, settings))
+                state.models.proxies = self.serving.proxies
+                state.models.install(await start_model(bundle, writer, settings, state.models.proxies))
                 state.watcher = ModelWatcher(state.models, writer, settings, paths, checked_at=self.serving.loaded_at)
                 await state.watcher.start()
             await follower.start()

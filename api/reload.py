@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.log_writer import PredictionLogWriter
+from api.proxies import ProxyLogging
 from api.service import ScoringService, warm_up
 from ml.registry import MODEL_NAME, ModelBundle
 from warehouse.errors import LendguardError
@@ -74,10 +75,6 @@ class ReloadResult:
     """The version the alias pointed at, if the registry said."""
     detail: str
     checked_at: datetime
-
-    @property
-    def swapped(self) -> bool:
-        return self.outcome is ReloadOutcome.SWAPPED
 
 
 # ----- the registry question ----------------------------------------------------------------------
@@ -158,13 +155,17 @@ class LoadedModel:
         self.scorer.close()
 
 
-async def start_model(bundle: ModelBundle, writer: PredictionLogWriter, settings: ApiSettings) -> LoadedModel:
-    """A warmed-up, running service for ``bundle``; it answers nothing until installed in a slot."""
+async def start_model(
+    bundle: ModelBundle, writer: PredictionLogWriter, settings: ApiSettings, proxies: ProxyLogging | None = None,
+) -> LoadedModel:
+    """A warmed-up, running service for ``bundle``; it answers nothing until installed in a slot.
+    ``proxies``: what the log keeps of the contract's BISG proxies (the same for every version of it)."""
     from ml.scoring import FeatureScorer  # noqa: PLC0415 - keeps create_app's import light
 
     scorer = FeatureScorer(bundle, engine=settings.scoring_engine)
     service = ScoringService(
-        bundle, scorer, writer, max_batch=settings.score_max_batch, max_wait_ms=settings.score_max_wait_ms
+        bundle, scorer, writer, max_batch=settings.score_max_batch, max_wait_ms=settings.score_max_wait_ms,
+        proxies=proxies,
     )
     try:
         await asyncio.to_thread(warm_up, scorer)
@@ -185,6 +186,9 @@ class ModelSlot:
         """Set by ``api.failover``: the model to lease instead of this one (the previous champion)."""
         self.in_failover: Callable[[], bool] | None = None
         """Set by ``api.failover``: handed to every service installed here (see ``ScoringService``)."""
+        self.proxies: ProxyLogging | None = None
+        """Set at start-up: what the log keeps of the served contract's proxies, for every version
+        started into this slot (a version of another contract is refused until a restart)."""
 
     @property
     def current(self) -> LoadedModel | None:
@@ -351,7 +355,7 @@ class ModelWatcher:
             return self._result(ReloadOutcome.CONTRACT_CHANGED, version, detail, now)
 
         try:
-            model = await start_model(bundle, self.writer, self.settings)
+            model = await start_model(bundle, self.writer, self.settings, self.slot.proxies)
         except Exception as exc:
             detail = f"cannot start version {version}: {type(exc).__name__}: {exc}"
             self._report(f"load:{version}", logging.ERROR, "%s; still serving version %s", detail, served.version)

@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from warehouse.errors import LendguardError
-from warehouse.loan_book import CategoricalFeature, LoanBookSchema, NumericFeature
-from warehouse.prediction_log import META_FIELDS
+from warehouse.loan_book import PROXY_ROLES, CategoricalFeature, LoanBookSchema, NumericFeature
+from warehouse.prediction_log import META_FIELDS, SURNAME_EVIDENCE_COLUMNS, SURNAME_MATCH_COLUMN
 
 REQUEST_STRUCT_NAME = "ScoreRequest"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -108,7 +108,9 @@ def build_request_struct(loan_book: LoanBookSchema) -> type[msgspec.Struct]:
             allowed_floats[numeric.name] = tuple(float(v) for v in numeric.allowed)
         fields.append(_field(numeric.name, annotation, numeric.nullable))
     fields.extend(_field(c.name, _categorical_type(c), c.nullable) for c in loan_book.categorical_features)
-    fields.append((loan_book.group_column, _group_type(loan_book) | None, None))
+    fields.extend((name, _group_type(loan_book) | None, None) for name in loan_book.group_columns)
+    fields.extend((loan_book.proxies[role], PROXY_TYPES[role] | None, None)
+                  for role in PROXY_ROLES if role in loan_book.proxies)
     fields.append(("application_id", Annotated[str, _text_meta()] | None, None))
     fields.append(("occurred_at", Annotated[datetime, msgspec.Meta(description=OCCURRED_AT_DESCRIPTION)] | None, None))
 
@@ -165,6 +167,28 @@ def _group_type(loan_book: LoanBookSchema) -> Any:
     return Annotated[Literal[values], msgspec.Meta(description=description)]
 
 
+def _proxy_type(pattern: str, description: str, max_length: int = TEXT_MAX_LENGTH) -> Any:
+    return Annotated[str, msgspec.Meta(pattern=pattern, max_length=max_length, description=description)]
+
+
+ZIP_PATTERN = "^[0-9]{5}(-[0-9]{4})?$"
+_NOT_FOR_DECIDING = " Used only to estimate group membership for fairness testing (BISG), never to decide."
+PROXY_TYPES: dict[str, Any] = {
+    "surname": _proxy_type(NOT_BLANK_TEXT_PATTERN, "The applicant's surname. Missing: the Census 'ALL OTHER NAMES' "
+                           "row. Not kept in the log unless LENDGUARD_LOG_PROXY_NAMES is true." + _NOT_FOR_DECIDING),
+    "first_name": _proxy_type(NOT_BLANK_TEXT_PATTERN, "The applicant's first name. Not kept in the log unless "
+                              "LENDGUARD_LOG_PROXY_NAMES is true." + _NOT_FOR_DECIDING),
+    "zcta": _proxy_type(ZIP_PATTERN, "The applicant's ZIP code tabulation area (5 digits; a ZIP+4 as 12345-6789 "
+                        "counts by its first five). Missing or not a Census ZCTA: the surname alone."
+                        + _NOT_FOR_DECIDING, 10),
+    "zip": _proxy_type(ZIP_PATTERN, "The applicant's ZIP code (5 digits, or ZIP+4 as 12345-6789), taken as its ZCTA. "
+                       "Missing or not a Census ZCTA: the surname alone." + _NOT_FOR_DECIDING, 10),
+    "census_tract": _proxy_type("^[0-9]{11}$", "The applicant's Census tract (11-digit FIPS code)." + _NOT_FOR_DECIDING,
+                                11),
+}
+"""The request field of each proxy role: optional, validated, documented in the OpenAPI document."""
+
+
 def _allowed_check(allowed: dict[str, tuple[float, ...]]) -> Any:
     """``__post_init__`` for float inputs restricted to a set (Literal cannot hold floats)."""
 
@@ -178,8 +202,9 @@ def _allowed_check(allowed: dict[str, tuple[float, ...]]) -> Any:
 
 
 def _check_names(loan_book: LoanBookSchema) -> None:
-    taken = set(ENVELOPE_FIELDS) | {f.name for f in META_FIELDS}
-    clash = sorted(taken.intersection([*loan_book.input_names, loan_book.group_column]))
+    taken = set(ENVELOPE_FIELDS) | {f.name for f in META_FIELDS} | {*SURNAME_EVIDENCE_COLUMNS, SURNAME_MATCH_COLUMN}
+    own = [*loan_book.input_names, *loan_book.group_columns, *loan_book.proxies.values()]
+    clash = sorted(taken.intersection(own))
     if clash:
         raise ContractNotServableError(
             f"loan-book column(s) {clash} clash with the API's envelope or prediction-log columns; rename them"

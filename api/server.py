@@ -79,6 +79,10 @@ def serve(
         "log_config": None,  # keep the process's logging configuration
         "access_log": False,  # AccessLog writes one structured line per request instead
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        # uvicorn's default (5 s) is shorter than a typical client's idle time: a client that sends on a
+        # pooled connection just as the server closes it gets no answer (seen under load as
+        # RemoteProtocolError), so the server must be the side that waits longer.
+        "timeout_keep_alive": effective.keep_alive_seconds,
     }
     if workers == 1:
         log.info("listening on http://%s:%d", effective.host, effective.port)

@@ -27,6 +27,7 @@ import pyarrow as pa
 from api.batching import MicroBatcher
 from api.body_checks import MAX_DEPTH, json_depth, naive_utc
 from api.log_writer import PredictionLogWriter
+from api.proxies import ProxyLogging
 from api.schemas import TEXT_MAX_LENGTH, Decision, Mode, ReasonCode, ScoreResponse
 from ml.registry import ModelBundle
 from ml.scoring import FeatureScorer
@@ -87,7 +88,10 @@ def decide(probability: float, threshold: float) -> Decision:
 
 
 def group_value(loan_book: LoanBookSchema, request: msgspec.Struct) -> str | None:
-    """The request's group, or the contract's "not provided" value when it carries none."""
+    """The request's group, or the contract's "not provided" value when it carries none (None for
+    a contract without a group column)."""
+    if loan_book.group_column is None:
+        return None
     value = getattr(request, loan_book.group_column, None)
     return loan_book.group_not_provided if value is None else value
 
@@ -123,8 +127,11 @@ class ScoringService:
         mode: Mode = "normal",
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
+        proxies: ProxyLogging | None = None,
     ) -> None:
         self.bundle = bundle
+        self.proxies = proxies
+        """What the log keeps of the contract's BISG proxies (None: the contract declares none)."""
         self.scorer = scorer
         self.log_writer = log_writer
         self.mode: Mode = mode
@@ -214,8 +221,11 @@ class ScoringService:
             "decision": response.decision,
             "mode": response.mode,
             "reason_codes": msgspec.json.encode(response.reason_codes).decode(),
-            self.loan_book.group_column: group_value(self.loan_book, request),
         }
+        if self.loan_book.group_column is not None:
+            row[self.loan_book.group_column] = group_value(self.loan_book, request)
+        if self.proxies is not None:
+            row.update(self.proxies.row_fields(request))
         for numeric in self.loan_book.numeric_features:
             row[numeric.name] = _float(getattr(request, numeric.name))
         for categorical in self.loan_book.categorical_features:
@@ -249,6 +259,7 @@ def rejection_row(
     raw_body: bytes | None,
     bundle: ModelBundle | None,
     mode: Mode = "normal",
+    proxies: ProxyLogging | None = None,
 ) -> dict[str, Any]:
     """The prediction-log row of a request answered with an error: no inputs, its raw body instead.
 
@@ -256,7 +267,8 @@ def rejection_row(
     application can still be traced and a replay's rejections land in the right time window.
     The body is kept as received: bytes that are not UTF-8 escaped (``\\xff``, so they can be
     read back), a huge one cut; ``log_note`` says so. The writer escapes any other text it
-    cannot store (``api.log_writer.storable``).
+    cannot store (``api.log_writer.storable``). With ``proxies``, the body's names are withheld
+    unless the log keeps names (``ProxyLogging.redact_body``).
     """
     notes = []
     text = None
@@ -270,6 +282,9 @@ def rejection_row(
             text = f"{text[:RAW_BODY_MAX_CHARS]}…[truncated, {len(raw_body)} bytes]"
             notes.append(f"raw_body: truncated ({len(raw_body)} bytes)")
     envelope = _envelope(raw_body)
+    if proxies is not None:
+        text, note = proxies.redact_body(text)
+        notes.extend(filter(None, [note]))
     return {
         "request_id": receipt.request_id,
         "application_id": envelope.get("application_id"),

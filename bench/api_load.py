@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -48,7 +47,7 @@ from typing import Any
 import httpx
 import numpy as np
 import uvloop
-from record import emit
+from record import command, emit, machine
 
 from lendguard.processes import start_server
 
@@ -71,6 +70,16 @@ def commands(port: int) -> dict[str, list[str]]:
         "flask": [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "--timeout", "120",
                   "-b", f"127.0.0.1:{port}", "--chdir", str(HERE), "flask_baseline:app"],
     }
+
+
+def deployment_env(folder: str) -> dict[str, str]:
+    """The environment of a fresh bench deployment in ``folder``, for the servers under test; set in this
+    process too, so that :func:`setup` builds the deployment there."""
+    env = {**os.environ, "LENDGUARD_DATA_DIR": folder, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+           "MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "LENDGUARD_MODEL_POLL_SECONDS": "0"}
+    os.environ.update(env)
+    return env
 
 
 def setup(loans: int) -> Any:
@@ -279,10 +288,7 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     with tempfile.TemporaryDirectory(prefix="lendguard-load-") as tmp:
         folder = Path(tmp)
-        env = {**os.environ, "LENDGUARD_DATA_DIR": tmp, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
-               "MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-               "LENDGUARD_MODEL_POLL_SECONDS": "0"}
-        os.environ.update(env)
+        env = deployment_env(tmp)
         setup(args.loans)
         sample = bodies(2_000)
         script = lua_script(sample, folder)
@@ -317,8 +323,8 @@ def main() -> None:
         results["api_logged_200_rows"] = logged_rows(folder / "landing")
     best = {name: max(r["requests_per_s"] for r in runs) for name, runs in results["closed_loop"].items()}
     record = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "command": command(),
+        "machine": {**machine(),
                     "load_average_at_end": os.getloadavg()},
         "loans": args.loans, "api_env": api_env, **results,
         "best_closed_loop_requests_per_s": best,

@@ -22,8 +22,6 @@ host does with all of them, and on a shared machine they move with whatever else
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -33,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import bodies, open_loop, setup
-from record import emit
+from api_load import bodies, deployment_env, open_loop, setup
+from record import command, emit, machine
 
 from lendguard.processes import start_server
 
@@ -91,10 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lendguard-dashboard-load-") as tmp:
         folder = Path(tmp)
-        env = {**os.environ, "LENDGUARD_DATA_DIR": tmp, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
-               "MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-               "LENDGUARD_MODEL_POLL_SECONDS": "0"}
-        os.environ.update(env)
+        env = deployment_env(tmp)
         paths = setup(args.loans)
         sample = bodies(2_000)
         runs: dict[str, Any] = {}
@@ -126,8 +121,8 @@ def main() -> None:
                 server.stop(60)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     record = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "command": command(),
+        "machine": {**machine(),
                     "loadavg_at_end": loadavg,
                     "note": "shared with other agents' builds and tests while it ran: compare runs, not machines"},
         "loans": args.loans, "rate": args.rate, "seconds": args.seconds, "reloaders": RELOADERS, **runs,

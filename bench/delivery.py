@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from record import emit
+from record import command, emit, machine
 
 
 def main() -> None:
@@ -45,8 +43,8 @@ def main() -> None:
                   for entry in run.stages}  # each stage's own start and end, as the run recorded them
         train = run.stage("train")["details"]
     record = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "command": command(),
+        "machine": machine(),
         "loans": args.loans,
         "seconds": {**stages, "total": total},
         # This process: training, thresholds, evaluation, MLflow. dbt runs as a child; its peak at

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import emit, machine  # noqa: E402
 
 from api.failover import FailoverFollower  # noqa: E402
 from api.reload import ModelSlot  # noqa: E402
@@ -87,13 +87,10 @@ def main() -> None:
             "max": round(max(latencies), 3), "mean": round(statistics.fmean(latencies), 3),
         },
         "stat_microseconds": round(stat_us, 2),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "machine": machine(),
         "recorded": time.strftime("%Y-%m-%d"),
     }
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

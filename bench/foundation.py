@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from record import command, emit, machine
 
 
 def run_step(env: dict[str, str], *args: str) -> dict[str, float]:
@@ -48,11 +49,7 @@ def main() -> None:
                 row["train"] = run_step(env, "train")
             results.append(row)
             print(json.dumps(row))
-    record = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "command": " ".join(["python", *sys.argv]), "results": results}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    emit({"machine": machine(), "command": command(), "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ monitoring build at scale.
   scenario (onset 3,000 by default: the middle of a count window) are scored by the champion's
   compiled SQL (``ml.scoring.FeatureScorer``, the API's scorer), landed as prediction-log rows
   (``warehouse.landing.LandingWriter``) and the monitoring selection is built (``lendguard build
-  --select path:models/staging path:models/monitoring``, what ``lendguard monitor`` builds).
+  --select path:models/staging path:models/intermediate/monitoring path:models/monitoring``, what
+  ``lendguard monitor`` builds).
   Reported: the first alerting count window after the onset and requests from onset to its end,
   per check, and which checks fired first. ``stable`` (1M requests by default,
   ``--stable-requests``) is landed in ``--monitor-runs`` parts (10), each followed by ``lendguard
@@ -49,7 +50,7 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
+MONITOR_SELECT = ["path:models/staging", "path:models/intermediate/monitoring", "path:models/monitoring"]
 BLOCK = 250_000
 DRIFT_SCENARIOS = ("economic_shock", "purpose_shift", "group_mix", "income_in_thousands", "group_score_shift",
                    "slow_drift")
@@ -284,7 +285,7 @@ def drift_delay(args: argparse.Namespace, data_dir: Path, scenario: str) -> dict
                             prefix=f"bench-{scenario}")
     row["build"] = run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT)
     count_windows = query(data_dir, "select count(*), sum(case when n_requests >= 500 then 1 else 0 end) "
-                                    "from mon_drift_windows where window_kind = 'count'")[0]
+                                    "from int_drift_windows where window_kind = 'count'")[0]
     row["count_windows"], row["count_windows_tested"] = count_windows
     alerts = query(data_dir, "select check_name, subject, severity, window_kind, window_key from mon_alerts "
                              "order by window_key, check_name, subject")
@@ -341,7 +342,7 @@ def stable_runs(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     row["re_notified"] = len(ids) - len(set(ids))
     row["failover_sets"] = len([e for e in landed(data_dir, "failover_events", "action") if e[0] == "set"])
     row["alerts_open_at_end"] = alert_counts(query(data_dir, "select check_name, subject, severity from mon_alerts"))
-    row["count_windows"] = query(data_dir, "select count(*) from mon_drift_windows where window_kind = 'count'")[0][0]
+    row["count_windows"] = query(data_dir, "select count(*) from int_drift_windows where window_kind = 'count'")[0][0]
     return row
 
 

@@ -10,9 +10,10 @@ after a ``--full-refresh`` build it is every model's full-build form. The copy i
 deployment is never written.
 
     .venv/bin/python bench/monitoring.py scale --rows 10000000 --keep --workdir /tmp/lgscale
-    .venv/bin/python -m lendguard.cli build --full-refresh --select path:models/staging path:models/monitoring
+    .venv/bin/python -m lendguard.cli build --full-refresh --select path:models/staging \
+        path:models/intermediate/monitoring path:models/monitoring
         # (with LENDGUARD_DATA_DIR=/tmp/lgscale/scale-10000000)
-    .venv/bin/python bench/monitoring_profile.py /tmp/lgscale/scale-10000000 mon_requests mon_drift_numeric
+    .venv/bin/python bench/monitoring_profile.py /tmp/lgscale/scale-10000000 int_requests mon_drift_numeric
 """
 
 from __future__ import annotations

@@ -30,44 +30,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = BENCH_DIR.parent
+import record
+
+BENCH_DIR = record.BENCH_DIR
+PROJECT_DIR = record.PROJECT_DIR
 ORBITAL_VENV = BENCH_DIR / ".venv-orbital"
 MODELS = {"logistic": "logreg_c0.1", "trees": "hgb_depth3"}
 """Benchmark model → candidate of `ml.train.SEARCH_SPACE` (the logistic one the demo selects)."""
 RELATION = "model_features"
 KEEP = "loan_id"
-ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
-# ----- the parent: runs every phase in a fresh process ---------------------------------------------
-def run_phase(workdir: Path, name: str, python: str = sys.executable, script: Path | None = None,
-              **arguments: Any) -> dict[str, Any]:
-    """Run one phase in its own interpreter; its JSON result plus wall time and peak RSS."""
-    result_file = workdir / f"phase-{name}.json"
-    result_file.unlink(missing_ok=True)
-    log_file = workdir / f"phase-{name}.log"
-    command = [python, str(script or Path(__file__)), "--phase", name, "--workdir", str(workdir),
-               "--arguments", json.dumps(arguments)]
-    started = time.perf_counter()
-    with log_file.open("w") as log:
-        process = subprocess.Popen(command, env={**os.environ, **ENV}, cwd=PROJECT_DIR,
-                                   stdout=subprocess.DEVNULL, stderr=log)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"phase {name} {arguments} failed:\n{log_file.read_text()[-3000:]}")
-    result = json.loads(result_file.read_text())
-    return {**result, "process_seconds": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+def run_phase(workdir: Path, name: str, **arguments: Any) -> dict[str, Any]:
+    """One phase of this script in a fresh interpreter (``record.run_phase``)."""
+    return record.run_phase(workdir, name, script=Path(__file__), **arguments)
 
 
 def orbital_sql(workdir: Path, model: str, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
@@ -93,7 +74,7 @@ def orbital_sql(workdir: Path, model: str, numeric: list[str], categorical: list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = record.phase_parser(__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--train-rows", type=int, default=100_000)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
@@ -102,20 +83,7 @@ def main() -> None:
     parser.add_argument("--decision-threshold", type=float, default=0.2)
     parser.add_argument("--repeat", type=int, default=1, help="score each engine this many times; keep the fastest")
     parser.add_argument("--no-orbital", action="store_true")
-    parser.add_argument("--workdir", type=Path, help="keep data and scores here (default: a temporary folder)")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--phase", help=argparse.SUPPRESS)
-    parser.add_argument("--arguments", default="{}", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase:
-        PHASES[args.phase](args.workdir, **json.loads(args.arguments))
-        return
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        benchmark(args, args.workdir.resolve())
-    else:
-        with tempfile.TemporaryDirectory(prefix="lendguard-bench-scoring-") as tmp:
-            benchmark(args, Path(tmp))
+    record.run_phased(parser.parse_args(), PHASES, benchmark, prefix="lendguard-bench-scoring-")
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> None:
@@ -165,26 +133,19 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
                          and r["engine"] == "sklearn")
         row["speedup_vs_sklearn"] = round(reference["seconds"] / row["seconds"], 2)
         row["cpu_speedup_vs_sklearn"] = round(row["rows_per_cpu_second"] / reference["rows_per_cpu_second"], 2)
-    record = {
-        "command": " ".join(["python", *[str(a) for a in sys.argv]]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    record.emit({
+        "command": record.command(),
+        "machine": record.machine(),
         "decision_threshold": args.decision_threshold,
         "repeat": args.repeat,
         "prepare": prepared,
         "orbital_sql": generated,
         "applications": data,
         "results": results,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    }, args.out)
 
 
 # ----- the phases (each in a fresh process) ---------------------------------------------------------
-def _write_result(workdir: Path, name: str, result: dict[str, Any]) -> None:
-    (workdir / f"phase-{name}.json").write_text(json.dumps(result))
-
-
 def _feature_query(workdir: Path, *extra: str) -> str:
     """The feature macro as dbt renders it for the scoring path, plus the loan id (and ``extra``)."""
     import sqlglot  # noqa: PLC0415
@@ -254,7 +215,7 @@ def phase_prepare(workdir: Path, *, train_rows: int, models: list[str]) -> None:
             "pmml_kb": round(pmml.stat().st_size / 1024, 1), "sql_chars": len(sql),
             "training_rows_max_abs_diff": float(np.max(np.abs(ours - reference))),
         }
-    _write_result(workdir, "prepare", {
+    record.write_result(workdir, "prepare", {
         "train_rows": train_rows, "fit_rows": len(frame), "outliers_removed": int(outliers.sum()),
         "numeric": list(schema.model_numeric), "categorical": list(schema.model_categorical),
         "models": fitted,
@@ -271,7 +232,7 @@ def phase_applications(workdir: Path, *, rows: int) -> None:
 
     path = workdir / f"applications-{rows}.parquet"
     if path.exists() and pq.ParquetFile(path).metadata.num_rows == rows:  # seeded: the same rows again
-        _write_result(workdir, "applications", {"rows": rows, "reused": str(path)})
+        record.write_result(workdir, "applications", {"rows": rows, "reused": str(path)})
         return
     query = _feature_query(workdir)
     started = time.perf_counter()
@@ -286,7 +247,7 @@ def phase_applications(workdir: Path, *, rows: int) -> None:
             writer.write_table(table)
     if writer is not None:
         writer.close()
-    _write_result(workdir, "applications", {
+    record.write_result(workdir, "applications", {
         "rows": rows, "seconds": round(time.perf_counter() - started, 2),
         "parquet_mb": round(path.stat().st_size / 2**20, 1), "row_groups": pq.ParquetFile(path).num_row_groups,
     })
@@ -313,7 +274,7 @@ def phase_score(workdir: Path, *, model: str, rows: int, engine: str, threads: i
             con.execute(f"copy ({query}) to '{target}' (format parquet)")
             result["seconds"] = round(time.perf_counter() - started, 3)
             result["cpu_seconds"] = round(time.process_time() - cpu, 3)
-    _write_result(workdir, "score", result)
+    record.write_result(workdir, "score", result)
 
 
 def _score_sklearn(pickled: Path, source: Path, target: Path, chunk_rows: int) -> dict[str, Any]:
@@ -371,7 +332,7 @@ def phase_compare(workdir: Path, *, model: str, rows: int, output: str, threshol
         ).fetchone()
     if matched != rows or missing:
         raise SystemExit(f"{output}: {matched} rows matched scikit-learn's, {missing} did not (expected {rows})")
-    _write_result(workdir, "compare", {"comparison": {
+    record.write_result(workdir, "compare", {"comparison": {
         "compared_rows": matched, "null_probabilities": nulls, "max_abs_diff": worst,
         "rows_off_by_more_than_1e-9": off_1e9, "rows_off_by_more_than_1e-3": off_1e3, "decision_mismatches": flips,
     }})

@@ -1,4 +1,5 @@
-"""``lendguard``: the one command-line entry point (click). Thin: parse, call a service, print.
+"""``lendguard``: the one command-line entry point (click): options, progress and output around the
+services that do the work (``warehouse``, ``ml``, ``lendguard.pipeline``, ``lendguard.monitor``).
 
 Expected failures are :class:`warehouse.errors.LendguardError`: one line on stderr and its exit
 code (``-v`` adds the traceback). Anything else is a bug and propagates with its traceback.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -223,16 +225,23 @@ class LendguardGroup(click.Group):
 
 
 @click.group(cls=LendguardGroup, context_settings=CONTEXT, epilog=_examples(
-    "lendguard demo", "lendguard -v build", 'eval "$(_LENDGUARD_COMPLETE=bash_source lendguard)"  # completion'))
+    "lendguard demo", "lendguard -v build", "lendguard --engine spark build",
+    'eval "$(_LENDGUARD_COMPLETE=bash_source lendguard)"  # completion'))
 @click.version_option(package_name="lendguard", prog_name="lendguard")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (every library) and tracebacks of errors.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+              help="Engine dbt builds the warehouse on (overrides LENDGUARD_ENGINE; default duckdb).")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, engine: str | None) -> None:
     """Fair loan-risk scoring, delivered and monitored inside the data warehouse.
 
     Every command works on the deployment in $LENDGUARD_DATA_DIR (default: warehouse/data/ in the project).
     """
     _configure_logging(verbose)
+    if engine is not None:
+        # The option is the setting's value for this process (and the dbt and API processes it starts).
+        os.environ[variable("engine.engine")] = engine
+        get_settings.cache_clear()
     get_settings()  # read once, here: a bad setting stops every command before it starts
     if ctx.invoked_subcommand in REGISTERING_COMMANDS:
         _mlflow_prints_to_logging()
@@ -263,15 +272,31 @@ def _mlflow_prints_to_logging() -> None:
 # --- data --------------------------------------------------------------------------------------
 
 
-@cli.command(epilog=_examples("lendguard simulate", "lendguard simulate --loans 20000 --seed 5"))
+@cli.command(epilog=_examples("lendguard simulate", "lendguard simulate --loans 20000 --seed 5",
+                              "lendguard simulate --proxies --omit-group",
+                              "lendguard simulate --proxies --omit-group --same-profiles"))
 @click.option("--loans", type=click.IntRange(min=1), default=100_000, help="Number of loans to simulate.")
 @click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed (same seed, same book).")
-def simulate(loans: int, seed: int) -> None:
-    """Land a simulated (seeded) loan book as the current one."""
+@click.option("--proxies", is_flag=True,
+              help="Add a surname and a ZCTA per applicant, drawn from the Census tables given their group (BISG).")
+@click.option("--omit-group", is_flag=True, help="Leave the ethnicity column out (needs --proxies).")
+@click.option("--same-profiles", is_flag=True,
+              help="Draw every group with the same income, credit and housing profile (by default the groups "
+                   "differ, so one threshold for all has unequal FPRs and, without a group column, fails the gate).")
+def simulate(loans: int, seed: int, proxies: bool, omit_group: bool, same_profiles: bool) -> None:
+    """Land a simulated (seeded) loan book as the current one.
+
+    By default the simulated groups differ in their features, as in US lending data, so a single
+    threshold flags repaid applicants of some groups more often: a book with --omit-group (single
+    threshold only) then fails the gate's FPR-gap check, correctly. --same-profiles simulates a book
+    without those differences (surnames and ZCTAs still drawn given the group)."""
     from warehouse.importer import land_simulated  # noqa: PLC0415  # numpy/duckdb: only when used
 
+    if omit_group and not proxies:
+        raise click.UsageError("--omit-group needs --proxies (a book without its group needs BISG's inputs)")
     with _step(f"simulating {loans:,} loans (seed {seed})"):
-        result = land_simulated(get_paths(), loans, seed)
+        result = land_simulated(get_paths(), loans, seed, proxies=proxies, omit_group=omit_group,
+                                same_profiles=same_profiles)
     console.print(f"landed {result.rows:,} simulated loans as snapshot [bold]{escape(result.snapshot_id)}[/]")
 
 
@@ -320,7 +345,9 @@ def reference_data_load(source: Path | None, as_json: bool) -> None:
 
 
 @cli.command(context_settings={"allow_extra_args": True}, epilog=_examples(
-    "lendguard build", "lendguard build --select path:models/staging path:models/monitoring", "lendguard build --json"))
+    "lendguard build",
+    "lendguard build --select path:models/staging path:models/intermediate/monitoring path:models/monitoring",
+    "lendguard build --json"))
 @click.option("--select", multiple=True, metavar="SELECTOR",
               help="dbt selection; several selectors may follow one --select.", show_default="everything")
 @click.option("--full-refresh", is_flag=True,
@@ -368,6 +395,21 @@ def compact_log(min_age: float) -> None:
     console.print(f"prediction log: {result.source_files:,} files merged into {result.merged_files:,} "
                   f"({result.rows:,} rows, {result.duplicates_dropped:,} duplicates dropped, "
                   f"{result.recovered_sources:,} left by an interrupted run removed)")
+
+
+@cli.command(epilog=_examples("lendguard upgrade"))
+def upgrade() -> None:
+    """Bring a warehouse built by an earlier version up to this one (once, after installing it)."""
+    from warehouse.upgrade import upgrade as run_upgrade  # noqa: PLC0415  # dbt: only when used
+
+    with _step("upgrading the warehouse (dbt run-operation upgrade_warehouse)"):
+        changes = run_upgrade(get_paths())
+    for change in changes:
+        console.print(escape(change))
+    if changes:
+        console.print("run `lendguard build` next: it builds what was dropped")
+    else:
+        console.print("the warehouse is up to date: nothing to change")
 
 
 # --- model delivery ----------------------------------------------------------------------------
@@ -716,6 +758,9 @@ def _monitor_every(paths: Paths, interval: float) -> None:
 def _print_monitor_report(report: MonitorReport) -> None:
     counts = f"{len(report.alerts)} open alert(s), {len(report.new_alerts)} new ({len(report.critical_new)} critical)"
     console.print(f"monitor run {escape(report.monitor_run_id)}: [bold]{escape(report.status)}[/] — {counts}")
+    if report.log_freshness is not None:
+        style = {"warn": "yellow", "error": "red"}.get(report.log_freshness.status, "dim")
+        console.print(f"  [{style}]{escape(report.log_freshness.line())}[/]")
     for alert in report.new_alerts:
         style = "red" if alert.critical else "yellow"
         console.print(f"  [{style}]{escape(alert.line())}[/]")

@@ -24,9 +24,9 @@ from lendguard.replay import ReplayResult, application_bodies, ending_at, replay
 from warehouse.build import build, current_loan_book
 from warehouse.errors import LendguardError
 from warehouse.importer import land_simulated
+from warehouse.marts import open_marts
 from warehouse.paths import Paths, get_paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
 from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS, simulate_traffic
 
@@ -72,14 +72,12 @@ def start_api(paths: Paths, port: int, console: Console) -> ServerProcess:
 
 
 def hourly_summary(paths: Paths) -> dict[str, Any]:
-    with connect_snapshot(paths) as con:
-        row = con.execute(
-            "select count(*), sum(requests), sum(errors), sum(positive_predictions), min(hour_start), max(hour_start)"
-            " from mon_ops_hourly"
-        ).fetchone()
-    assert row is not None
-    keys = ("hours", "requests", "errors", "positive_predictions", "first_hour", "last_hour")
-    return dict(zip(keys, row, strict=True))
+    with open_marts(paths) as marts:
+        return marts.rows(
+            "select count(*) as hours, sum(requests) as requests, sum(errors) as errors, "
+            "sum(positive_predictions) as positive_predictions, min(hour_start) as first_hour, "
+            "max(hour_start) as last_hour from mon_ops_hourly"
+        )[0]
 
 
 def monitor_summary(report: Any, console: Console) -> None:
@@ -109,11 +107,11 @@ def failover_probe(url: str) -> str:
 
 def policy_summary(paths: Paths, version: str) -> dict[str, dict[str, Any]]:
     """Per policy: test AUC, cost per applicant, FPR per gated group and the gap (the fairness story)."""
-    with connect_snapshot(paths) as con:
-        frame = con.execute(
+    with open_marts(paths) as marts:
+        frame = marts.frame(
             "select policy, group_name, repaid, fpr, auc, cost_per_applicant from eval_metrics "
             "where candidate_version = ? and role = 'candidate' order by policy, group_name", [version]
-        ).df()
+        )
     summary: dict[str, dict[str, Any]] = {}
     for policy, rows in frame.groupby("policy"):
         overall = rows[rows["group_name"] == "__overall__"].iloc[0]
@@ -130,9 +128,14 @@ def where_to_look(paths: Paths, console: Console) -> None:
     """The demo's closing pointers, each command with its full path so it runs as printed."""
     console.rule("where to look")
     tools = Path(sys.executable).parent  # the interpreter's bin/: runnable as printed, venv activated or not
-    say(console, f"warehouse snapshot (read-only): {tools / 'duckdb'} -readonly {paths.snapshot}")
-    say(console, "  e.g. select hour_start, model_version, requests, errors, positive_rate from mon_ops_hourly "
-                 "order by hour_start, model_version;")
+    if paths.engine.engine == "spark":  # no DuckDB file: the marts are Parquet tables Spark wrote
+        say(console, f"warehouse tables (Parquet, one folder per table): {paths.published}")
+        say(console, f"  as Parquet files for any tool: LENDGUARD_ENGINE=spark {tools / 'lendguard'} export-marts "
+                     f"--out {paths.data_dir / 'marts'}")
+    else:
+        say(console, f"warehouse snapshot (read-only): {tools / 'duckdb'} -readonly {paths.snapshot}")
+        say(console, "  e.g. select hour_start, model_version, requests, errors, positive_rate from mon_ops_hourly "
+                     "order by hour_start, model_version;")
     say(console, f"landing zone: {paths.landing}")
     say(console, f"MLflow: {tools / 'mlflow'} ui --backend-store-uri {paths.tracking_uri}")
     say(console, f"state of everything: {tools / 'lendguard'} status; failover: {tools / 'lendguard'} failover status "
@@ -158,7 +161,7 @@ def run_demo(
     with step(console, "2/7 dbt build"):
         built = build(paths)
     say(console, f"2/7 dbt build: {len(built.run.results)} nodes, {len(built.run.failures)} failures; "
-                  f"published {paths.snapshot}")
+                  f"published {paths.published}")
     with step(console, "3/7 delivery pipeline") as rename:
         run = pipeline.run_pipeline(paths, supersede=True, settings=settings,
                                     on_stage=lambda name: rename(f"3/7 pipeline: {name}"))
@@ -169,6 +172,10 @@ def run_demo(
     pipeline.decide(paths, str(run.version), approve=True, by="lendguard demo",
                     note="approved by the demo; in production a person runs `lendguard approve`")
     say(console, f"    approved as 'lendguard demo' (recorded); version {run.version} is the champion")
+    with step(console, "    batch scores with the champion (dbt build score_loans)"):
+        # The step-2 build scored with the champion of its time (none, on a fresh warehouse).
+        rescored = build(paths, select=["score_loans"])
+    say(console, f"    score_loans rebuilt with version {run.version}: {len(rescored.run.failures)} failures")
     server = start_api(paths, port, console)
     say(console, f"4/7 production API ready at {server.url} (pid {server.pid})")
     try:

@@ -45,9 +45,10 @@ from warehouse.build import DELIVERY_SELECT, build
 from warehouse.dbt import DbtError
 from warehouse.errors import LendguardError
 from warehouse.failover import read_failover, set_failover
+from warehouse.freshness import LogFreshness, prediction_log_freshness
+from warehouse.marts import open_marts
 from warehouse.paths import Paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
 from warehouse.settings import NotifySettings, get_settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ ACTOR = "lendguard monitor"
 """Who sets failover when a monitoring run finds critical alerts (the run itself is ``pipeline.actor``'s)."""
 MONITOR_TEST_PREFIX = "test.lendguard.monitor_"
 """unique_id prefix of the monitor checks (models/monitoring/_monitoring__models.yml names them)."""
-MONITOR_SELECT = ["path:models/staging", "path:models/monitoring", *DELIVERY_SELECT]
+MONITOR_SELECT = ["path:models/staging", "path:models/intermediate/monitoring", "path:models/monitoring",
+                  *DELIVERY_SELECT]
 """What a monitor run builds: the staging tables of the landing zone, the monitoring marts (with
 their tests) and the delivery marts, so the snapshot it publishes is current for every reader (the
 audit trail and the approvals included). Features, training sets and batch scores change with the
@@ -130,6 +132,7 @@ class MonitorReport:
     failover_active: bool = False
     dbt_failures: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    log_freshness: LogFreshness | None = None
 
     @property
     def critical_new(self) -> list[Alert]:
@@ -145,6 +148,10 @@ class MonitorReport:
             "new_alerts": [a.to_json() for a in self.new_alerts],
             "deliveries": [asdict(d) for d in self.deliveries],
             "dbt_failures": self.dbt_failures, "error": self.error,
+            "prediction_log_freshness": None if self.log_freshness is None else {
+                "status": self.log_freshness.status, "age_seconds": self.log_freshness.age_seconds,
+                "newest_received_at": _iso(self.log_freshness.newest_received_at),
+            },
         }
 
 
@@ -179,22 +186,17 @@ def _fmt(value: float | None) -> str:
 
 def read_alerts(paths: Paths) -> list[Alert]:
     """Every row of ``mon_alerts`` in the published snapshot, critical first."""
-    with connect_snapshot(paths) as con:
-        rows = con.execute(
+    with open_marts(paths) as marts:
+        rows = marts.rows(
             f"select {', '.join(ALERT_COLUMNS)} from mon_alerts "
             "order by severity = 'critical' desc, check_name, model_version, window_kind, window_start, subject"
-        ).fetchall()
-    return [Alert(*row) for row in rows]
+        )
+    return [Alert(**row) for row in rows]
 
 
 def _landed(paths: Paths, dataset: str, columns: str) -> list[tuple[Any, ...]]:
     """Rows of a landing dataset, read straight from its files (the record must not wait for a build)."""
-    directory = paths.landing / dataset
-    if not list(directory.glob("*.parquet")):
-        return []
-    pattern = str(directory / "*.parquet").replace("'", "''")
-    with duckdb.connect() as con:
-        return con.execute(f"select {columns} from read_parquet('{pattern}', union_by_name = true)").fetchall()
+    return datasets.query_landed(paths, dataset, f"select {columns} from landed")
 
 
 def notified_alert_ids(paths: Paths) -> set[str]:
@@ -278,6 +280,10 @@ def run_monitor(
         report.error = f"mon_alerts was not rebuilt ({state}); failing nodes: {failing}"
         _record_run(paths, report, actor)
         raise MonitorBuildError(report.error)
+    try:  # a dead logger shows here: quiet windows are not a quiet API
+        report.log_freshness = prediction_log_freshness(paths)
+    except DbtError as exc:
+        log.warning("prediction-log freshness not checked: %s", str(exc).splitlines()[0])
     report.alerts = read_alerts(paths)
     handled = notified_alert_ids(paths) | acknowledged_alert_ids(paths)
     report.new_alerts = [a for a in report.alerts if a.alert_id not in handled]
@@ -318,7 +324,8 @@ def _record_notifications(paths: Paths, report: MonitorReport) -> None:
 def _record_run(paths: Paths, report: MonitorReport, actor: str) -> None:
     report.ended_at = _now()
     details = {"deliveries": [asdict(d) for d in report.deliveries], "dbt_failures": report.dbt_failures,
-               "error": report.error, "new_alert_ids": [a.alert_id for a in report.new_alerts]}
+               "error": report.error, "new_alert_ids": [a.alert_id for a in report.new_alerts],
+               "prediction_log_freshness": None if report.log_freshness is None else report.log_freshness.status}
     datasets.land_rows(paths, datasets.MONITOR_RUNS, [{
         "monitor_run_id": report.monitor_run_id, "started_at": report.started_at, "ended_at": report.ended_at,
         "actor": actor, "status": report.status, "dbt_failures": len(report.dbt_failures),

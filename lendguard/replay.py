@@ -62,7 +62,7 @@ def application_bodies(applications: pa.Table, loan_book: LoanBookSchema) -> lis
 
     Integer inputs are sent as JSON integers (the warehouse stores every number as a double).
     """
-    columns = [loan_book.group_column, *loan_book.input_names]
+    columns = [*loan_book.group_columns, *loan_book.input_names]
     integers = [f.name for f in loan_book.numeric_features if f.integer]
     rows: list[dict[str, Any]] = applications.select(columns).to_pylist()  # pyarrow has no type information
     ids = applications.column("loan_id").to_pylist()

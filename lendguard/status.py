@@ -24,8 +24,9 @@ from ml import registry
 from warehouse import landing
 from warehouse.failover import flag_path, read_failover
 from warehouse.loan_book import LoanBookSchema
+from warehouse.marts import MartError, open_marts
 from warehouse.paths import Paths
-from warehouse.publish import SnapshotMissingError, connect_snapshot, snapshot_age_seconds
+from warehouse.publish import SnapshotMissingError, snapshot_age_seconds
 
 STATUS_SCHEMA_VERSION = 1
 ALIASES = ("champion", "candidate")
@@ -105,7 +106,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(),
         "data_dir": str(paths.data_dir),
         "warehouse": _file_state(paths.warehouse),
-        "snapshot": {**_file_state(paths.snapshot), "age_seconds": None if age is None else round(age, 1)},
+        "snapshot": {**_file_state(paths.published), "age_seconds": None if age is None else round(age, 1)},
         "loan_book": _loan_book(paths),
         "landing": {"path": str(paths.landing), "datasets": _landing(paths)},
         "mlflow": {"tracking_uri": paths.tracking_uri, "model_name": registry.MODEL_NAME, **_models(paths)},
@@ -126,20 +127,20 @@ def _alerts(paths: Paths) -> dict[str, Any] | None:
     None until a snapshot with ``mon_alerts`` has been published.
     """
     try:
-        with connect_snapshot(paths) as con:
-            counts = dict(con.execute("select severity, count(*) from mon_alerts group by 1").fetchall())
-            latest = con.execute(
-                "select alert_id, check_name, subject, model_version, window_kind, cast(window_start as varchar), "
-                "value, threshold, severity from mon_alerts order by window_start desc nulls last limit 5"
-            ).fetchall()
+        with open_marts(paths) as marts:
+            counts = {row["severity"]: row["n"] for row in marts.rows(
+                "select severity, count(*) as n from mon_alerts group by 1")}
+            latest = marts.rows(
+                "select alert_id, check_name, subject, model_version, window_kind, "
+                "cast(window_start as varchar) as window_start, value, threshold, severity from mon_alerts "
+                "order by mon_alerts.window_start desc nulls last limit 5"
+            )
         monitor_run = last_run(paths)
-    except (SnapshotMissingError, duckdb.Error):
+    except (SnapshotMissingError, MartError, duckdb.Error):  # duckdb: reading the landed monitor runs
         return None
-    keys = ("alert_id", "check_name", "subject", "model_version", "window_kind", "window_start", "value",
-            "threshold", "severity")
     return {
         "open": sum(counts.values()), "warn": counts.get("warn", 0), "critical": counts.get("critical", 0),
-        "latest": [dict(zip(keys, row, strict=True)) for row in latest],
+        "latest": latest,
         "last_monitor_run": monitor_run,
     }
 

@@ -16,13 +16,21 @@
 
 {% macro default__lg_normalize_surname(expression) -%}
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        upper(regexp_replace(coalesce(cast({{ expression }} as varchar), ''), '[0-9[:punct:][:space:]]', '', 'g')),
+        upper(regexp_replace(coalesce(cast({{ expression }} as {{ dbt.type_string() }}), ''), '[0-9[:punct:][:space:]]', '', 'g')),
+        'JR$', ''), 'SR$', ''), 'III$', ''), 'IV$', '')
+{%- endmacro %}
+
+{#- Spark: Java regular expressions spell the POSIX classes \p{Punct} and \s (ASCII, as DuckDB's)
+    and replace every match without a flag. -#}
+{% macro spark__lg_normalize_surname(expression) -%}
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        upper(regexp_replace(coalesce(cast({{ expression }} as {{ dbt.type_string() }}), ''), '[0-9\\p{Punct}\\s]', '')),
         'JR$', ''), 'SR$', ''), 'III$', ''), 'IV$', '')
 {%- endmacro %}
 
 {% macro lg_normalize_zcta(expression) -%}
     {#- Five characters, zero-padded on the left (a ZIP+4 keeps its first five digits). -#}
-    lpad(substr(trim(cast({{ expression }} as varchar)), 1, 5), 5, '0')
+    lpad(substr(trim(cast({{ expression }} as {{ dbt.type_string() }})), 1, 5), 5, '0')
 {%- endmacro %}
 
 {% macro census_reference_table(relation, dataset, key, key_name) -%}
@@ -43,7 +51,7 @@ published as (
 
 {% for census_group, group_name in var('bisg_groups').items() %}
 select
-    cast({{ key }} as varchar) as {{ key_name }},
+    cast({{ key }} as {{ dbt.type_string() }}) as {{ key_name }},
     '{{ census_group }}' as census_group,
     '{{ group_name }}' as group_name,
     cast({{ census_group }} as double) as probability,
@@ -93,19 +101,40 @@ matched as (
 
 ),
 
-joined as (
+surname_evidence as (
 
     select
         matched.applicant_id,
+        matched.zcta5,
         matched.surname_match,
         surnames.census_group,
         surnames.group_name,
-        surnames.probability as p_group_given_surname,
-        areas.probability as p_area_given_group
+        surnames.probability as p_group_given_surname
     from matched
     inner join {{ ref('ref_census_surnames') }} as surnames on surnames.surname = matched.surname
+
+),
+
+{{ bisg_combine('surname_evidence') }}
+{%- endmacro %}
+
+{% macro bisg_combine(surname_evidence) -%}
+{#- The CTEs and final select that combine P(group | surname) with P(area | group): `surname_evidence`
+    has one row per applicant and Census group (applicant_id, zcta5, surname_match, census_group,
+    group_name, p_group_given_surname). Shared by bisg_probabilities (names) and
+    bisg_from_surname_evidence (the API's logged evidence), so both give the same numbers. -#}
+joined as (
+
+    select
+        surname_evidence.applicant_id,
+        surname_evidence.surname_match,
+        surname_evidence.census_group,
+        surname_evidence.group_name,
+        surname_evidence.p_group_given_surname,
+        areas.probability as p_area_given_group
+    from {{ surname_evidence }} as surname_evidence
     left join {{ ref('ref_census_zctas') }} as areas
-        on areas.zcta5 = matched.zcta5 and areas.census_group = surnames.census_group
+        on areas.zcta5 = surname_evidence.zcta5 and areas.census_group = surname_evidence.census_group
 
 ),
 
@@ -130,4 +159,41 @@ select
     case when area_evidence > 0 then 'bisg' else 'surname_only' end as bisg_method,
     surname_match
 from evidence
+{%- endmacro %}
+
+{% macro bisg_from_surname_evidence(applicants, id_column, area_column) -%}
+{#- BISG of logged requests: the API logs, instead of the surname, its row of the Census surname table
+    (columns surname_p_<census group>, null where the table has none, and surname_match: see
+    warehouse/prediction_log.py); combined with P(area | group) as bisg_probabilities does. -#}
+with applicants as (
+
+    select
+        {{ id_column }} as applicant_id,
+        {{ lg_normalize_zcta(area_column) }} as zcta5,
+        surname_match,
+        {%- for census_group in var('bisg_groups') %}
+        surname_p_{{ census_group }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ applicants }}
+
+),
+
+surname_evidence as (
+
+    {%- for census_group, group_name in var('bisg_groups').items() %}
+    select
+        applicant_id,
+        zcta5,
+        surname_match,
+        '{{ census_group }}' as census_group,
+        '{{ group_name }}' as group_name,
+        surname_p_{{ census_group }} as p_group_given_surname
+    from applicants
+    where surname_p_{{ census_group }} is not null
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+
+),
+
+{{ bisg_combine('surname_evidence') }}
 {%- endmacro %}

@@ -1,12 +1,12 @@
 {#-
-    Input drift (issue #6): helpers shared by the mon_drift_* models and mon_feature_histograms.
+    Input drift (issue #6): helpers shared by the mon_drift_* and int_drift_* models and mon_feature_histograms.
     The statistics themselves are plain SQL in those models; only SciPy's distribution functions
     (p-values) come from UDFs (warehouse/dbt_udfs.py), behind adapter-dispatched macros.
 -#}
 
 {#- A categorical value as the features macro sees it: trimmed text, empty or NULL -> var('missing_category'). -#}
 {% macro drift_category(expression) -%}
-    coalesce(nullif(trim(cast({{ expression }} as varchar)), ''), '{{ var("missing_category") }}')
+    coalesce(nullif(trim(cast({{ expression }} as {{ dbt.type_string() }})), ''), '{{ var("missing_category") }}')
 {%- endmacro %}
 
 
@@ -14,6 +14,12 @@
 {% macro drift_tests_per_window() -%}
     {%- set lb = var('loan_book') -%}
     {{ return(lb.numeric_features | length + lb.categorical_features | length + 1) }}
+{%- endmacro %}
+
+
+{#- The significance level of each test of a window's family: var('drift_alpha') over the family (Bonferroni). -#}
+{% macro drift_alpha_per_test() -%}
+    cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }}
 {%- endmacro %}
 
 
@@ -26,7 +32,7 @@
     {%- if columns | length == 0 -%}
     'deployment'
     {%- else -%}
-    case grouping({{ columns | map(attribute=1) | join(', ') }})
+    case {{ grouping_bits(columns | map(attribute=1) | list) }}
         {%- for kind, column in columns %}
         {%- set ns = namespace(mask=0) %}
         {%- for other in columns %}{% if other[1] != column %}{% set ns.mask = ns.mask + 2 ** (columns | length - loop.index) %}{% endif %}{% endfor %}
@@ -70,15 +76,17 @@
 
 
 {#- Verdict of one drift test: insufficient (window too small), ok, warn or critical. Significance
-    and effect size together: p below alpha / tests in the window AND the effect at least the limit. -#}
+    and effect size together: p below alpha / tests in the window AND the effect at least the limit.
+    The level is a double on every engine (the models' alpha_per_test): Spark would divide the
+    decimal literal in DECIMAL arithmetic, rounded to its scale. -#}
 {% macro drift_verdict(n, p_value, effect, warn_limit, critical_limit) -%}
     case
         when {{ n }} < {{ var('drift_min_window_rows') }} then 'insufficient'
         when {{ effect }} < {{ warn_limit }} then 'ok'
         when {{ p_value }} is null then 'insufficient'
-        when {{ p_value }} < {{ var('drift_alpha') }} / {{ drift_tests_per_window() }}
+        when {{ p_value }} < {{ drift_alpha_per_test() }}
             and {{ effect }} >= {{ critical_limit }} then 'critical'
-        when {{ p_value }} < {{ var('drift_alpha') }} / {{ drift_tests_per_window() }}
+        when {{ p_value }} < {{ drift_alpha_per_test() }}
             and {{ effect }} >= {{ warn_limit }} then 'warn'
         else 'ok'
     end
@@ -107,10 +115,14 @@
     cast(epoch({{ timestamp }}) as bigint)
 {%- endmacro %}
 
+{% macro spark__drift_epoch_seconds(timestamp) -%}
+    cast(unix_timestamp({{ timestamp }}) as bigint)
+{%- endmacro %}
+
 
 {#-
-    Incremental drift marts (issue #6, item 7). mon_requests stamps every row it (re)numbers with
-    the run's batch_at (mon_drift_requests, a view over it, carries it); each incremental drift
+    Incremental drift marts (issue #6, item 7). int_requests stamps every row it (re)numbers with
+    the run's batch_at (int_drift_requests, a view over it, carries it); each incremental drift
     mart keeps the newest batch_at it was built from and, on the next run, recomputes only the
     windows holding a request of a newer batch (their hour, day and count windows, and the
     version's deployment window), replacing those windows whole
@@ -128,7 +140,7 @@
     the model is not incremental this run or the relation is empty. -#}
 {% macro drift_built_through(relation=none) -%}
     {%- if not drift_incremental_ready() -%}{{ return(none) }}{%- endif -%}
-    {%- set newest = run_query("select cast(max(batch_at) as varchar) from " ~ (relation or this)).columns[0].values()[0] -%}
+    {%- set newest = run_query("select cast(max(batch_at) as " ~ dbt.type_string() ~ ") from " ~ (relation or this)).columns[0].values()[0] -%}
     {{ return(newest) }}
 {%- endmacro %}
 
@@ -146,7 +158,7 @@
 {%- endmacro %}
 
 
-{#- The condition on a row of mon_drift_requests or mon_scored_requests that it changed after
+{#- The condition on a row of int_drift_requests or int_scored_requests that it changed after
     `since` (a timestamp literal): (re)written by a later run (batch_at); with `outcomes`, also an
     outcome landed since (less the lookback, for a file landed while that run was reading). -#}
 {% macro drift_changed_since(since, outcomes=false) -%}
@@ -158,7 +170,7 @@
 {%- endmacro %}
 
 
-{#- The windows (model_version, window_kind, window_key) holding a request of mon_drift_requests
+{#- The windows (model_version, window_kind, window_key) holding a request of int_drift_requests
     (`requests`) changed after `since` (drift_changed_since). -#}
 {% macro drift_touched_windows(requests, since, kinds=['hour', 'day', 'count', 'deployment'], outcomes=false) -%}
     {%- set keys = {
@@ -182,10 +194,22 @@
     least that index (the rows before keep their numbers). None when no row changed. -#}
 {% macro drift_changed_from(relation, since, outcomes=false) -%}
     {%- set row = run_query(
-        "select cast(" ~ dbt.date_trunc('day', 'min(event_at)') ~ " as varchar), min(count_index) from " ~ relation
+        "select cast(" ~ dbt.date_trunc('day', 'min(event_at)') ~ " as " ~ dbt.type_string() ~ "), min(count_index) from " ~ relation
         ~ " where " ~ drift_changed_since(since, outcomes)).rows[0] -%}
     {%- if row[0] is none %}{{ return(none) }}{% endif -%}
     {{ return({'day': row[0], 'count_index': row[1]}) }}
+{%- endmacro %}
+
+
+{#- The rows of `relation` (aliased `alias`) in a window this run recomputes: the CTE `touched`
+    (model_version, window_kind, window_key) of drift_touched_windows. -#}
+{% macro drift_rows_in_touched(relation, alias) -%}
+    select {{ alias }}.*
+    from {{ relation }} as {{ alias }}
+    inner join touched
+        on touched.model_version = {{ alias }}.model_version
+        and touched.window_kind = {{ alias }}.window_kind
+        and touched.window_key = {{ alias }}.window_key
 {%- endmacro %}
 
 
@@ -230,7 +254,7 @@
     {% if not loop.last %}union all{% endif %}
     {%- else %}
     {#- A book without numeric inputs: no rows, same columns. #}
-    select model_version, hour_floor, day_floor, count_index, cast(null as varchar) as feature,
+    select model_version, hour_floor, day_floor, count_index, cast(null as {{ dbt.type_string() }}) as feature,
         cast(null as integer) as feature_index, cast(null as double) as value
     from {{ relation }}
     where false
@@ -261,7 +285,7 @@
         {%- endfor %}
     end
     {%- else %}
-    cast(null as varchar)
+    cast(null as {{ dbt.type_string() }})
     {%- endif %}
 {%- endmacro %}
 
@@ -317,12 +341,7 @@ window_{{ name }} as (
 
 production_{{ name }} as (
 
-    select window_{{ name }}.*
-    from window_{{ name }}
-    inner join touched
-        on touched.model_version = window_{{ name }}.model_version
-        and touched.window_kind = window_{{ name }}.window_kind
-        and touched.window_key = window_{{ name }}.window_key
+    {{ drift_rows_in_touched('window_' ~ name, 'window_' ~ name) }}
 
     union all
 

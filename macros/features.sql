@@ -13,7 +13,7 @@
     {%- endfor -%}
     {%- for name in lb.categorical_features -%}
         {%- do columns.append(
-            "coalesce(nullif(trim(cast(" ~ name ~ " as varchar)), ''), '" ~ var('missing_category') ~ "') as " ~ name
+            "coalesce(nullif(trim(cast(" ~ name ~ " as " ~ dbt.type_string() ~ ")), ''), '" ~ var('missing_category') ~ "') as " ~ name
         ) -%}
     {%- endfor -%}
     {%- for derived in lb.derived_features -%}
@@ -33,6 +33,31 @@
         cast({{ name }} as double) as {{ name }},
     {%- endfor %}
     {%- for name in lb.categorical_features %}
-        cast({{ name }} as varchar) as {{ name }},
+        cast({{ name }} as {{ dbt.type_string() }}) as {{ name }},
+    {%- endfor %}
+{%- endmacro %}
+
+{#-
+    The self-reported group as staged (`fairness_group`): the contract's group column as text, or a
+    missing value for a book that declares none (proxies only: its fairness is estimated with BISG).
+    Followed by a comma, like loan_input_columns.
+-#}
+{% macro fairness_group_column(loan_book=none) -%}
+    {%- set lb = loan_book or var('loan_book') -%}
+    {%- if lb.group_column is not none %}
+        cast({{ lb.group_column }} as {{ dbt.type_string() }}) as fairness_group,
+    {%- else %}
+        cast(null as {{ dbt.type_string() }}) as fairness_group,
+    {%- endif %}
+{%- endmacro %}
+
+{#-
+    The BISG proxy columns (surname, area, ...) under their staged names (`proxy_surname`,
+    `proxy_zcta`, ...), as text; nothing for a book without proxies. Followed by a comma.
+-#}
+{% macro proxy_columns(loan_book=none) -%}
+    {%- set lb = loan_book or var('loan_book') -%}
+    {%- for staged, column in (lb.proxies or {}).items() %}
+        cast({{ column }} as {{ dbt.type_string() }}) as {{ staged }},
     {%- endfor %}
 {%- endmacro %}

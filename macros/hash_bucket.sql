@@ -8,13 +8,13 @@
 {%- endmacro %}
 
 {% macro default__hash_bucket(expression, buckets) -%}
-    (cast(conv(substr(md5(cast({{ expression }} as varchar)), 1, 8), 16, 10) as bigint) % {{ buckets }})
+    (cast(conv(substr(md5(cast({{ expression }} as {{ dbt.type_string() }})), 1, 8), 16, 10) as bigint) % {{ buckets }})
 {%- endmacro %}
 
 {% macro duckdb__hash_bucket(expression, buckets) -%}
-    (cast(('0x' || substr(md5(cast({{ expression }} as varchar)), 1, 8)) as ubigint) % {{ buckets }})
+    (cast(('0x' || substr(md5(cast({{ expression }} as {{ dbt.type_string() }})), 1, 8)) as ubigint) % {{ buckets }})
 {%- endmacro %}
 
 {% macro postgres__hash_bucket(expression, buckets) -%}
-    (('x' || substr(md5(cast({{ expression }} as varchar)), 1, 8))::bit(32)::bigint % {{ buckets }})
+    (('x' || substr(md5(cast({{ expression }} as {{ dbt.type_string() }})), 1, 8))::bit(32)::bigint % {{ buckets }})
 {%- endmacro %}

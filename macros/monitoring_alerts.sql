@@ -10,8 +10,15 @@
 {% macro monitoring_alert_id(check_name, subject, model_version, window_kind, window_key) -%}
     md5(
         {{ check_name }} || '|' || {{ subject }} || '|' || coalesce({{ model_version }}, '') || '|'
-        || {{ window_kind }} || '|' || cast({{ window_key }} as varchar)
+        || {{ window_kind }} || '|' || cast({{ window_key }} as {{ dbt.type_string() }})
     )
+{%- endmacro %}
+
+
+{#- The subject of a group check's alert: as it always was for self-reported groups (so their alert
+    ids do not change), prefixed with the method otherwise ('bisg:Hispanic', 'bisg:__all_groups__'). -#}
+{% macro monitoring_method_subject(method, subject) -%}
+    case when {{ method }} = 'self_reported' then {{ subject }} else {{ method }} || ':' || {{ subject }} end
 {%- endmacro %}
 
 
@@ -43,7 +50,7 @@
         {%- for key, value in pairs.items() %}
         '{{ key }}', {{ value }}{{ "," if not loop.last }}
         {%- endfor %}
-    ) as varchar)
+    ) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 
@@ -53,5 +60,21 @@
 {%- endmacro %}
 
 {% macro default__monitoring_json_group_object(key, value) -%}
-    cast(json_group_object({{ key }}, {{ value }}) as varchar)
+    cast(json_group_object({{ key }}, {{ value }}) as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{#- Spark: a struct written as JSON (null members kept: spark.sql.jsonGenerator.ignoreNullFields is
+    false in the profile, as DuckDB's json_object keeps them). -#}
+{% macro spark__monitoring_json_object(pairs) -%}
+    to_json(named_struct(
+        {%- for key, value in pairs.items() %}
+        '{{ key }}', {{ value }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ))
+{%- endmacro %}
+
+{#- Spark: a map of the group's (key, value) pairs written as JSON, keys in sorted order (DuckDB's
+    follows the rows; a reader compares the parsed objects). -#}
+{% macro spark__monitoring_json_group_object(key, value) -%}
+    to_json(map_from_entries(array_sort(collect_list(struct({{ key }}, {{ value }})))))
 {%- endmacro %}

@@ -45,7 +45,7 @@ with requests as (
         probability,
         latency_ms
 
-    from {{ ref('mon_requests') }}
+    from {{ ref('int_requests') }}
 
 ),
 

@@ -1,13 +1,13 @@
 {#-
     Window bucketing shared by the monitoring marts, so hourly, daily and deployment windows have
-    one definition (count windows are numbered once, by mon_requests: macro monitoring_count_numbered).
+    one definition (count windows are numbered once, by int_requests: macro monitoring_count_numbered).
 
     Kinds:
       hour, day   time windows of event time (charts, reports); start truncated, end = start + 1 unit;
                   a row that arrives after its window was reported lands in it (the window changes);
       count       every var('monitor_count_window') rows of a model version, in ingestion order
                   (detection: its sensitivity does not depend on traffic volume, and a closed one
-                  never changes); mon_requests numbers them, the marts group by its indexes;
+                  never changes); int_requests numbers them, the marts group by its indexes;
       deployment  everything a model version did; start and end are its first and last event.
     Windows never span model versions: every mart is per model_version.
 -#}
@@ -24,7 +24,7 @@
 {% macro monitoring_windowed(relation, kind, partition_by='model_version') %}
     {%- if kind not in monitoring_window_kinds() or kind == 'count' -%}
         {{ exceptions.raise_compiler_error("monitoring_windowed: no window kind " ~ kind
-            ~ " (count windows are mon_requests' indexes)") }}
+            ~ " (count windows are int_requests' indexes)") }}
     {%- endif %}
     {%- if kind in ('hour', 'day') %}
     select
@@ -98,7 +98,7 @@
 {% macro monitoring_received_since_last_run(incremental=none) %}
     {%- set incremental = is_incremental() if incremental is none else incremental -%}
     {%- if execute and incremental %}
-    {%- set newest = run_query("select cast(max(received_at) as varchar) from " ~ this).columns[0].values()[0] %}
+    {%- set newest = run_query("select cast(max(received_at) as " ~ dbt.type_string() ~ ") from " ~ this).columns[0].values()[0] %}
     {%- if newest %}
     where received_at > cast('{{ newest }}' as timestamp) - interval '{{ var("monitor_incremental_lookback_minutes") }} minutes'
     {%- endif %}
@@ -107,7 +107,7 @@
 
 
 {#-
-    Count-window numbering for mon_requests (the drift and the output count windows, numbered in
+    Count-window numbering for int_requests (the drift and the output count windows, numbered in
     one sort), in INGESTION order, so a closed count window never changes: per model version, the
     rows a build sees for the first time come after every row of earlier builds, ordered within the
     build by receipt time (received_at, the server's clock) then request_id. A row's own timestamp
@@ -189,31 +189,6 @@ numbered as (
 )
 {% endmacro %}
 
-
-
-{#- on-run-start: drop the incremental marts whose delete+insert key has a column the existing table
-    lacks (built by an earlier version), so this run builds them whole. An incremental run could not
-    replace their old rows (the key never matches them), and a full rebuild of these marts is cheap
-    (a run that does not select them leaves them dropped until the next monitoring build). -#}
-{% macro monitoring_drop_outdated_marts() %}
-    {%- set outdated = {'mon_group_windows': ['window_key', 'batch_at', 'first_reported_at']} -%}
-    {%- set dropped = [] -%}
-    {%- if execute -%}
-    {%- for name, columns in outdated.items() -%}
-        {%- set relation = adapter.get_relation(database=target.database, schema=target.schema, identifier=name) -%}
-        {%- if relation is not none -%}
-            {%- set existing = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
-            {%- if columns | reject('in', existing) | list -%}
-                {%- do log("dropping " ~ name ~ ": built before it had " ~ columns | join(", "), info=true) -%}
-                {%- do adapter.drop_relation(relation) -%}
-                {%- do dropped.append(name) -%}
-            {%- endif -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {%- endif -%}
-    {#- The hook's SQL: commit the drops now (the models run on other connections). -#}
-    {%- if dropped %}commit{% else %}select 1{% endif -%}
-{% endmacro %}
 
 
 {#- The test level of one window (alpha-spending, fixed by the window's index alone, so a window's

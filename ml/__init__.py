@@ -1,1 +1,2 @@
-"""Model lifecycle: training, registry, (later) thresholds, evaluation, export, gate and approval."""
+"""Model lifecycle: training, registry, the delivery stages (thresholds, evaluation, gate, approval), export
+to PMML and SQL, the model report and notifications."""

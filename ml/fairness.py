@@ -226,11 +226,12 @@ def single_threshold_curve(
 
     One row per candidate threshold (distinct scores, then +inf): ``threshold, fpr`` (pooled),
     ``cost, cost_per_applicant, fp, fn, flagged_rate, fpr_gap`` and ``fpr__<group>``. The gap
-    counts only groups with at least ``min_group_size`` repaid loans, as the gate does.
+    counts only groups with at least ``min_group_size`` repaid loans, as the gate does. Without
+    ``groups`` (a book without a group column) there are no group columns and the gap is NaN.
     """
     _check_costs(cost_fn, cost_fp)
     scores, labels = check_inputs(p, y, groups)
-    names = normalise_groups(groups, not_provided)
+    names = np.array([], dtype=object) if groups is None else normalise_groups(groups, not_provided)
     candidates, fp, fn = _single_threshold_counts(scores, labels)
     n = len(scores)
     columns: dict[str, np.ndarray] = {

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from warehouse import datasets
-from warehouse.publish import connect_snapshot
+from warehouse.marts import open_marts
 
 if TYPE_CHECKING:
     from warehouse.loan_book import LoanBookSchema
@@ -33,12 +33,11 @@ TRAINING_TABLE = "train_loans"
 def reference_frame(paths: Paths, loan_book: LoanBookSchema, fitted_ids: pd.Series, version: str) -> pd.DataFrame:
     """The fitted rows' group and inputs from the published training table, in loan-id order."""
     inputs = ", ".join(loan_book.input_names)
-    with connect_snapshot(paths) as con:
-        con.register("fitted_ids", pd.DataFrame({"loan_id": fitted_ids.astype(str).unique()}))
-        frame = con.execute(
-            f"select fairness_group, {inputs} from {TRAINING_TABLE} "
-            "where split = 'train' and loan_id in (select loan_id from fitted_ids) order by loan_id"
-        ).df()
+    with open_marts(paths) as marts:
+        split = marts.frame(f"select loan_id, fairness_group, {inputs} from {TRAINING_TABLE} "
+                            "where split = 'train' order by loan_id")
+    fitted = split["loan_id"].astype(str).isin(fitted_ids.astype(str).unique())
+    frame = split[fitted].drop(columns="loan_id").reset_index(drop=True)
     frame.insert(0, "model_version", version)
     return frame.rename(columns={"fairness_group": loan_book.group_column})
 

@@ -7,6 +7,7 @@ inputs from, the loan-book contract and the decision policy. The API loads a bun
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import tempfile
@@ -45,6 +46,10 @@ SKOPS_TRUSTED_TYPES = [
 """Types our pipelines hold that skops (MLflow's no-pickle format) does not trust by default: every
 family of ``ml.candidates.FAMILIES`` needs its own listed, or its versions cannot be registered
 (MLflow loads the saved model back with this list, and refuses it on any other type)."""
+MODEL_RUNTIME_PACKAGES = ("mlflow", "skops", "numpy", "scipy", "pandas")
+"""What loading a logged model and scoring with it needs besides the packages its own classes come
+from: MLflow's loader, skops (the no-pickle format), the array and frame libraries scikit-learn
+predicts with."""
 FEATURE_RELATION = "application_rows"
 """The relation name the compiled feature SQL selects from."""
 MODEL_FEATURES_RELATION = "model_features"
@@ -139,7 +144,23 @@ def log_model(pipeline: Any, pmml: Path, signature: Any) -> Any:
     flavor = types.ModuleType("mlflow.sklearn")  # Model.log calls its save_model and names the model after it
     log, save, _ = add_pmml_flavor(flavor, mlflow.sklearn, "sk_model", lambda _model, **_: str(pmml))
     flavor.save_model = save  # type: ignore[attr-defined]
-    return log(pipeline, name="model", signature=signature, skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    return log(pipeline, name="model", signature=signature, skops_trusted_types=SKOPS_TRUSTED_TYPES,
+               pip_requirements=model_requirements(pipeline))
+
+
+def model_requirements(pipeline: Any) -> list[str]:
+    """The logged model's pip requirements, pinned to the installed versions: the distributions its
+    estimators' classes come from (scikit-learn, LightGBM) and :data:`MODEL_RUNTIME_PACKAGES`.
+
+    Declared, not left to MLflow to infer: its inference loads the saved model again in a Python
+    subprocess (seconds of CPU per logged version) and lists whatever that process happened to
+    import (under pytest, pytest itself)."""
+    parts = pipeline.get_params(deep=True).values()
+    estimators = [pipeline, *(part for part in parts if hasattr(part, "get_params"))]
+    distributions = importlib.metadata.packages_distributions()
+    names = {name for estimator in estimators
+             for name in distributions.get(type(estimator).__module__.partition(".")[0], [])}
+    return sorted(f"{name}=={importlib.metadata.version(name)}" for name in {*names, *MODEL_RUNTIME_PACKAGES})
 
 
 def set_alias(paths: Paths, alias: str, version: str) -> None:

@@ -59,6 +59,15 @@ class Explained:
                 if self.contributions[row, i] > 0]
 
 
+def model_sql_probabilities(model_sql: str, features: pd.DataFrame) -> np.ndarray:
+    """Probabilities of a compiled model query over ``features`` (model inputs, one row each, in
+    order): how training holds a version's SQL to its pipeline before registering it."""
+    with duckdb.connect() as connection:
+        connection.register(MODEL_FEATURES_RELATION, features)
+        scored = connection.execute(model_sql).fetchnumpy()
+    return np.asarray(scored["probability"], dtype=float)
+
+
 class FeatureScorer:
     """Scores applications with one bundle's compiled artifact (thread-safe)."""
 

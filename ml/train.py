@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -54,13 +53,14 @@ from threadpoolctl import threadpool_limits
 from ml import registry
 from ml.candidates import Candidate, CandidateError, search_space
 from ml.metrics import calibration_error
+from ml.scoring import model_sql_probabilities
 from warehouse.build import current_loan_book, dbt_vars
 from warehouse.dbt import compile_inline
 from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
+from warehouse.marts import open_marts
 from warehouse.paths import PROJECT_DIR, Paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -177,10 +177,8 @@ def check_candidates(loan_book: LoanBookSchema, candidates: tuple[Candidate, ...
 def load_split(paths: Paths, loan_book: LoanBookSchema, split: str) -> pd.DataFrame:
     """One split of the training table, from the published snapshot, in loan-id order."""
     columns = ", ".join(["loan_id", "fairness_group", LABEL, "split", "snapshot_id", *loan_book.feature_names])
-    with connect_snapshot(paths) as con:
-        frame = con.execute(
-            f"select {columns} from {TRAINING_TABLE} where split = ? order by loan_id", [split]
-        ).df()
+    with open_marts(paths) as marts:
+        frame = marts.frame(f"select {columns} from {TRAINING_TABLE} where split = ? order by loan_id", [split])
     if frame.empty:
         raise ValueError(f"the {split} split of {TRAINING_TABLE} is empty: land a loan book and run `lendguard build`")
     return frame
@@ -305,9 +303,7 @@ def log_model_artifacts(pipeline: Pipeline, loan_book: LoanBookSchema, features:
     query = export_model(pipeline, loan_book, folder)
     for dialect in SQL_DIALECTS:
         (folder / registry.model_sql_file(dialect)).write_text(to_sql(query, dialect, pretty=True) + "\n")
-    with duckdb.connect() as con:
-        con.register(registry.MODEL_FEATURES_RELATION, features)
-        sql_probability = con.execute(to_sql(query, "duckdb")).fetchnumpy()["probability"]
+    sql_probability = model_sql_probabilities(to_sql(query, "duckdb"), features)
     difference = float(np.max(np.abs(sql_probability - pipeline.predict_proba(features)[:, 1])))
     if not difference <= PARITY_TOLERANCE:
         raise ParityError(f"the compiled SQL differs from scikit-learn by up to {difference:.3g}")

@@ -72,7 +72,7 @@ MONITOR_TAG = "monitor"
 DELIVERY_SELECT = ["+path:models/delivery"]
 """The delivery marts (``dlv_*``, ``audit_predictions``) and what they are built from: the records the
 pipeline stages, approvals and rejections land (through their staging tables and ``eval_*``)."""
-DELIVERY_EXCLUDE = ["+mon_requests"]
+DELIVERY_EXCLUDE = ["+int_requests"]
 """... but not the monitoring copy of the prediction log (``audit_predictions`` reads it as built)."""
 
 
@@ -107,10 +107,6 @@ def build(
     for dataset, schema in datasets.SCHEMAS.items():
         landing.ensure_seed(paths.landing, dataset, schema)
     args = ["build"] + (["--full-refresh"] if full_refresh else []) + (["--select", *select] if select else [])
-    champion_sql = paths.state_dir / "champion" / "model.duckdb.sql"
-    if champion_sql.exists():
-        variables["champion_sql_path"] = str(champion_sql)
-        variables["champion_version"] = (champion_sql.parent / "version").read_text().strip()
     excluded = [*(exclude or []), *([] if monitor else [f"tag:{MONITOR_TAG}"])]
     if gate_version is None:
         excluded.append(f"tag:{GATE_TAG}")

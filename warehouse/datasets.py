@@ -56,10 +56,12 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("run_id", pa.string()),
         ("policy", pa.string()),              # group_thresholds | single_threshold
         ("is_deployed_policy", pa.bool_()),
+        ("method", pa.string()),              # self_reported | bisg: how group membership is known
         ("group_name", pa.string()),          # an ethnic group, or __overall__
-        ("n", pa.int64()),
-        ("defaults", pa.int64()),
-        ("repaid", pa.int64()),
+        ("n", pa.float64()),                  # sums of membership weights: counts when self-reported
+        ("defaults", pa.float64()),
+        ("repaid", pa.float64()),
+        ("repaid_effective", pa.float64()),   # min(Kish (Σw)²/Σw², Σw), repaid rows; self-reported: = repaid
         ("auc", pa.float64()),
         ("fpr", pa.float64()),
         ("fpr_ci_low", pa.float64()),
@@ -215,7 +217,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 
 def reference_inputs_schema(loan_book: LoanBookSchema) -> pa.Schema:
-    """``reference_inputs``: the version, the group column, then the inputs under their loan-book names.
+    """``reference_inputs``: the version, the group column (if any), then the inputs under their loan-book names.
 
     The rows a model version was fitted on, as the API would log them (``warehouse.prediction_log``),
     so drift monitoring compares production with training column by column. Not in :data:`SCHEMAS`
@@ -225,7 +227,7 @@ def reference_inputs_schema(loan_book: LoanBookSchema) -> pa.Schema:
     categorical = [pa.field(f.name, pa.string()) for f in loan_book.categorical_features]
     return pa.schema([
         pa.field("model_version", pa.string(), nullable=False),
-        pa.field(loan_book.group_column, pa.string()),
+        *(pa.field(name, pa.string()) for name in loan_book.group_columns),
         *numeric,
         *categorical,
     ])

@@ -21,3 +21,12 @@ class LendguardError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ProblemsError(LendguardError):
+    """Input refused for every reason found at once (``problems``), so a person fixes them all in one go."""
+
+    def __init__(self, headline: str, problems: list[str]) -> None:
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{headline}:\n{listed}")

@@ -24,13 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import duckdb
-
 from warehouse import datasets
 from warehouse.errors import LendguardError
 from warehouse.landing import TMP_SUFFIX, fsync_dir
+from warehouse.marts import MartMissingError, open_marts
 from warehouse.paths import Paths
-from warehouse.publish import connect_snapshot
+from warehouse.publish import SnapshotMissingError
 
 Fallback = Literal["manual_review", "previous_champion"]
 FALLBACKS: tuple[Fallback, ...] = ("manual_review", "previous_champion")
@@ -113,13 +112,11 @@ def clear_failover(paths: Paths, *, by: str, note: str) -> FailoverState:
 
 def open_alert_ids(paths: Paths) -> list[str]:
     """The alerts open in the published snapshot (``mon_alerts``); none before monitoring was first built."""
-    if not paths.snapshot.exists():
+    try:
+        with open_marts(paths) as marts:
+            return [row["alert_id"] for row in marts.rows("select alert_id from mon_alerts")]
+    except (SnapshotMissingError, MartMissingError):  # no build yet, or one without the monitoring marts
         return []
-    with connect_snapshot(paths) as con:
-        try:
-            return [row[0] for row in con.execute("select alert_id from mon_alerts").fetchall()]
-        except duckdb.CatalogException:  # a snapshot built without the monitoring marts
-            return []
 
 
 def _now() -> datetime:

@@ -12,23 +12,26 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import yaml
 
 from warehouse import landing
-from warehouse.errors import LendguardError
+from warehouse.errors import ProblemsError
 from warehouse.loan_book import FileFormat, LoanBookSchema, simulated_schema
 from warehouse.paths import Paths
+from warehouse.project import project_vars
+
+if TYPE_CHECKING:
+    from warehouse.simulator import CensusProxies
 
 
-class ImportRejectedError(LendguardError):
+class ImportRejectedError(ProblemsError):
     """The file does not match its contract; ``problems`` names each column and what is wrong."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{path} does not match its loan-book schema; nothing was landed:\n{listed}")
+        super().__init__(f"{path} does not match its loan-book schema; nothing was landed", problems)
 
 
 @dataclass(frozen=True)
@@ -190,14 +193,8 @@ class _Columns:
                     else "(a date in another format needs `format:` on the date column, e.g. '%m/%d/%Y')")
         checks.append((schema.date_column, f"is not a date {expected}",
                        f"{date_text} is not null and {self.date(schema.date_column)} is null"))
-        group_text = self.text(schema.group_column)
-        if schema.group_not_provided is None:
-            checks.append((schema.group_column, "is empty (declare `not_provided` to allow it)",
-                           f"{group_text} is null"))
-        if schema.group_values is not None:
-            allowed = ", ".join(_quote(v) for v in schema.group_values)
-            checks.append((schema.group_column, f"has a value outside {list(schema.group_values)}",
-                           f"{group_text} is not null and {group_text} not in ({allowed})"))
+        if schema.group_column is not None:
+            checks.extend(self._group_checks(schema.group_column))
         outcomes = ", ".join(_quote(v) for v in (*schema.outcome_positive, *schema.outcome_negative))
         outcome_text = self.text(schema.outcome_column)
         checks.append((schema.outcome_column,
@@ -230,18 +227,35 @@ class _Columns:
                                f"{text} is not null and {text} not in ({allowed})"))
         return checks
 
+    def _group_checks(self, column: str) -> list[tuple[str, str, str]]:
+        schema, group_text = self.schema, self.text(column)
+        checks = []
+        if schema.group_not_provided is None:
+            checks.append((column, "is empty (declare `not_provided` to allow it)", f"{group_text} is null"))
+        if schema.group_values is not None:
+            allowed = ", ".join(_quote(v) for v in schema.group_values)
+            checks.append((column, f"has a value outside {list(schema.group_values)}",
+                           f"{group_text} is not null and {group_text} not in ({allowed})"))
+        return checks
+
     def typed_select(self) -> str:
+        """The landed columns: roles and inputs typed; proxy columns (surname, area) passed through
+        as text, an empty one missing (BISG then falls back as the method says)."""
         schema = self.schema
-        group = self.text(schema.group_column)
-        if schema.group_not_provided is not None:
-            group = f"coalesce({group}, {_quote(schema.group_not_provided)})"
         columns = [
             f"{self.text(schema.id_column)} as {schema.id_column}",
             f"{self.date(schema.date_column)} as {schema.date_column}",
-            f"{group} as {schema.group_column}",
+        ]
+        if schema.group_column is not None:
+            group = self.text(schema.group_column)
+            if schema.group_not_provided is not None:
+                group = f"coalesce({group}, {_quote(schema.group_not_provided)})"
+            columns.append(f"{group} as {schema.group_column}")
+        columns += [
             f"{self.text(schema.outcome_column)} as {schema.outcome_column}",
             *(f"{self.number(f.name)} as {f.name}" for f in schema.numeric_features),
             *(f"{self.text(f.name)} as {f.name}" for f in schema.categorical_features),
+            *(f"{self.text(column)} as {column}" for column in schema.proxies.values()),
         ]
         return "select\n  " + ",\n  ".join(columns) + "\nfrom source"
 
@@ -377,14 +391,38 @@ def contract_sidecar(schema: LoanBookSchema) -> dict[str, str]:
     return {landing.SNAPSHOT_SCHEMA_FILE: yaml.safe_dump(schema.contract().to_dict(), sort_keys=False)}
 
 
-def land_simulated(paths: Paths, n: int, seed: int) -> ImportResult:
-    """Simulate ``n`` loans (streamed block by block) and land them as the current loan book."""
+def land_simulated(
+    paths: Paths, n: int, seed: int, *, proxies: bool = False, omit_group: bool = False, census: Path | None = None,
+    same_profiles: bool = False,
+) -> ImportResult:
+    """Simulate ``n`` loans (streamed block by block) and land them as the current loan book.
+
+    ``proxies``: each applicant also gets a surname and a ZCTA drawn from the Census tables (from
+    ``census``, default the installed package's) given their group, mapped to the Census groups by
+    the ``bisg_groups`` var; ``omit_group`` leaves the group column out (it needs ``proxies``);
+    ``same_profiles`` draws every group with the same structural profile (``simulate_loans``).
+    """
     from warehouse.simulator import simulate_loans  # noqa: PLC0415 - start-up cost: scipy (about 0.4 s), not for `lendguard import`
 
     if n <= 0:
         raise ValueError(f"the number of loans must be positive, got {n}")
+    if omit_group and not proxies:
+        raise ImportRejectedError(Path("simulated loan book"), [
+            "--omit-group needs --proxies: a book without its group column needs surnames and areas for BISG"])
+    tables = census_proxies(census) if proxies else None
+    loans = simulate_loans(n, seed, proxies=tables, omit_group=omit_group, same_profiles=same_profiles)
     snapshot_id = landing.write_snapshot(
-        paths.landing, landing.LOANS, landing.write_table_parts(simulate_loans(n, seed)),
-        contract_sidecar(simulated_schema()),
+        paths.landing, landing.LOANS, landing.write_table_parts(loans),
+        contract_sidecar(simulated_schema(proxies=proxies, omit_group=omit_group)),
     )
     return ImportResult(snapshot_id, n)
+
+
+def census_proxies(source: Path | None = None) -> CensusProxies:
+    """The simulator's Census sampling tables, from ``source`` or the installed package's files."""
+    from warehouse.census import TABLES, packaged_source, read_table  # noqa: PLC0415 - only with --proxies
+    from warehouse.simulator import CensusProxies  # noqa: PLC0415 - start-up cost, as in land_simulated
+
+    folder = source or packaged_source()
+    surnames, zctas = (read_table(folder / table.file_name, table) for table in TABLES)
+    return CensusProxies.from_tables(surnames, zctas, project_vars()["bisg_groups"])

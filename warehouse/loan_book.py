@@ -24,6 +24,7 @@ _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 RESERVED_NAMES = frozenset({
     # canonical names staging gives the role columns
     "loan_id", "application_date", "fairness_group", "defaulted", "snapshot_id", "split",
+    "proxy_surname", "proxy_zcta", "proxy_first_name", "proxy_census_tract",
     # prediction-log meta columns (warehouse.prediction_log.META_FIELDS) and staging's event_at
     "request_id", "application_id", "received_at", "occurred_at", "event_at", "endpoint", "status_code", "error",
     "raw_body", "model_name", "model_version", "threshold", "probability", "decision", "mode", "latency_ms",
@@ -138,6 +139,29 @@ class FileFormat:
         return {k: v for k, v in entries.items() if v is not None}
 
 
+SURNAME, ZCTA, ZIP, FIRST_NAME, CENSUS_TRACT = "surname", "zcta", "zip", "first_name", "census_tract"
+PROXY_ROLES: tuple[str, ...] = (SURNAME, ZCTA, ZIP, FIRST_NAME, CENSUS_TRACT)
+"""What a ``proxies`` column may stand for. BISG needs the surname and an area: the ZCTA, or a ZIP
+code (its five digits taken as the ZCTA: an approximation, ZIP codes being postal routes and ZCTAs
+the Census's areas built from them; most coincide, some ZIP codes have no ZCTA and then BISG falls
+back to the surname alone). ``first_name`` and ``census_tract`` are carried through for BIFSG and
+tract-level geocoding; the warehouse's BISG uses the surname and the ZCTA."""
+PROXY_STAGED_NAMES: dict[str, str] = {
+    SURNAME: "proxy_surname", ZCTA: "proxy_zcta", ZIP: "proxy_zcta",
+    FIRST_NAME: "proxy_first_name", CENSUS_TRACT: "proxy_census_tract",
+}
+"""The canonical column staging gives each role (a ZIP column is staged as the ZCTA)."""
+
+
+GROUP_THRESHOLDS, SINGLE_THRESHOLD = "group_thresholds", "single_threshold"
+POLICIES = (GROUP_THRESHOLDS, SINGLE_THRESHOLD)
+"""The decision policies (ml.fairness computes them); named here so a contract can choose one."""
+
+
+class GroupThresholdsWithoutGroupError(LoanBookSchemaError):
+    """Group thresholds were asked for on a loan book that declares no group column."""
+
+
 INCREASING = "increasing"
 DECREASING = "decreasing"
 MONOTONE_DIRECTIONS = {INCREASING: 1, DECREASING: -1}
@@ -190,7 +214,8 @@ class LoanBookSchema:
     name: str
     id_column: str
     date_column: str
-    group_column: str
+    group_column: str | None
+    """The self-reported group (thresholds, fairness); None when the book declares ``proxies`` only."""
     outcome_column: str
     outcome_positive: tuple[str, ...]
     outcome_negative: tuple[str, ...]
@@ -202,6 +227,12 @@ class LoanBookSchema:
     group_values: tuple[str, ...] | None = field(default=None)
     file_format: FileFormat = field(default_factory=FileFormat)
     """How the lender's file is written (import only; not part of the contract, see :meth:`contract`)."""
+    proxy_columns: tuple[tuple[str, str], ...] = ()
+    """(role, column) pairs as declared; read them as :attr:`proxies`. A tuple, so the frozen
+    contract stays hashable."""
+    policy: str | None = None
+    """The decision policy this book deploys (``group_thresholds``, ``single_threshold``); None: the
+    project's ``deployed_policy`` var where the book has a group, else the single threshold."""
 
     # ----- reading -----------------------------------------------------------------------------
     @classmethod
@@ -224,7 +255,8 @@ class LoanBookSchema:
             date_entry = _entry(columns["date"])
             date_format = date_entry.pop("format", None)
             date_column = headers.take(date_entry, "name")
-            group = dict(columns["group"])
+            group = dict(columns["group"]) if columns.get("group") is not None else None
+            proxies = _proxies(raw.get("proxies"), headers)
             numeric = [dict(f) for f in raw.get("numeric_features", [])]
             categorical = [dict(f) for f in raw.get("categorical_features", [])]
             for feature in (*numeric, *categorical):
@@ -234,9 +266,11 @@ class LoanBookSchema:
                 description=str(raw.get("description", "")),
                 id_column=id_column,
                 date_column=date_column,
-                group_column=headers.take(group, "name"),
-                group_values=_tuple(group.get("values")),
-                group_not_provided=group.get("not_provided"),
+                group_column=None if group is None else headers.take(group, "name"),
+                group_values=None if group is None else _tuple(group.get("values")),
+                group_not_provided=None if group is None else group.get("not_provided"),
+                proxy_columns=tuple(proxies.items()),
+                policy=_optional_text(raw.get("deployed_policy")),
                 outcome_column=headers.take(dict(outcome), "column"),
                 outcome_positive=tuple(str(v) for v in outcome["positive"]),
                 outcome_negative=tuple(str(v) for v in outcome["negative"]),
@@ -259,7 +293,17 @@ class LoanBookSchema:
 
     def check(self) -> None:
         """Refuse declarations downstream SQL could not use safely."""
-        names = [self.id_column, self.date_column, self.group_column, self.outcome_column, *self.feature_names]
+        if self.group_column is None and not self.proxies:
+            raise LoanBookSchemaError(
+                "declare the group column (`columns.group`) or `proxies` (surname and zcta or zip) to "
+                "estimate it with BISG: fairness cannot be tested without one of them")
+        self._check_proxies()
+        if self.policy is not None and self.policy not in POLICIES:
+            raise LoanBookSchemaError(f"deployed_policy must be one of {list(POLICIES)}, got {self.policy!r}")
+        if self.policy == GROUP_THRESHOLDS:
+            self.refuse_group_thresholds()
+        names = [self.id_column, self.date_column, *self.group_columns, self.outcome_column, *self.feature_names,
+                 *self.proxies.values()]
         for name in names:
             if not _IDENTIFIER.match(name):
                 raise LoanBookSchemaError(f"column name {name!r} must be lowercase snake_case (a-z, 0-9, _)")
@@ -284,6 +328,19 @@ class LoanBookSchema:
         if taken:
             raise LoanBookSchemaError(f"file header(s) {taken} would be read for two columns: check the `source` names")
 
+    def _check_proxies(self) -> None:
+        if not self.proxies:
+            return
+        unknown = sorted(set(self.proxies) - set(PROXY_ROLES))
+        if unknown:
+            raise LoanBookSchemaError(f"proxies: unknown role(s) {unknown}; known: {list(PROXY_ROLES)}")
+        if SURNAME not in self.proxies:
+            raise LoanBookSchemaError("proxies: BISG needs a `surname` column")
+        areas = [role for role in (ZCTA, ZIP) if role in self.proxies]
+        if len(areas) != 1:
+            raise LoanBookSchemaError("proxies: declare the area as exactly one of `zcta` or `zip` "
+                                      f"(got {areas or 'neither'})")
+
     def contract(self) -> LoanBookSchema:
         """The contract alone, without how one file was written: what lands beside the data."""
         return replace(self, file_format=FileFormat())
@@ -296,8 +353,50 @@ class LoanBookSchema:
 
     @property
     def declared_columns(self) -> tuple[str, ...]:
-        """Every column a loan-book file carries: the four roles, then the raw features."""
-        return (self.id_column, self.date_column, self.group_column, self.outcome_column, *self.input_names)
+        """Every column a loan-book file carries: the roles, the raw features, then the proxy columns."""
+        return (self.id_column, self.date_column, *self.group_columns, self.outcome_column, *self.input_names,
+                *self.proxies.values())
+
+    @property
+    def proxies(self) -> dict[str, str]:
+        """Role (:data:`PROXY_ROLES`) -> column: what BISG estimates group membership from, for
+        fairness *testing* only. Never model inputs, never a threshold's group."""
+        return dict(self.proxy_columns)
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """The group column, or nothing for a book without one: for column lists that carry it."""
+        return () if self.group_column is None else (self.group_column,)
+
+    @property
+    def has_group(self) -> bool:
+        """The book declares a self-reported group: group thresholds and self-reported fairness are possible."""
+        return self.group_column is not None
+
+    @property
+    def staged_proxies(self) -> dict[str, str]:
+        """Staging's canonical proxy column (``proxy_surname``, ``proxy_zcta``, ...) -> the contract's column."""
+        return {PROXY_STAGED_NAMES[role]: column for role, column in self.proxies.items()}
+
+    def deployed_policy(self, project_default: str) -> str:
+        """The decision policy this book deploys: its own ``deployed_policy`` if it declares one, else
+        the project's var where the book has a group column, else the single threshold.
+
+        A book without a group column deploys the single threshold: group thresholds need the
+        applicant's self-reported group, and BISG estimates are for testing, never for deciding.
+        Such a contract declaring ``deployed_policy: group_thresholds`` is refused (:meth:`check`).
+        """
+        if self.policy is not None:
+            return self.policy
+        return project_default if self.has_group else SINGLE_THRESHOLD
+
+    def refuse_group_thresholds(self) -> None:
+        """Raise :class:`GroupThresholdsWithoutGroupError` unless the book declares a group column."""
+        if not self.has_group:
+            raise GroupThresholdsWithoutGroupError(
+                f"loan book {self.name!r} declares no group column (proxies only): group thresholds need each "
+                "applicant's self-reported group, and BISG probabilities are for testing fairness, never for "
+                "deciding; such a book deploys the single threshold (deployed_policy: single_threshold)")
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -327,6 +426,7 @@ class LoanBookSchema:
             "id_column": self.id_column,
             "date_column": self.date_column,
             "group_column": self.group_column,
+            "proxies": self.staged_proxies,
             "outcome_column": self.outcome_column,
             "outcome_positive": list(self.outcome_positive),
             "numeric_features": [f.name for f in self.numeric_features],
@@ -347,13 +447,15 @@ class LoanBookSchema:
             return {"name": name, **({"source": headers[name]} if name in headers else {}), **_compact(entry)}
 
         date_format = {} if self.file_format.date_format is None else {"format": self.file_format.date_format}
-        group: dict[str, Any] = {"name": self.group_column}
-        if self.group_column in headers:
-            group["source"] = headers[self.group_column]
-        if self.group_values is not None:
-            group["values"] = list(self.group_values)
-        if self.group_not_provided is not None:
-            group["not_provided"] = self.group_not_provided
+        group: dict[str, Any] | None = None
+        if self.group_column is not None:
+            group = {"name": self.group_column}
+            if self.group_column in headers:
+                group["source"] = headers[self.group_column]
+            if self.group_values is not None:
+                group["values"] = list(self.group_values)
+            if self.group_not_provided is not None:
+                group["not_provided"] = self.group_not_provided
         outcome: dict[str, Any] = {"column": self.outcome_column}
         if self.outcome_column in headers:
             outcome["source"] = headers[self.outcome_column]
@@ -363,11 +465,13 @@ class LoanBookSchema:
             "description": self.description,
             **({"file": file} if file else {}),
             "columns": {"id": column(self.id_column), "date": column(self.date_column, **date_format),
-                        "group": group},
+                        **({} if group is None else {"group": group})},
+            **({"proxies": {role: column(name) for role, name in self.proxies.items()}} if self.proxies else {}),
             "outcome": {**outcome, "positive": list(self.outcome_positive), "negative": list(self.outcome_negative)},
             "numeric_features": [feature(asdict(f)) for f in self.numeric_features],
             "categorical_features": [feature(asdict(f)) for f in self.categorical_features],
             "derived_features": [_compact(asdict(f)) for f in self.derived_features],
+            **({} if self.policy is None else {"deployed_policy": self.policy}),
         }
 
     def fingerprint(self) -> str:
@@ -402,6 +506,15 @@ def _entry(value: Any) -> dict[str, Any]:
     return {"name": value}
 
 
+def _proxies(raw: Any, headers: _Headers) -> dict[str, str]:
+    """``proxies:`` role -> column (a bare name or ``{name, source}``), sources recorded."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise LoanBookSchemaError("`proxies` must be a mapping of role -> column, roles " + ", ".join(PROXY_ROLES))
+    return {str(role): headers.take(_entry(value), "name") for role, value in raw.items()}
+
+
 def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -421,6 +534,18 @@ def _compact(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def simulated_schema() -> LoanBookSchema:
-    """The contract of the embedded simulator's loan book."""
-    return LoanBookSchema.from_yaml(SIMULATED_SCHEMA_PATH)
+SIMULATED_PROXIES = {SURNAME: "surname", ZCTA: "zcta5"}
+"""The proxy columns ``lendguard simulate --proxies`` adds (warehouse.simulator.PROXY_COLUMNS)."""
+
+
+def simulated_schema(*, proxies: bool = False, omit_group: bool = False) -> LoanBookSchema:
+    """The contract of the embedded simulator's loan book; with ``proxies`` it declares the surname
+    and ZCTA columns, with ``omit_group`` (which needs them) it has no group column."""
+    if not proxies and not omit_group:
+        return LoanBookSchema.from_yaml(SIMULATED_SCHEMA_PATH)
+    raw = LoanBookSchema.from_yaml(SIMULATED_SCHEMA_PATH).to_dict()
+    raw["proxies"] = dict(SIMULATED_PROXIES) if proxies else None
+    if omit_group:
+        raw["columns"].pop("group")
+        raw["description"] += " Ethnicity not collected: BISG estimates it from surname and ZCTA, for testing."
+    return LoanBookSchema.from_dict(raw, source="simulated loan book")

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse import datasets, landing
-from warehouse.errors import LendguardError
+from warehouse.errors import ProblemsError
 from warehouse.paths import Paths
 
 REQUIRED_COLUMNS = ("request_id", "defaulted")
@@ -44,13 +44,11 @@ SIMULATED_FIRST_DEFAULT_DAY = 30
 """No simulated default is known before the first payment is missed."""
 
 
-class OutcomesRejectedError(LendguardError):
+class OutcomesRejectedError(ProblemsError):
     """The file cannot be landed; ``problems`` lists every reason, and nothing was landed."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: outcomes not landed:\n{listed}")
+        super().__init__(f"{source}: outcomes not landed", problems)
 
 
 @dataclass(frozen=True)
@@ -89,12 +87,7 @@ def _rows(mask: pd.Series) -> str:
 
 def logged_request_ids(paths: Paths) -> set[str]:
     """Every request id in the landed prediction log (read from the landing zone, not the warehouse)."""
-    files = list((paths.landing / landing.PREDICTION_LOG).glob("*.parquet"))
-    if not files:
-        return set()
-    pattern = str(paths.landing / landing.PREDICTION_LOG / "*.parquet").replace("'", "''")
-    with duckdb.connect() as con:
-        rows = con.sql(f"select distinct request_id from read_parquet('{pattern}', union_by_name = true)").fetchall()
+    rows = datasets.query_landed(paths, landing.PREDICTION_LOG, "select distinct request_id from landed")
     return {r[0] for r in rows if r[0] is not None}
 
 

@@ -4,13 +4,22 @@ The API writes these rows to the landing zone; dbt's staging model reads them. T
 inputs are stored as columns under their loan-book names, so monitoring can compare them with the
 training data column by column; a rejected request keeps its raw body and the error instead.
 Timestamps are naive UTC.
+
+A contract that declares proxies (BISG, for a book whose applicants' ethnicity is not collected)
+adds proxy columns: the areas (``zcta`` or ``zip``, ``census_tract``) under their loan-book names; the
+surname's Census evidence, P(group | surname) per Census group (:data:`SURNAME_EVIDENCE_COLUMNS`,
+looked up by the API when the request arrives) and how the surname matched the table
+(``surname_match``); and the names themselves (``surname``, ``first_name`` under their loan-book
+names), which stay empty unless ``LENDGUARD_LOG_PROXY_NAMES`` is true. So dbt computes BISG per
+logged request from the evidence and the area without ever reading a name.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from warehouse.loan_book import LoanBookSchema
+from warehouse.datasets import CENSUS_GROUPS
+from warehouse.loan_book import FIRST_NAME, PROXY_ROLES, SURNAME, LoanBookSchema
 
 DECISIONS = ("auto_approve", "manual_review")
 MODES = ("normal", "failover")
@@ -43,8 +52,35 @@ META_FIELDS: tuple[pa.Field, ...] = (
 )
 
 
+PROXY_NAME_ROLES = (SURNAME, FIRST_NAME)
+"""Proxy roles that are a person's name: logged only when ``LENDGUARD_LOG_PROXY_NAMES`` is true; the
+others (``zcta`` or ``zip``, ``census_tract``) are areas, always logged: BISG needs them, and an
+area names no one."""
+SURNAME_EVIDENCE_PREFIX = "surname_p_"
+SURNAME_EVIDENCE_COLUMNS: tuple[str, ...] = tuple(f"{SURNAME_EVIDENCE_PREFIX}{group}" for group in CENSUS_GROUPS)
+"""P(Census group | surname) of the request's surname, one column per Census group (null where the
+published table has no value: the group gets no weight from that surname)."""
+SURNAME_MATCH_COLUMN = "surname_match"
+"""How the surname met the Census table: ``surname`` (as a whole), ``compound_first_part`` or
+``compound_last_part`` (by a part of a compound name), ``all_other_names`` (not at all: the
+'ALL OTHER NAMES' row), or ``missing`` (no surname sent; also that row)."""
+
+
+def proxy_fields(loan_book: LoanBookSchema) -> list[pa.Field]:
+    """The proxy columns of ``loan_book``'s log: names, areas, then the surname's evidence; none
+    when it declares no proxies."""
+    proxies = loan_book.proxies
+    fields = [pa.field(proxies[role], pa.string()) for role in PROXY_ROLES if role in proxies]
+    if SURNAME in proxies:
+        fields.extend(pa.field(name, pa.float64()) for name in SURNAME_EVIDENCE_COLUMNS)
+        fields.append(pa.field(SURNAME_MATCH_COLUMN, pa.string()))
+    return fields
+
+
 def prediction_log_schema(loan_book: LoanBookSchema) -> pa.Schema:
-    """Meta columns, then the group column, then the application's inputs (all nullable)."""
+    """Meta columns, then the group column (when declared), the application's inputs and the proxy
+    columns (when declared; all nullable). A contract without proxies gets the columns it always had."""
     numeric = [pa.field(f.name, pa.float64()) for f in loan_book.numeric_features]
     categorical = [pa.field(f.name, pa.string()) for f in loan_book.categorical_features]
-    return pa.schema([*META_FIELDS, pa.field(loan_book.group_column, pa.string()), *numeric, *categorical])
+    group = [pa.field(name, pa.string()) for name in loan_book.group_columns]
+    return pa.schema([*META_FIELDS, *group, *numeric, *categorical, *proxy_fields(loan_book)])

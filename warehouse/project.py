@@ -16,3 +16,16 @@ def project_vars() -> dict[str, Any]:
     raw = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
     return dict(raw.get("vars", {}))
 
+
+
+@cache
+def private_models() -> frozenset[str]:
+    """The models the dbt project declares ``access: private`` in their properties (``models/**/*.yml``):
+    plumbing of a group, never a mart (``lendguard export-marts`` leaves them out). A test holds this
+    to dbt's own manifest."""
+    names: set[str] = set()
+    for path in sorted((PROJECT_DIR / "models").rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []:
+            if (model.get("config") or {}).get("access", model.get("access")) == "private":
+                names.add(model["name"])
+    return frozenset(names)

@@ -9,7 +9,7 @@ The snapshot is self-contained: it holds tables and views over them, never a vie
 file by path (the warehouse's views over the landing zone would break in a copied snapshot, and
 show what has landed since, not what was built). Such views are dropped from the copy before it is
 published; what readers need from the landing zone is materialised by dbt (the staging tables,
-``mon_requests`` for the prediction log).
+``int_requests`` for the prediction log).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import duckdb
 
 from warehouse.errors import LendguardError
 from warehouse.landing import TMP_SUFFIX, fsync_dir
-from warehouse.paths import Paths
+from warehouse.paths import SPARK_SCHEMA, Paths
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,19 @@ class SnapshotMissingError(LendguardError):
 
 
 def publish(paths: Paths) -> Path:
-    """Copy the warehouse (after a checkpoint) to the published snapshot, atomically."""
+    """Copy the warehouse (after a checkpoint) to the published snapshot, atomically.
+
+    On Spark there is nothing to copy: readers read the tables dbt-spark wrote
+    (``warehouse.marts.SparkMartReader``), with the schemas written beside them
+    (``warehouse.spark_session.publish_tables``); their folder's modification time becomes the
+    build's, so the snapshot's age means the same on both engines.
+    """
+    if paths.engine.engine == "spark":
+        if not paths.spark_tables.is_dir():
+            raise SnapshotMissingError(f"the Spark build wrote no tables under {paths.spark_tables}")
+        from warehouse.spark_session import publish_tables  # noqa: PLC0415 - pyspark: only with the spark engine
+
+        return publish_tables(paths, SPARK_SCHEMA)
     with duckdb.connect(str(paths.warehouse)) as con:
         con.execute("checkpoint")
     paths.snapshot.parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +99,8 @@ def connect_snapshot(paths: Paths) -> duckdb.DuckDBPyConnection:
 
 
 def snapshot_age_seconds(paths: Paths) -> float | None:
-    """Seconds since the snapshot was published, or None if there is none."""
-    if not paths.snapshot.exists():
+    """Seconds since the snapshot (on Spark: the tables) was published, or None if there is none."""
+    if not paths.published.exists():
         return None
-    modified = datetime.fromtimestamp(paths.snapshot.stat().st_mtime, UTC)
+    modified = datetime.fromtimestamp(paths.published.stat().st_mtime, UTC)
     return (datetime.now(UTC) - modified).total_seconds()

@@ -111,6 +111,19 @@ class PathSettings(Section):
                                              doc="MLflow tracking server and model registry (any MLflow URI)")
 
 
+class EngineSettings(Section):
+    """Which engine dbt builds the warehouse on: the embedded DuckDB file, or Apache Spark (dbt-spark)."""
+
+    engine: Literal["duckdb", "spark"] = setting(
+        "duckdb", env="LENDGUARD_ENGINE",
+        doc="duckdb: the embedded DuckDB file; spark: dbt-spark (profiles.yml target of the same name)")
+    spark_master: str = setting("local[2]", env="LENDGUARD_SPARK_MASTER", min_length=1,
+                                doc="Spark master of the local session dbt-spark starts (engine spark)")
+    spark_port: int = setting(0, env="LENDGUARD_SPARK_PORT", ge=0, le=65_500,
+                              doc="first port of the local Spark driver (the block manager takes the next); "
+                                  "0: any free port")
+
+
 class ApiSettings(Section):
     """How one API process serves: where it listens, which alias, batching, log, idempotency, auth, failover."""
 
@@ -120,6 +133,10 @@ class ApiSettings(Section):
                                doc="registry alias the API serves")
     writer_id: str | None = setting(env="LENDGUARD_WRITER_ID", shown_default="host-pid-start time",
                                     doc="prediction-log file prefix, unique per replica")
+    keep_alive_seconds: int = setting(
+        75, env="LENDGUARD_API_KEEP_ALIVE_SECONDS", ge=1, le=3_600,
+        doc="seconds an idle client connection stays open: longer than the idle timeout of the clients' "
+            "pools and load balancers (often 60 s), so the server never closes one a client is reusing")
     log_max_batch: int = setting(512, env="LENDGUARD_LOG_MAX_BATCH", ge=1,
                                  doc="most rows one prediction-log file holds")
     log_max_wait_ms: float = setting(2.0, env="LENDGUARD_LOG_MAX_WAIT_MS", ge=0, lt=10_000,
@@ -157,6 +174,10 @@ class ApiSettings(Section):
     occurred_at_allowance_days: float = setting(
         90.0, env="LENDGUARD_OCCURRED_AT_ALLOWANCE_DAYS", ge=0, le=3_650,
         doc="an occurred_at earlier than the serving version's registration less this is refused (400)")
+    log_proxy_names: bool = setting(
+        False, env="LENDGUARD_LOG_PROXY_NAMES",
+        doc="true: the prediction log keeps applicants' surnames and first names (BISG proxies); "
+            "false: only the areas and the surname's Census evidence, and refused bodies' names withheld")
     occurred_at_horizon: datetime | None = setting(
         env="LENDGUARD_OCCURRED_AT_HORIZON", shown_default="registration less the allowance",
         doc="earliest occurred_at accepted (ISO 8601, UTC if no offset); replaces the default horizon")
@@ -278,6 +299,7 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     paths: PathSettings = Field(default_factory=PathSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)

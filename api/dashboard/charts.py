@@ -142,10 +142,15 @@ class _RowFrame:
 _LABEL_WIDTH = 170
 
 
-def _row_frame(rows: int, row_height: int, ticks: list[float], width: int) -> _RowFrame:
+def _row_chart(title: str, desc: str, *, rows: int, row_height: int, ticks: list[float], width: int,
+               x_label: str) -> tuple[_RowFrame, list[str]]:
+    """A chart of one row per label: its frame, and the opened element with the x axis drawn."""
     height = MARGIN_TOP + row_height * rows + MARGIN_BOTTOM
-    return _RowFrame(left=_LABEL_WIDTH, right=width - MARGIN_RIGHT, top=MARGIN_TOP, bottom=height - MARGIN_BOTTOM,
-                     height=height, span=ticks[-1] or 1.0)
+    frame = _RowFrame(left=_LABEL_WIDTH, right=width - MARGIN_RIGHT, top=MARGIN_TOP, bottom=height - MARGIN_BOTTOM,
+                      height=height, span=ticks[-1] or 1.0)
+    _, parts = _open(title, desc or title, width, frame.height)
+    _x_axis(parts, frame, ticks, x_label)
+    return frame, parts
 
 
 def _x_axis(parts: list[str], frame: _RowFrame, ticks: list[float], label: str) -> None:
@@ -363,10 +368,9 @@ def bars_against_limits(
     row_height = 22
     high = max([*(v for v in values if v is not None), *(lim.value for row in limits for lim in row), 1e-9])
     ticks = nice_ticks(0.0, high * 1.05)
-    frame = _row_frame(len(labels), row_height, ticks, width)
+    frame, parts = _row_chart(title, desc, rows=len(labels), row_height=row_height, ticks=ticks, width=width,
+                              x_label=x_label)
     left, top, bottom, x_of = frame.left, frame.top, frame.bottom, frame.x_of
-    _, parts = _open(title, desc or title, width, frame.height)
-    _x_axis(parts, frame, ticks, x_label)
     for i, (label, value, row_limits, severity) in enumerate(zip(labels, values, limits, severities, strict=True)):
         y = top + i * row_height
         color = {"critical": CRITICAL, "warn": WARN}.get(severity or "", "#4a78b5")
@@ -450,10 +454,9 @@ def intervals(
     row_height = 26
     values = [v for r in rows for v in (r.value, r.low, r.high, r.expected) if v is not None]
     ticks = nice_ticks(0.0, max([*values, 1e-9]))
-    frame = _row_frame(len(rows), row_height, ticks, width)
+    frame, parts = _row_chart(title, desc, rows=len(rows), row_height=row_height, ticks=ticks, width=width,
+                              x_label=x_label)
     left, top, bottom, x_of = frame.left, frame.top, frame.bottom, frame.x_of
-    _, parts = _open(title, desc or title, width, frame.height)
-    _x_axis(parts, frame, ticks, x_label)
     for i, row in enumerate(rows):
         y = top + i * row_height + row_height / 2
         parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{escape(row.label)}</text>")
@@ -490,10 +493,9 @@ def dots(
     row_height = 26
     values = [v for s in series for v in s.values if v is not None]
     ticks = nice_ticks(0.0, max([*values, 1e-9]))
-    frame = _row_frame(len(labels), row_height, ticks, width)
+    frame, parts = _row_chart(title, desc, rows=len(labels), row_height=row_height, ticks=ticks, width=width,
+                              x_label=x_label)
     left, right, top, bottom, x_of = frame.left, frame.right, frame.top, frame.bottom, frame.x_of
-    _, parts = _open(title, desc or title, width, frame.height)
-    _x_axis(parts, frame, ticks, x_label)
     for i, label in enumerate(labels):
         y = top + i * row_height + row_height / 2
         parts.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{escape(label)}</text>"

@@ -1,7 +1,7 @@
 """The dashboard's view-model: everything the page shows, read once from the published snapshot.
 
-Readers never open the file dbt writes: the marts come from the read-only snapshot
-(:func:`warehouse.publish.connect_snapshot`), the failover flag from its file, the deployed
+Readers never open the file dbt writes: the marts come from the published build, one read
+(:func:`warehouse.marts.open_marts`), the failover flag from its file, the deployed
 version from the registry's ``champion`` alias. Every part fails soft: a mart or column that does
 not exist yet (the monitoring marts grow with the project) leaves its chart with a reason
 ("no data yet: ...") instead of failing the page; only a missing snapshot is an error
@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
 from warehouse.failover import FailoverState, read_failover
+from warehouse.marts import MartError, MartReader, open_marts
 from warehouse.paths import Paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot, snapshot_age_seconds
+from warehouse.publish import snapshot_age_seconds
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +190,7 @@ def load_dashboard(
              else ModelInfo(ALIAS, None, registry_error="registry not asked"))
     age = snapshot_age_seconds(paths)
     now = datetime.now(UTC)
-    with connect_snapshot(paths) as con:
+    with open_marts(paths) as con:
         versions = _versions(con)
         shown = version or model.version or (versions[0] if versions else None)
         if version is None and shown is not None and versions and shown not in versions:
@@ -200,7 +199,7 @@ def load_dashboard(
             model = _with_records(con, model)
         min_rows = int(project_vars().get("drift_min_window_rows", 500))
         drift_window = _window(con, "mon_drift_numeric", "n_production", shown, asked=window, min_rows=min_rows)
-        output_window = _window(con, "mon_positive_rates", "n", shown, asked=window, min_rows=min_rows)
+        output_window = _window(con, "mon_positive_rates", "weight", shown, asked=window, min_rows=min_rows)
         drift = _drift(con, shown, drift_window)
         histograms = _rows(con, _HISTOGRAMS_SQL, [shown, *drift_window.key])
         features = list(dict.fromkeys(str(f) for f in histograms.column("feature")))
@@ -227,7 +226,7 @@ def load_dashboard(
             feature=_chosen_feature(feature, features, drift),
             positive_rates=positive_rates,
             drift_window=_described(drift_window, drift.rows, "n_production"),
-            output_window=_described(output_window, positive_rates.rows, "n"),
+            output_window=_described(output_window, positive_rates.rows, "weight"),
             fairness=fairness,
             gaps=gaps,
             thresholds=Thresholds.from_vars(project_vars()),
@@ -236,20 +235,17 @@ def load_dashboard(
 
 
 # ----- queries ------------------------------------------------------------------------------------
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Rows:
+def _rows(con: MartReader, sql: str, params: Sequence[Any] = ()) -> Rows:
     """Run one query; a missing mart or column gives no rows and the reason, never an exception."""
     try:
-        cursor = con.execute(sql, list(params))
-        names = [d[0] for d in cursor.description or ()]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-    except duckdb.Error as exc:
-        reason = str(exc).splitlines()[0]
-        log.info("dashboard query fell back to no data: %s", reason)
-        return Rows([], f"not in the snapshot yet ({type(exc).__name__}: {reason})")
+        rows = con.rows(sql, params)
+    except MartError as exc:
+        log.info("dashboard query fell back to no data: %s", exc)
+        return Rows([], f"not in the snapshot yet ({exc})")
     return Rows(rows)
 
 
-def _versions(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _versions(con: MartReader) -> list[str]:
     """Model versions with traffic, the latest first."""
     found = _rows(con, "select model_version from mon_ops_deployment where model_version <> '(none)' "
                        "order by last_event_at desc nulls last")
@@ -315,25 +311,37 @@ where model_version = ? and window_kind = ? and window_index = ?
 order by feature_kind desc, feature, bin_index nulls last, reference_count desc, bin
 """
 
-_POSITIVE_RATES_SQL = """
-select fairness_group, window_start, window_end, n, positives, rate, expected_rate, ci_low, ci_high, tested, breach
+METHOD_PREFIXES = {"self_reported": "", "bisg": "bisg_"}
+"""The methods (``mon_*.method``: how group membership is known) in the order the panels show them,
+and their gaps' key prefix."""
+METHOD_MARKS = {"self_reported": "", "bisg": " · BISG"}
+"""How a method's numbers are marked on the page: a BISG-weighted row's group reads 'Hispanic · BISG',
+so both methods' rows stand side by side."""
+_GROUP_LABEL = ("fairness_group || case method "
+                + " ".join(f"when '{method}' then '{mark}'" for method, mark in METHOD_MARKS.items())
+                + " else '' end as fairness_group")
+
+_POSITIVE_RATES_SQL = f"""
+select method, {_GROUP_LABEL}, window_start, window_end, n, weight, n_eff, positives, rate, expected_rate,
+    ci_low, ci_high, tested, breach
 from mon_positive_rates
 where model_version = ? and window_kind = ? and window_index = ?
-order by fairness_group
+order by method desc, fairness_group
 """
 
-_ESTIMATED_SQL = """
-select fairness_group, n, estimated_fpr, reference_fpr, in_gap, estimated_fpr_gap, groups_in_gap
+_ESTIMATED_SQL = f"""
+select method, {_GROUP_LABEL}, n, estimated_fpr, reference_fpr, in_gap, estimated_fpr_gap, groups_in_gap
 from mon_fairness_estimated
 where model_version = ? and window_kind = ? and window_index = ?
-order by fairness_group
+order by method desc, fairness_group
 """
 
-_REALISED_SQL = """
-select fairness_group, n_with_outcome, repaid, realised_fpr, realised_tpr, in_gap, realised_fpr_gap, groups_in_gap
+_REALISED_SQL = f"""
+select method, {_GROUP_LABEL}, n_with_outcome, repaid, repaid_effective, realised_fpr, realised_fpr_ci_low,
+    realised_fpr_ci_high, realised_tpr, in_gap, realised_fpr_gap, groups_in_gap
 from mon_realised_quality
 where model_version = ? and window_kind = ? and window_index = ?
-order by fairness_group
+order by method desc, fairness_group
 """
 
 
@@ -348,7 +356,7 @@ order by cohort_month, fairness_group, months_on_book
 """
 
 
-def _drift(con: duckdb.DuckDBPyConnection, version: str | None, window: Window) -> Rows:
+def _drift(con: MartReader, version: str | None, window: Window) -> Rows:
     """Numeric (KS D, PSI) and categorical (KL, PSI, chi-square p) inputs, one row per feature."""
     numeric = _rows(con, _NUMERIC_DRIFT_SQL, [version, *window.key])
     categorical = _rows(con, _CATEGORICAL_DRIFT_SQL, [version, *window.key])
@@ -359,43 +367,55 @@ def _drift(con: duckdb.DuckDBPyConnection, version: str | None, window: Window) 
     return Rows([], numeric.missing or categorical.missing)
 
 
-def _fairness(con: duckdb.DuckDBPyConnection, version: str | None, window: Window) -> tuple[Rows, Row]:
-    """Estimated and realised FPR per group side by side, and both gaps."""
+def _fairness(con: MartReader, version: str | None, window: Window) -> tuple[Rows, Row]:
+    """Estimated and realised FPR per group (and method) side by side, and both gaps per method: keys
+    ``estimated_fpr_gap`` ... for self-reported groups, ``bisg_estimated_fpr_gap`` ... for BISG's;
+    ``methods`` lists the methods present."""
     estimated = _rows(con, _ESTIMATED_SQL, [version, *window.key])
     realised = _rows(con, _REALISED_SQL, [version, *window.key])
     by_group: dict[str, Row] = {}
     for row in estimated.rows:
         by_group[str(row["fairness_group"])] = {
-            "fairness_group": row["fairness_group"], "n": row["n"], "estimated_fpr": row["estimated_fpr"],
+            "method": row["method"], "fairness_group": row["fairness_group"], "n": row["n"],
+            "estimated_fpr": row["estimated_fpr"],
             "reference_fpr": row["reference_fpr"], "estimated_in_gap": row["in_gap"],
         }
     for row in realised.rows:
-        entry = by_group.setdefault(str(row["fairness_group"]), {"fairness_group": row["fairness_group"]})
+        entry = by_group.setdefault(str(row["fairness_group"]),
+                                    {"method": row["method"], "fairness_group": row["fairness_group"]})
         entry.update(n_with_outcome=row["n_with_outcome"], repaid=row["repaid"],
-                     realised_fpr=row["realised_fpr"], realised_tpr=row["realised_tpr"],
-                     realised_in_gap=row["in_gap"])
+                     repaid_effective=row["repaid_effective"], realised_fpr=row["realised_fpr"],
+                     realised_fpr_ci_low=row["realised_fpr_ci_low"], realised_fpr_ci_high=row["realised_fpr_ci_high"],
+                     realised_tpr=row["realised_tpr"], realised_in_gap=row["in_gap"])
+    methods = [m for m in METHOD_PREFIXES if any(r["method"] == m for r in [*estimated.rows, *realised.rows])]
     gaps: Row = {
-        "estimated_fpr_gap": next((r["estimated_fpr_gap"] for r in estimated.rows), None),
-        "estimated_groups": next((r["groups_in_gap"] for r in estimated.rows), None),
-        "realised_fpr_gap": next((r["realised_fpr_gap"] for r in realised.rows), None),
-        "realised_groups": next((r["groups_in_gap"] for r in realised.rows), None),
+        "methods": methods or ["self_reported"],
         "estimated_missing": estimated.missing,
         "realised_missing": realised.missing or "no outcomes landed yet (`lendguard outcomes FILE`)",
     }
-    rows = [by_group[g] for g in sorted(by_group)]
+    for method, prefix in METHOD_PREFIXES.items():
+        for kind, rows_of_kind in (("estimated", estimated.rows), ("realised", realised.rows)):
+            own = [r for r in rows_of_kind if r["method"] == method]
+            gaps[f"{prefix}{kind}_fpr_gap"] = next((r[f"{kind}_fpr_gap"] for r in own), None)
+            gaps[f"{prefix}{kind}_groups"] = next((r["groups_in_gap"] for r in own), None)
+    rows = sorted(by_group.values(), key=lambda r: (list(METHOD_PREFIXES).index(str(r["method"])),
+                                                      str(r["fairness_group"])))
     return Rows(rows, None if rows else estimated.missing), gaps
 
 
 def _window(
-    con: duckdb.DuckDBPyConnection, mart: str, size: str, version: str | None, *, asked: str, min_rows: int
+    con: MartReader, mart: str, size: str, version: str | None, *, asked: str, min_rows: int
 ) -> Window:
-    """The latest count window of ``version`` in ``mart`` with at least ``min_rows`` (``size`` summed over
-    its rows' maximum per group or feature), else the deployment."""
+    """The latest count window of ``version`` in ``mart`` with at least ``min_rows`` requests (``size``:
+    ``weight``, summed over the groups of one method, or a per-feature count, its maximum), else the deployment."""
     if asked == DEPLOYMENT:
         return Window(DEPLOYMENT, 0)
+    # Requests in a window: the sum of the groups' membership weights over one method (each method's
+    # weights add up to the window's requests), or the largest count of a feature's rows.
+    total = f"sum({size}) / count(distinct method)" if size == "weight" else f"max({size})"
     found = _rows(con, f"select max(window_index) as window_index from (select window_index from {mart} "
                        f"where model_version = ? and window_kind = 'count' group by window_index "
-                       f"having {'sum' if size == 'n' else 'max'}({size}) >= ?)", [version, min_rows])
+                       f"having {total} >= ?)", [version, min_rows])
     index = found.rows[0]["window_index"] if found else None
     return Window(DEPLOYMENT, 0) if index is None else Window("count", int(index))
 
@@ -404,8 +424,9 @@ def _described(window: Window, rows: list[Row], size: str) -> Window:
     """``window`` with its bounds and size, from the rows read for it."""
     if not rows:
         return window
-    sizes = [value for r in rows if (value := r.get(size)) is not None]
-    total = sum(sizes) if size == "n" else max(sizes, default=None)
+    method = rows[0].get("method")  # one method's rows partition the window's requests (both would count twice)
+    sizes = [value for r in rows if (value := r.get(size)) is not None and r.get("method") == method]
+    total = sum(sizes) if size == "weight" else max(sizes, default=None)
     return Window(window.kind, window.index, rows[0].get("window_start"), rows[0].get("window_end"),
                   None if total is None else int(total))
 
@@ -446,7 +467,7 @@ def _model_info(paths: Paths, mlflow_ui_url: str) -> ModelInfo:
                      f"{mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}")
 
 
-def _with_records(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> ModelInfo:
+def _with_records(con: MartReader, model: ModelInfo) -> ModelInfo:
     approvals = _rows(con, "select model_version, decision, decided_by, note, decided_at, gate_result, "
                            "pipeline_run_id from dlv_approvals where model_version = ? order by decided_at desc",
                       [model.version])

@@ -30,7 +30,7 @@ from markupsafe import Markup, escape
 
 from api.dashboard import charts
 from api.dashboard.charts import CRITICAL, WARN, Interval, Limit, Series
-from api.dashboard.model import DEPLOYMENT, LATEST, OVERALL, Dashboard, Row, Rows
+from api.dashboard.model import DEPLOYMENT, LATEST, METHOD_MARKS, METHOD_PREFIXES, OVERALL, Dashboard, Row, Rows
 
 TRAINING = "#9e9e9e"
 PRODUCTION = "#1f5fa8"
@@ -200,10 +200,11 @@ def _output_charts(d: Dashboard) -> dict[str, Markup]:
     t, gaps = d.thresholds, d.gaps
     gap_labels, gap_values, gap_limits = [], [], []
     gap_severity: list[str | None] = []
-    for kind, limit in (("estimated", t.estimated_fpr_gap), ("realised", t.realised_fpr_gap)):
+    for method, kind, limit in [(m, k, lim) for m in gaps.get("methods", ["self_reported"])
+                                for k, lim in (("estimated", t.estimated_fpr_gap), ("realised", t.realised_fpr_gap))]:
         severity = t.severity.get(f"{kind}_fpr_gap", "critical")
-        value = _floats([gaps.get(f"{kind}_fpr_gap")])[0]
-        gap_labels.append(f"{kind} FPR gap")
+        value = _floats([gaps.get(f"{METHOD_PREFIXES[method]}{kind}_fpr_gap")])[0]
+        gap_labels.append(f"{kind} FPR gap{METHOD_MARKS[method]}")
         gap_values.append(value)
         gap_limits.append([Limit(f"{kind} limit ({severity})", limit, WARN if severity == "warn" else CRITICAL)]
                           if limit is not None else [])
@@ -252,12 +253,15 @@ def _vintage_latest(d: Dashboard) -> Rows:
 
 def _gap_notes(d: Dashboard) -> str:
     notes = []
-    for kind in ("estimated", "realised"):
-        value = d.gaps.get(f"{kind}_fpr_gap")
-        if value is None:
-            notes.append(f"{kind} gap: {d.gaps.get(f'{kind}_missing') or 'fewer than two groups large enough'}")
-        else:
-            notes.append(f"{kind} gap {charts.fmt(value, 4)} over {charts.fmt(d.gaps.get(f'{kind}_groups'))} groups")
+    for method in d.gaps.get("methods", ["self_reported"]):
+        for kind in ("estimated", "realised"):
+            value = d.gaps.get(f"{METHOD_PREFIXES[method]}{kind}_fpr_gap")
+            name = f"{kind} gap{METHOD_MARKS[method]}"
+            if value is None:
+                notes.append(f"{name}: {d.gaps.get(f'{kind}_missing') or 'fewer than two groups large enough'}")
+            else:
+                groups = d.gaps.get(f"{METHOD_PREFIXES[method]}{kind}_groups")
+                notes.append(f"{name} {charts.fmt(value, 4)} over {charts.fmt(groups)} groups")
     return "; ".join(notes)
 
 

@@ -16,6 +16,8 @@ the watcher and the failover follower come in through ``Provide`` (``api.http``)
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -133,12 +135,8 @@ async def admin_failover_set(
 ) -> FailoverStatus:
     follower = _running(failover)
     fallback = data.fallback or follower.settings.failover_fallback
-    try:
-        await asyncio.to_thread(
-            set_failover, follower.paths, by=caller_name(request), reason=data.reason, fallback=fallback)
-    except FailoverError as exc:
-        raise ClientException(detail=str(exc)) from exc
-    await follower.refresh()
+    await _change_failover(follower, functools.partial(
+        set_failover, follower.paths, by=caller_name(request), reason=data.reason, fallback=fallback))
     await follower.settled()  # the answer says what applies, the previous champion loaded or not
     return status_of(follower)
 
@@ -149,12 +147,18 @@ async def admin_failover_clear(
     data: FailoverClearRequest, failover: FailoverFollower | None, request: Request[Any, Any, Any]
 ) -> FailoverStatus:
     follower = _running(failover)
+    await _change_failover(follower, functools.partial(
+        clear_failover, follower.paths, by=caller_name(request), note=data.note))
+    return status_of(follower)
+
+
+async def _change_failover(follower: FailoverFollower, change: Callable[[], object]) -> None:
+    """Write the flag off the event loop (a refusal is the caller's mistake: 400), then apply it here at once."""
     try:
-        await asyncio.to_thread(clear_failover, follower.paths, by=caller_name(request), note=data.note)
+        await asyncio.to_thread(change)
     except FailoverError as exc:
         raise ClientException(detail=str(exc)) from exc
     await follower.refresh()
-    return status_of(follower)
 
 
 ADMIN_HANDLERS = (admin_reload, admin_failover_status, admin_failover_set, admin_failover_clear)

@@ -63,6 +63,7 @@ async def score_many(data: BatchScoreRequest, call: ScoringCall) -> BatchScoreRe
     with scoring_failures("the batch's decisions could not all be logged; retry later"):
         return await once_per_key(
             data, call.receipt, caller=call.caller, key=call.key, store=call.store, response_type=BatchScoreResponse,
+            proxies=call.scoring.proxies,
             answer=lambda fields: score_batch(call.scoring, data.applications, call.receipt, log_fields=fields))
 
 

@@ -23,12 +23,13 @@ from ml import registry
 from ml.delivery import CANDIDATE, GATE_PASSED, utc_now
 from ml.delivery.deploy_prod import promote
 from ml.delivery.gate import plain
+from ml.fairness import SINGLE_THRESHOLD
 from ml.metrics import OVERALL
 from ml.notify import Delivery, Notification, ReportReference, approval_request, send
 from warehouse import datasets
 from warehouse.errors import LendguardError
+from warehouse.marts import open_marts
 from warehouse.paths import Paths
-from warehouse.publish import connect_snapshot
 from warehouse.settings import NotifySettings
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def approval_notification(
     candidate = metrics[metrics["role"] == "candidate"]
     champion = metrics[(metrics["role"] == "champion") & (metrics["group_name"] == OVERALL)]
     overall = candidate[(candidate["group_name"] == OVERALL) & candidate["is_deployed_policy"]].iloc[0]
-    groups = candidate[candidate["group_name"] != OVERALL]
+    # the groups the gate judged: the primary method's (self-reported when the book has a group column)
+    groups = candidate[(candidate["group_name"] != OVERALL) & (candidate["method"] == overall["method"])]
     return approval_request(
         model_name=registry.MODEL_NAME, version=version, run_id=mlflow_run_id,
         run_url=f"{tracking_uri} (experiment {registry.EXPERIMENT}, run {mlflow_run_id})",
@@ -98,6 +100,7 @@ def approval_notification(
         champion_cost_per_applicant=float(champion["cost_per_applicant"].iloc[0]) if len(champion) else None,
         deployed_policy=str(overall["policy"]),
         answer_url=answer_url, report=report,
+        group_thresholds=bool((candidate["policy"] != SINGLE_THRESHOLD).any()),  # none without a group column
     )
 
 
@@ -107,9 +110,9 @@ def request_approval(
 ) -> ApprovalRequest:
     """Notify the approvers of ``version`` (with the link to its model report, when there is one);
     a failed delivery is reported, never raised."""
-    with connect_snapshot(paths) as con:
-        metrics = con.execute("select * from eval_metrics where candidate_version = ?", [version]).df()
-        checks = con.execute("select * from eval_gate_checks where model_version = ?", [version]).df()
+    with open_marts(paths) as marts:
+        metrics = marts.frame("select * from eval_metrics where candidate_version = ?", [version])
+        checks = marts.frame("select * from eval_gate_checks where model_version = ?", [version])
     notification = approval_notification(version=version, mlflow_run_id=mlflow_run_id,
                                          tracking_uri=paths.tracking_uri, dev_api_url=dev_api_url,
                                          metrics=metrics, checks=checks, answer_url=answer_url, report=report)

@@ -19,9 +19,9 @@ import pyarrow as pa
 from ml import registry
 from ml.train import load_split
 from warehouse.loan_book import LoanBookSchema
+from warehouse.marts import open_marts
 from warehouse.paths import Paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
 
 MAX_PROBABILITY_DIFFERENCE = 1e-9
 REFUSED_STATUSES = (400, 422)
@@ -82,11 +82,11 @@ def load_cases(paths: Paths, version: str, requests: int) -> DevTestCases:
     bundle = registry.load_version(paths, version)
     loan_book = bundle.loan_book
     test = load_split(paths, loan_book, "test").head(requests)
-    columns = ", ".join(["loan_id", f"fairness_group as {loan_book.group_column}", *loan_book.input_names])
-    with connect_snapshot(paths) as con:
-        con.register("test_ids", pa.table({"loan_id": test["loan_id"].to_numpy()}))
-        raw = con.execute(f"select {columns} from stg_landing__loans join test_ids using (loan_id) "
-                          "order by loan_id").fetch_arrow_table()
+    group = [f"fairness_group as {column}" for column in loan_book.group_columns]
+    columns = ", ".join(["loan_id", *group, *loan_book.input_names])
+    with open_marts(paths) as marts:
+        raw = marts.arrow(f"select {columns} from stg_landing__loans where list_contains(?, loan_id) order by loan_id",
+                          [[str(loan_id) for loan_id in test["loan_id"]]])
     expected = bundle.pipeline.predict_proba(test[list(loan_book.feature_names)])[:, 1]
     return DevTestCases(version, loan_book, raw, tuple(str(i) for i in test["loan_id"]), expected)
 

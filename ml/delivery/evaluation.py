@@ -24,16 +24,25 @@ from ml import registry
 from ml.delivery import CANDIDATE, CHAMPION, utc_now
 from ml.delivery.lineage import land_lineage
 from ml.delivery.thresholds import CURVES_ARTIFACT_DIR, costs, curve_file, curve_rows
-from ml.metrics import OVERALL, policy_metrics
+from ml.metrics import BISG, OVERALL, policy_metrics
 from ml.monotone import sweep
 from ml.policy import PolicySet
 from ml.reference import land_reference_inputs
 from ml.train import LABEL, OOF_ARTIFACT, load_split
 from warehouse import datasets
+from warehouse.errors import LendguardError
+from warehouse.loan_book import LoanBookSchema
+from warehouse.marts import open_marts
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 
 log = logging.getLogger(__name__)
+
+BISG_TABLE = "feat_loan_bisg"
+
+
+class NoBisgProbabilitiesError(LendguardError):
+    """The book declares proxies but the warehouse has no BISG probabilities for its loans."""
 
 SUMMARY_METRICS = ("auc", "fpr", "tpr", "positive_rate", "cost_per_applicant", "calibration_error")
 """The overall metrics logged to the MLflow run per policy."""
@@ -53,6 +62,34 @@ def _score_test(bundle: registry.ModelBundle, test: pd.DataFrame) -> np.ndarray:
     # scikit-learn has no type information: its result is declared here.
     probabilities: np.ndarray = bundle.pipeline.predict_proba(test[list(bundle.loan_book.feature_names)])[:, 1]
     return probabilities
+
+
+def load_bisg(paths: Paths, loan_book: LoanBookSchema, loan_ids: pd.Series) -> pd.DataFrame | None:
+    """Each loan's BISG probabilities (``feat_loan_bisg``), one column per group, rows in the order
+    of ``loan_ids``; None for a book without proxies. Census categories mapped to one group add up."""
+    if not loan_book.proxies:
+        return None
+    with open_marts(paths) as marts:
+        long = marts.frame(f"select loan_id, group_name, sum(probability) as probability from {BISG_TABLE} "
+                           "where list_contains(?, loan_id) group by loan_id, group_name",
+                           [[str(loan_id) for loan_id in loan_ids]])
+    wide = long.pivot(index="loan_id", columns="group_name", values="probability").reindex(loan_ids.astype(str))
+    missing = int(wide.isna().all(axis=1).sum())
+    if long.empty or missing:
+        raise NoBisgProbabilitiesError(
+            f"{missing or len(loan_ids)} of {len(loan_ids)} loans have no BISG probabilities in {BISG_TABLE}: "
+            "load the Census tables (`lendguard reference-data load`) and run `lendguard build`")
+    return wide.fillna(0.0).reset_index(drop=True)
+
+
+def _test_split(
+    paths: Paths, loan_book: LoanBookSchema
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None, pd.DataFrame | None]:
+    """The test split, its labels, its self-reported groups (None without a group column) and its
+    BISG probabilities (None without proxies)."""
+    test = load_split(paths, loan_book, "test")
+    groups = test["fairness_group"].to_numpy() if loan_book.has_group else None
+    return test, test[LABEL].to_numpy(), groups, load_bisg(paths, loan_book, test["loan_id"])
 
 
 def metric_rows(
@@ -108,15 +145,14 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
     version = str(mlflow.register_model(model_uri, registry.MODEL_NAME, tags={"run_id": run_id}).version)
     client.set_model_version_tag(registry.MODEL_NAME, version, "gate_result", "pending")
     bundle = registry.load_version(paths, version)
-    test = load_split(paths, bundle.loan_book, "test")
-    y, groups = test[LABEL].to_numpy(), test["fairness_group"].to_numpy()
+    test, y, groups, bisg = _test_split(paths, bundle.loan_book)
     policies = bundle.policies
     at = utc_now()
     metrics: dict[str, pd.DataFrame] = {}
     frames = []
     p = _score_test(bundle, test)
     for name, policy in policies.policies.items():
-        metrics[name] = policy_metrics(y, p, groups, policy, cost_fn=cost_fn, cost_fp=cost_fp, alpha=alpha)
+        metrics[name] = policy_metrics(y, p, groups, policy, cost_fn=cost_fn, cost_fp=cost_fp, alpha=alpha, bisg=bisg)
         frames.append(metric_rows(metrics[name], candidate=version, version=version, role=CANDIDATE,
                                   run_id=run_id, policy=name, deployed=policies.deployed, at=at))
     if champion_version is not None:
@@ -124,13 +160,14 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
         champion_policies = champion.policies
         champion_metrics = policy_metrics(
             y, _score_test(champion, test), groups, champion_policies.active,
-            cost_fn=cost_fn, cost_fp=cost_fp, alpha=alpha,
+            cost_fn=cost_fn, cost_fp=cost_fp, alpha=alpha, bisg=bisg,
         )
         frames.append(metric_rows(champion_metrics, candidate=version, version=champion_version, role=CHAMPION,
                                   run_id=champion.run_id, policy=champion_policies.deployed,
                                   deployed=champion_policies.deployed, at=at))
     datasets.land_rows(paths, datasets.EVALUATIONS, pd.concat(frames, ignore_index=True))
-    datasets.land_rows(paths, datasets.THRESHOLDS, threshold_rows(version, run_id, policies, set(groups), at))
+    test_groups = set() if groups is None else set(groups)
+    datasets.land_rows(paths, datasets.THRESHOLDS, threshold_rows(version, run_id, policies, test_groups, at))
     curves_folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CURVES_ARTIFACT_DIR))
     curves = []
     for name, policy in policies.policies.items():
@@ -145,20 +182,28 @@ def evaluate_and_register(paths: Paths, run_id: str) -> Evaluation:
         datasets.land_rows(paths, datasets.MONOTONE_SWEEPS, sweeps)
     land_lineage(paths, version, run_id)  # the audit trail's git commit and data fingerprint, for SQL
 
+    _log_metrics(run_id, metrics)
+    registry.set_alias(paths, CANDIDATE, version)
+    log.info("registered version %s as %s", version, CANDIDATE)
+    return Evaluation(version, run_id, metrics, champion_version)
+
+
+def _log_metrics(run_id: str, metrics: dict[str, pd.DataFrame]) -> None:
+    """Each policy's overall and per-group test metrics to the run, and the tables as artifacts."""
+    import mlflow  # noqa: PLC0415 - about a second to import
+
     with mlflow.start_run(run_id=run_id):
         for name, frame in metrics.items():
             overall = frame[frame["group"] == OVERALL].iloc[0]
             for metric in SUMMARY_METRICS:
                 mlflow.log_metric(f"test_{name}_{metric}", float(overall[metric]))
             for _, row in frame[frame["group"] != OVERALL].iterrows():
-                mlflow.log_metric(f"test_{name}_fpr__{metric_key(row['group'])}", float(row["fpr"]))
+                kind = "fpr_bisg" if row["method"] == BISG else "fpr"
+                mlflow.log_metric(f"test_{name}_{kind}__{metric_key(row['group'])}", float(row["fpr"]))
         with tempfile.TemporaryDirectory() as tmp:
             for name, frame in metrics.items():
                 frame.to_csv(Path(tmp) / f"test_metrics_{name}.csv", index=False)
             mlflow.log_artifacts(tmp, artifact_path="evaluation")
-    registry.set_alias(paths, CANDIDATE, version)
-    log.info("registered version %s as %s", version, CANDIDATE)
-    return Evaluation(version, run_id, metrics, champion_version)
 
 
 def details(evaluation: Evaluation) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from ml import registry
 from ml.delivery import GATE_FAILED, GATE_PASSED, utc_now
 from warehouse import datasets
 from warehouse.build import build
+from warehouse.marts import open_marts
 from warehouse.paths import Paths
-from warehouse.publish import connect_snapshot
 
 GATE_TEST_MARKER = ".gate_check_passes_"
 """In the unique id of every dbt test tagged ``gate``."""
@@ -59,8 +59,8 @@ def run_gate(paths: Paths, version: str, pipeline_run_id: str | None = None) -> 
     from mlflow import MlflowClient  # noqa: PLC0415 - about a second to import
 
     result = build(paths, gate_version=version)
-    with connect_snapshot(paths) as con:
-        checks = con.execute("select * from eval_gate_checks order by check_name, subject").df()
+    with open_marts(paths) as marts:
+        checks = marts.frame("select * from eval_gate_checks order by check_name, subject")
     passed, other = verdict(checks, result.run.failures)
     datasets.land_rows(paths, datasets.GATE_RESULTS, checks.assign(pipeline_run_id=pipeline_run_id, gated_at=utc_now()))
     registry.configure(paths)

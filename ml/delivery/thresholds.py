@@ -28,6 +28,7 @@ from ml.fairness import (
 from ml.policy import PolicySet
 from ml.train import LABEL, VALIDATION_ARTIFACT
 from warehouse.build import current_loan_book
+from warehouse.loan_book import LoanBookSchema
 from warehouse.paths import Paths
 from warehouse.project import project_vars
 
@@ -41,26 +42,35 @@ def costs() -> tuple[float, float]:
 
 
 def choose_thresholds(
-    predictions: pd.DataFrame, not_provided: str | None
+    predictions: pd.DataFrame, loan_book: LoanBookSchema
 ) -> tuple[PolicySet, dict[str, pd.DataFrame]]:
-    """Both policies from held-out predictions of the deployed model (``probability``, the label,
-    ``fairness_group``): the validation split's, never the test split's."""
+    """The policies from held-out predictions of the deployed model (``probability``, the label,
+    ``fairness_group``): the validation split's, never the test split's.
+
+    A book with a group column gets both policies; one without (BISG proxies only) gets the single
+    threshold alone, deployed: group thresholds would decide by an estimate of ethnicity.
+    """
     rules = project_vars()
     cost_fn, cost_fp = costs()
     p, y = predictions["probability"].to_numpy(), predictions[LABEL].to_numpy()
-    groups = predictions["fairness_group"].to_numpy()
-    fair, fair_curve = equal_fpr_policy(
-        p, y, groups, cost_fn=cost_fn, cost_fp=cost_fp,
-        min_group_size=int(rules["min_group_size"]), not_provided=not_provided,
-    )
+    groups = predictions["fairness_group"].to_numpy() if loan_book.has_group else None
+    requested = str(rules["deployed_policy"])
+    if requested not in (GROUP_THRESHOLDS, SINGLE_THRESHOLD):
+        raise ValueError(f"var deployed_policy must be {GROUP_THRESHOLDS} or {SINGLE_THRESHOLD}, got {requested!r}")
+    deployed = loan_book.deployed_policy(requested)
     single = single_threshold_policy(p, y, cost_fn=cost_fn, cost_fp=cost_fp)
     single_curve = single_threshold_curve(
         p, y, groups, cost_fn=cost_fn, cost_fp=cost_fp,
-        min_group_size=int(rules["min_group_size"]), not_provided=not_provided,
+        min_group_size=int(rules["min_group_size"]), not_provided=loan_book.group_not_provided,
     )
-    deployed = str(rules["deployed_policy"])
-    if deployed not in (GROUP_THRESHOLDS, SINGLE_THRESHOLD):
-        raise ValueError(f"var deployed_policy must be {GROUP_THRESHOLDS} or {SINGLE_THRESHOLD}, got {deployed!r}")
+    if groups is None:
+        if deployed == GROUP_THRESHOLDS:
+            loan_book.refuse_group_thresholds()
+        return PolicySet(SINGLE_THRESHOLD, {SINGLE_THRESHOLD: single}), {SINGLE_THRESHOLD: single_curve}
+    fair, fair_curve = equal_fpr_policy(
+        p, y, groups, cost_fn=cost_fn, cost_fp=cost_fp,
+        min_group_size=int(rules["min_group_size"]), not_provided=loan_book.group_not_provided,
+    )
     policies = PolicySet(deployed, {GROUP_THRESHOLDS: fair, SINGLE_THRESHOLD: single})
     return policies, {GROUP_THRESHOLDS: fair_curve, SINGLE_THRESHOLD: single_curve}
 
@@ -90,7 +100,7 @@ def choose_and_log(paths: Paths, run_id: str) -> PolicySet:
     registry.configure(paths)
     loan_book = current_loan_book(paths)
     validation = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=VALIDATION_ARTIFACT))
-    policies, curves = choose_thresholds(validation, loan_book.group_not_provided)
+    policies, curves = choose_thresholds(validation, loan_book)
     with mlflow.start_run(run_id=run_id):
         registry.log_bundle_files(policy=policies.to_dict())
         with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 KIND_APPROVAL_REQUESTED = "approval_requested"
 KIND_ALERT = "alert"
 
-POLICIES = ("group_thresholds", "single_threshold")
+SINGLE_THRESHOLD = "single_threshold"
+POLICIES = ("group_thresholds", SINGLE_THRESHOLD)
 """The two decision policies every approval request compares (DESIGN: "Fairness policy")."""
 
 
@@ -70,6 +71,7 @@ def approval_request(
     deployed_policy: str = "group_thresholds",
     answer_url: str | None = None,
     report: ReportReference | None = None,
+    group_thresholds: bool = True,
 ) -> Notification:
     """The message that asks a person to approve or reject a candidate version.
 
@@ -83,16 +85,19 @@ def approval_request(
     there is no champion yet. ``answer_url`` is where a CI server waits for the answer (a Jenkins
     input, a GitHub deployment review), when there is one. ``report`` links the version's model
     report (``ml.report``) with its highlights. Non-finite numbers are shown as "n/a" and sent as null.
+    ``group_thresholds`` False: the book has no group column, so the version has the single threshold
+    only (there are no group thresholds to compare it with).
     """
     version = str(version)
+    required = POLICIES if group_thresholds else (SINGLE_THRESHOLD,)
     for name, mapping in (("fpr_by_policy", fpr_by_policy), ("cost_by_policy", cost_by_policy)):
-        missing = [p for p in POLICIES if p not in mapping]
+        missing = [p for p in required if p not in mapping]
         if missing:
-            raise ValueError(f"{name} must cover both policies {POLICIES}; missing {missing}")
+            raise ValueError(f"{name} must cover the policies {required}; missing {missing}")
     if deployed_policy not in fpr_by_policy:
         raise ValueError(f"deployed_policy {deployed_policy!r} is not one of {sorted(fpr_by_policy)}")
 
-    policies = [*POLICIES, *(p for p in fpr_by_policy if p not in POLICIES)]
+    policies = [*required, *(p for p in fpr_by_policy if p not in required)]
     fpr = {p: {str(g): _number(v) for g, v in fpr_by_policy[p].items()} for p in policies}
     gaps = {p: _gap(fpr[p].values()) for p in policies}
     costs = {p: _number(cost_by_policy.get(p)) for p in policies}

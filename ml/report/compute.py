@@ -17,7 +17,7 @@ from sklearn.inspection import permutation_importance as sklearn_permutation_imp
 from sklearn.metrics import roc_curve
 from threadpoolctl import threadpool_limits
 
-from ml.metrics import equal_frequency_bins, fpr_interval
+from ml.metrics import BISG, equal_frequency_bins, fpr_interval, weighted_fpr_interval
 
 CALIBRATION_BINS = 10
 """The bins of the gated calibration error (ml.metrics.calibration_error's default)."""
@@ -58,11 +58,16 @@ def rate_interval(k: int, n: int, alpha: float) -> tuple[float | None, float | N
 
 def with_tpr_intervals(metrics: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """``eval_metrics`` rows with the TPR's exact interval added (the table stores the FPR's only);
-    true positives are recovered from ``tpr * defaults`` (a ratio of whole numbers)."""
+    true positives are recovered from ``tpr * defaults`` (a ratio of whole numbers). BISG rows'
+    counts are sums of probabilities: their interval is the weighted one, at n = Σw (what
+    ``ml.metrics.effective_sample_size`` is for probabilities)."""
     frame = metrics.copy()
+    methods = frame["method"] if "method" in frame else pd.Series([None] * len(frame), index=frame.index)
     bounds = [
-        rate_interval(round(tpr * defaults), int(defaults), alpha) if pd.notna(tpr) else (None, None)
-        for tpr, defaults in zip(frame["tpr"], frame["defaults"], strict=True)
+        (None, None) if pd.isna(tpr) or not defaults > 0
+        else weighted_fpr_interval(tpr * defaults, defaults, defaults, alpha) if method == BISG
+        else rate_interval(round(tpr * defaults), int(defaults), alpha)
+        for tpr, defaults, method in zip(frame["tpr"], frame["defaults"], methods, strict=True)
     ]
     frame["tpr_ci_low"] = [low for low, _ in bounds]
     frame["tpr_ci_high"] = [high for _, high in bounds]

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -24,9 +23,9 @@ from ml.report import compute
 from ml.train import LABEL, load_split
 from warehouse.errors import LendguardError
 from warehouse.loan_book import LoanBookSchema
+from warehouse.marts import MartMissingError, MartReader, open_marts
 from warehouse.paths import Paths
 from warehouse.project import project_vars
-from warehouse.publish import connect_snapshot
 
 MONOTONE_KEY = "monotone"
 """The loan-book contract's per-feature declaration of the direction risk must move in."""
@@ -161,45 +160,52 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _primary_groups(candidate: pd.DataFrame) -> pd.DataFrame:
+    """The per-group rows of the method the gate judged (the overall rows' method: self-reported when
+    the book has a group column, else BISG's weighted groups)."""
+    primary = candidate.loc[candidate["group_name"] == OVERALL, "method"].iloc[0]
+    rows = candidate[(candidate["group_name"] != OVERALL) & (candidate["method"] == primary)]
+    return rows.reset_index(drop=True)
+
+
 def _gap(rows: pd.DataFrame, min_repaid: float) -> float | None:
     """The gate's FPR gap (groups with enough repaid test loans) over ``eval_metrics`` rows."""
     return _number(fpr_gap(rows.rename(columns={"group_name": "group"}), int(min_repaid)))
 
 
 # ----- reading the snapshot ---------------------------------------------------------------------
-def _tables(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, pd.DataFrame]:
+def _tables(marts: MartReader, version: str) -> dict[str, pd.DataFrame]:
     frames = {
-        "metrics": con.execute("select * from eval_metrics where candidate_version = ? "
-                               "order by role, policy, group_name", [version]).df(),
-        "thresholds": con.execute("select * from eval_thresholds where model_version = ? "
-                                  "order by policy, group_name", [version]).df(),
-        "curves": con.execute("select * from eval_cost_curves where model_version = ? "
-                              "order by policy, target_fpr", [version]).df(),
-        "checks": con.execute("select check_name, subject, measured_value, limit_value, passed "
+        "metrics": marts.frame("select * from eval_metrics where candidate_version = ? "
+                               "order by role, policy, group_name", [version]),
+        "thresholds": marts.frame("select * from eval_thresholds where model_version = ? "
+                                  "order by policy, group_name", [version]),
+        "curves": marts.frame("select * from eval_cost_curves where model_version = ? "
+                              "order by policy, target_fpr", [version]),
+        "checks": marts.frame("select check_name, subject, measured_value, limit_value, passed "
                               "from eval_gate_checks where model_version = ? order by check_name, subject",
-                              [version]).df(),
+                              [version]),
     }
     if frames["checks"].empty:  # the gate view shows the latest gated version; its history keeps every one
-        frames["checks"] = con.execute(
+        frames["checks"] = marts.frame(
             "select check_name, subject, measured_value, limit_value, passed from eval_gate_history "
             "where model_version = ? and gated_at = (select max(gated_at) from eval_gate_history "
-            "where model_version = ?) order by check_name, subject", [version, version]).df()
+            "where model_version = ?) order by check_name, subject", [version, version])
     return frames
 
 
-def _monotone_results(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame | None:
+def _monotone_results(marts: MartReader, version: str) -> pd.DataFrame | None:
     """The gate's ``monotone_risk`` rows of ``version``'s latest gate: per declared input, the largest
     step of risk against its direction on the sweep, the limit and the verdict (None: never gated)."""
-    exists = con.execute("select count(*) from information_schema.tables where table_name = ?",
-                         [MONOTONE_GATE_TABLE]).fetchone()
-    if not exists or not exists[0]:
+    try:
+        return marts.frame(
+            f"""select subject as feature, measured_value as largest_reversal, limit_value, passed
+            from {MONOTONE_GATE_TABLE}
+            where model_version = ? and check_name = 'monotone_risk'
+              and gated_at = (select max(gated_at) from {MONOTONE_GATE_TABLE} where model_version = ?)
+            order by subject""", [version, version])
+    except MartMissingError:
         return None
-    return con.execute(
-        f"""select subject as feature, measured_value as largest_reversal, limit_value, passed
-        from {MONOTONE_GATE_TABLE}
-        where model_version = ? and check_name = 'monotone_risk'
-          and gated_at = (select max(gated_at) from {MONOTONE_GATE_TABLE} where model_version = ?)
-        order by subject""", [version, version]).df()
 
 
 def declared_monotone(loan_book: LoanBookSchema) -> dict[str, str]:
@@ -216,9 +222,9 @@ def gather(paths: Paths, version: str) -> ModelReport:
     from mlflow import MlflowClient  # noqa: PLC0415 - about a second to import
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - as above
 
-    with connect_snapshot(paths) as con:
-        tables = _tables(con, version)
-        monotone_rows = _monotone_results(con, version)
+    with open_marts(paths) as marts:
+        tables = _tables(marts, version)
+        monotone_rows = _monotone_results(marts, version)
     metrics = tables["metrics"]
     if metrics.empty:
         raise ReportError(f"version {version} has no evaluation in the published snapshot: run "
@@ -265,7 +271,7 @@ def gather(paths: Paths, version: str) -> ModelReport:
         version=version, run_id=bundle.run_id, model=str(run.data.params.get("model", "?")),
         family=str(run.data.params.get("family", "?")), evaluated_at=str(candidate["evaluated_at"].max()),
         deployed_policy=deployed, rules=limits, policies=policies,
-        groups=candidate[candidate["group_name"] != OVERALL].reset_index(drop=True),
+        groups=_primary_groups(candidate),
         champion_version=champion_version, champion=champion.reset_index(drop=True), checks=tables["checks"],
         thresholds=tables["thresholds"], cost_curves=tables["curves"], test_rows=len(test), roc=roc,
         champion_roc=champion_roc, calibration=compute.calibration_points(y, p),

@@ -1,5 +1,5 @@
 {#-
-    The audit trail in one query: every logged request (mon_requests, accepted or refused) with what
+    The audit trail in one query: every logged request (int_requests, accepted or refused) with what
     stands behind its answer: the model version, its MLflow run, git commit, training-data
     fingerprint and dbt manifest hash, its latest gate (every check's value and limit), the person's
     decision on it (who, when, why), and the policy and threshold applied. A view over tables, so
@@ -9,7 +9,7 @@
 
 with requests as (
 
-    select * from {{ ref('mon_requests') }}
+    select * from {{ ref('int_requests') }}
 
 ),
 

@@ -18,8 +18,11 @@ lineage as (
 latest_gate_checks as (
 
     select *
-    from {{ ref('eval_gate_history') }}
-    qualify gated_at = max(gated_at) over (partition by model_version)
+    from (
+        select *, max(gated_at) over (partition by model_version) as latest_gated_at
+        from {{ ref('eval_gate_history') }}
+    ) as gate_history
+    where gated_at = latest_gated_at
 
 ),
 
@@ -29,18 +32,10 @@ gates as (
         model_version,
         max(gated_at) as gated_at,
         bool_and(coalesce(passed, false)) as gate_passed,
-        count(*) filter (where not coalesce(passed, false)) as failed_checks,
-        list(
-            {
-                'check_name': check_name,
-                'subject': subject,
-                'measured_value': measured_value,
-                'comparison': comparison,
-                'limit_value': limit_value,
-                'passed': passed
-            }
-            order by check_name, subject
-        ) as gate_checks
+        count(case when not coalesce(passed, false) then 1 end) as failed_checks,
+        {{ ordered_struct_list(
+            ['check_name', 'subject', 'measured_value', 'comparison', 'limit_value', 'passed'],
+            order_by=['check_name', 'subject']) }} as gate_checks
 
     from latest_gate_checks
     group by model_version

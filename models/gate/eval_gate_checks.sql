@@ -2,6 +2,8 @@
     The gate for one candidate: one row per check with the measured value, the limit (from vars)
     and whether it passed. The gate tests (tag `gate`) fail on any row that did not pass.
     The version under gate is var('gate_version'), else the most recently evaluated candidate.
+    Fairness is judged with the primary method, the overall row's: the self-reported groups when the
+    loan book declares a group column, else BISG's probability-weighted ones (ml.metrics).
 -#}
 {%- set gate_version = var('gate_version', none) -%}
 
@@ -26,7 +28,7 @@ monotone_sweeps as (
 gated_version as (
 
     {% if gate_version is not none -%}
-    select cast('{{ gate_version }}' as varchar) as model_version
+    select cast('{{ gate_version }}' as {{ dbt.type_string() }}) as model_version
     {%- else -%}
     select candidate_version as model_version
     from evaluations
@@ -76,14 +78,18 @@ evaluated as (
 fpr_gap as (
 
     select
-        max(model_version) as model_version,
+        max(candidate.model_version) as model_version,
         'fpr_gap' as check_name,
-        'groups with at least {{ var("fpr_gap_min_repaid") }} repaid test loans' as subject,
-        max(fpr) - min(fpr) as measured_value,
+        'groups with at least {{ var("fpr_gap_min_repaid") }} repaid test loans ('
+            || coalesce(max(candidate.method), (select max(method) from overall), 'no groups') || ')' as subject,
+        max(candidate.fpr) - min(candidate.fpr) as measured_value,
         cast({{ var('max_fpr_gap') }} as double) as limit_value,
         '<=' as comparison
     from candidate
-    where group_name <> '__overall__' and repaid >= {{ var('fpr_gap_min_repaid') }}
+    -- BISG groups count by their effective size (Kish); self-reported ones by their repaid loans
+    where candidate.group_name <> '__overall__'
+        and candidate.method = (select method from overall)
+        and candidate.repaid_effective >= {{ var('fpr_gap_min_repaid') }}
 
 ),
 
@@ -144,13 +150,14 @@ group_test_rows as (
         on thresholds.model_version = candidate.model_version
         and thresholds.policy = candidate.policy
         and thresholds.group_name = candidate.group_name
-    where not thresholds.is_fallback
+    where not thresholds.is_fallback and candidate.method = 'self_reported'
 
 ),
 
 loan_book_groups as (
 
     select distinct fairness_group from {{ ref('feat_loans') }}
+    where fairness_group is not null  -- a book without a group column has none
 
 ),
 
@@ -187,8 +194,8 @@ sweep_steps as (
         -- how far risk moves against the declared direction from the previous grid point
         case
             when monotone_sweeps.direction = 'increasing'
-                then lag(monotone_sweeps.probability) over sweep - monotone_sweeps.probability
-            else monotone_sweeps.probability - lag(monotone_sweeps.probability) over sweep
+                then (lag(monotone_sweeps.probability) over sweep) - monotone_sweeps.probability
+            else monotone_sweeps.probability - (lag(monotone_sweeps.probability) over sweep)
         end as reversal
 
     from monotone_sweeps

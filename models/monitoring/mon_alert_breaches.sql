@@ -6,6 +6,9 @@
     its id here, one macro for every check (monitoring_alert_id). mon_alert_history keeps their
     state across builds (upstream of the `monitor` tests, so a failing check never keeps it from
     being recorded), and mon_alerts lists the open ones.
+    Group checks run per method (self_reported, bisg): a self-reported breach keeps the subject it
+    always had (the group, or '__all_groups__'), so its alert id is unchanged; a BISG breach's subject
+    is prefixed 'bisg:' (macro monitoring_method_subject), so the two never share an id.
 -#}
 {%- set alert_kinds = "('" ~ var('monitor_alert_window_kinds') | join("', '") ~ "')" -%}
 
@@ -43,7 +46,7 @@ output_rate_breaches as (
 
     select
         'output_positive_rate' as check_name,
-        fairness_group as subject,
+        {{ monitoring_method_subject('method', 'fairness_group') }} as subject,
         model_version,
         window_kind,
         {{ monitoring_window_key('window_kind', 'window_index', 'window_start') }} as window_key,
@@ -53,10 +56,11 @@ output_rate_breaches as (
         case when positives > positives_high then ci_high else ci_low end as threshold,
         {{ monitoring_severity('output_positive_rate') }} as severity,
         {{ monitoring_json_object({
-            'n': 'n', 'positives': 'positives', 'expected_rate': 'expected_rate',
+            'method': 'method', 'n': 'n', 'n_eff': 'n_eff', 'positives': 'positives',
+            'effective_positives': 'effective_positives', 'expected_rate': 'expected_rate',
             'positives_low': 'positives_low', 'positives_high': 'positives_high',
             'alpha_per_test': 'alpha_per_test', 'tests_in_family': 'tests_in_family',
-            'interval': "'exact binomial (scipy.stats.binom.interval), Bonferroni'",
+            'interval': "'exact binomial (scipy.stats.binom.interval) at the effective size, Bonferroni'",
         }) }} as details
 
     from positive_rates
@@ -72,7 +76,7 @@ output_rate_breaches as (
 
     select
         '{{ check_name }}' as check_name,
-        '__all_groups__' as subject,
+        {{ monitoring_method_subject('method', "'__all_groups__'") }} as subject,
         model_version,
         window_kind,
         {{ monitoring_window_key('window_kind', 'window_index', 'window_start') }} as window_key,
@@ -88,7 +92,7 @@ output_rate_breaches as (
         and groups_in_gap >= 2
         and {{ check_name }} > {{ var('max_' ~ check_name) }}
         and window_kind in {{ alert_kinds }}
-    group by model_version, window_kind, window_start, window_index
+    group by model_version, method, window_kind, window_start, window_index
 
 ),
 {% endfor %}
@@ -161,10 +165,10 @@ own_breaches as (
 breaches as (
 
     {%- set columns = [
-        ('check_name', 'varchar'), ('subject', 'varchar'), ('model_version', 'varchar'),
-        ('window_kind', 'varchar'), ('window_key', 'bigint'), ('window_start', 'timestamp'),
+        ('check_name', dbt.type_string()), ('subject', dbt.type_string()), ('model_version', dbt.type_string()),
+        ('window_kind', dbt.type_string()), ('window_key', 'bigint'), ('window_start', 'timestamp'),
         ('window_end', 'timestamp'), ('value', 'double'), ('threshold', 'double'),
-        ('severity', 'varchar'), ('details', 'varchar'),
+        ('severity', dbt.type_string()), ('details', dbt.type_string()),
     ] %}
     {%- for relation in ['own_breaches', 'drift_alerts'] %}
     select

@@ -1,7 +1,8 @@
 {{ config(
     materialized='incremental',
     unique_key='alert_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions('alert_id'),
     full_refresh=false,
     on_schema_change='append_new_columns',
 ) }}

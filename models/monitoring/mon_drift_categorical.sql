@@ -18,7 +18,8 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'window_kind', 'window_key'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'window_kind', 'window_key']),
     on_schema_change='append_new_columns',
 ) }}
 {#- Incremental: the histogram windows recomputed since this mart's last run (their batch_at is newer),
@@ -52,8 +53,8 @@ smoothed as (
 
     select
         cells.*,
-        (production_count + {{ smoothing }}) / (n_production + {{ smoothing }} * n_categories) as p,
-        (reference_count + {{ smoothing }}) / (n_reference + {{ smoothing }} * n_categories) as q,
+        {{ drift_smoothed_share('production_count', 'n_production', smoothing, 'n_categories') }} as p,
+        {{ drift_smoothed_share('reference_count', 'n_reference', smoothing, 'n_categories') }} as q,
         cast(n_production as double) * (reference_count + production_count) / (n_production + n_reference)
             as expected_production,
         cast(n_reference as double) * (reference_count + production_count) / (n_production + n_reference)
@@ -70,12 +71,10 @@ summed as (
 
     select
         smoothed.*,
-        sum(p * ln(p / q)) over ordered_categories as kl_sum,
-        sum((p - q) * ln(p / q)) over ordered_categories as psi_sum,
-        sum(case when expected_production > 0
-            then (production_count - expected_production) * (production_count - expected_production) / expected_production
-                + (reference_count - expected_reference) * (reference_count - expected_reference) / expected_reference
-            else 0 end) over ordered_categories as chi2_sum
+        sum({{ drift_kl_term('p', 'q') }}) over ordered_categories as kl_sum,
+        sum({{ drift_psi_term('p', 'q') }}) over ordered_categories as psi_sum,
+        sum({{ drift_chi2_term('production_count', 'expected_production') }}
+            + {{ drift_chi2_term('reference_count', 'expected_reference') }}) over ordered_categories as chi2_sum
 
     from smoothed
     window ordered_categories as (
@@ -145,8 +144,8 @@ final as (
         chi2_statistic,
         cast(chi2_dof as integer) as chi2_dof,
         chi2_p_value,
-        cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
-        chi2_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
+        {{ drift_alpha_per_test() }} as alpha_per_test,
+        chi2_p_value < {{ drift_alpha_per_test() }} as is_significant,
         {{ drift_verdict('n_production', 'chi2_p_value', 'psi', var('drift_psi_warn'), var('drift_psi_critical')) }}
             as verdict,
         batch_at

@@ -21,22 +21,23 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'window_kind', 'window_key'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'window_kind', 'window_key']),
     on_schema_change='append_new_columns',
 ) }}
-{#- Incremental: only the windows holding requests numbered since the last run (mon_drift_requests
+{#- Incremental: only the windows holding requests numbered since the last run (int_drift_requests
     .batch_at) are recomputed, and replaced whole (macros/drift.sql). -#}
 {%- set lb = var('loan_book') -%}
 {%- set smoothing = 'cast(' ~ var('drift_smoothing') ~ ' as double)' -%}
 {%- set ks_kinds = var('drift_ks_window_kinds') -%}
-{#- Day and deployment value counts come from mon_drift_value_counts_daily (they add up); the
+{#- Day and deployment value counts come from int_drift_value_counts_daily (they add up); the
     finer kinds are counted from the requests. -#}
 {%- set row_kinds = ks_kinds | reject('in', ['day', 'deployment']) | list -%}
 {%- set since = drift_built_through() -%}
 
 with all_requests as (
 
-    select * from {{ ref('mon_drift_requests') }}
+    select * from {{ ref('int_drift_requests') }}
 
 ),
 
@@ -53,7 +54,7 @@ requests as (
     select * from all_requests
     {%- if row_kinds %}
     where {{ drift_in_touched_windows('all_requests', 'touched', row_kinds,
-                                      drift_changed_from(ref('mon_drift_requests'), since)) }}
+                                      drift_changed_from(ref('int_drift_requests'), since)) }}
     {%- else %}
     where false
     {%- endif %}
@@ -62,23 +63,13 @@ requests as (
 
 windows as (
 
-    select windows.*
-    from {{ ref('mon_drift_windows') }} as windows
-    inner join touched
-        on touched.model_version = windows.model_version
-        and touched.window_kind = windows.window_kind
-        and touched.window_key = windows.window_key
+    {{ drift_rows_in_touched(ref('int_drift_windows'), 'windows') }}
 
 ),
 
 histograms as (
 
-    select histograms.*
-    from {{ ref('mon_feature_histograms') }} as histograms
-    inner join touched
-        on touched.model_version = histograms.model_version
-        and touched.window_kind = histograms.window_kind
-        and touched.window_key = histograms.window_key
+    {{ drift_rows_in_touched(ref('mon_feature_histograms'), 'histograms') }}
     where histograms.feature_kind = 'numeric'
 
 ),
@@ -93,7 +84,7 @@ requests as (
 
 windows as (
 
-    select * from {{ ref('mon_drift_windows') }}
+    select * from {{ ref('int_drift_windows') }}
 
 ),
 
@@ -119,7 +110,7 @@ reference_values as (
         reference_lt,
         n_reference
 
-    from {{ ref('mon_drift_reference_values') }}
+    from {{ ref('int_drift_reference_values') }}
 
 ),
 
@@ -131,7 +122,7 @@ production_numeric as (
 
 daily_value_counts as (
 
-    select * from {{ ref('mon_drift_value_counts_daily') }}
+    select * from {{ ref('int_drift_value_counts_daily') }}
     {%- if since %}
     where model_version in (select model_version from touched where window_kind = 'deployment')
     {%- endif %}
@@ -228,12 +219,9 @@ gaps as (
         production_cdf.feature_index,
         production_cdf.n_production,
         reference_values.n_reference,
-        greatest(
-            abs(cast(production_cdf.production_le as double) / production_cdf.n_production
-                - cast(reference_values.reference_le as double) / reference_values.n_reference),
-            abs(cast(production_cdf.production_le - production_cdf.n_at as double) / production_cdf.n_production
-                - cast(reference_values.reference_lt as double) / reference_values.n_reference)
-        ) as gap
+        {{ drift_ks_gap('production_cdf.production_le', 'production_cdf.n_at', 'production_cdf.n_production',
+                        'reference_values.reference_le', 'reference_values.reference_lt',
+                        'reference_values.n_reference') }} as gap
 
     from production_cdf
     inner join reference_values
@@ -270,10 +258,10 @@ smoothed as (
         window_kind,
         window_key,
         feature,
-        (production_count + {{ smoothing }}) / (n_production + {{ smoothing }} * count(*) over (
-            partition by model_version, window_kind, window_key, feature)) as p,
-        (reference_count + {{ smoothing }}) / (n_reference + {{ smoothing }} * count(*) over (
-            partition by model_version, window_kind, window_key, feature)) as q
+        {{ drift_smoothed_share('production_count', 'n_production', smoothing, 'count(*) over (
+            partition by model_version, window_kind, window_key, feature)') }} as p,
+        {{ drift_smoothed_share('reference_count', 'n_reference', smoothing, 'count(*) over (
+            partition by model_version, window_kind, window_key, feature)') }} as q
 
     from histograms
 
@@ -287,7 +275,7 @@ psi as (
         window_key,
         feature,
         cast(count(*) as integer) as n_bins,
-        sum((p - q) * ln(p / q)) as psi
+        sum({{ drift_psi_term('p', 'q') }}) as psi
 
     from smoothed
     group by model_version, window_kind, window_key, feature
@@ -332,8 +320,8 @@ final as (
         tested.ks_p_value,
         tested.n_bins,
         tested.psi,
-        cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as alpha_per_test,
-        tested.ks_p_value < cast({{ var('drift_alpha') }} as double) / {{ drift_tests_per_window() }} as is_significant,
+        {{ drift_alpha_per_test() }} as alpha_per_test,
+        tested.ks_p_value < {{ drift_alpha_per_test() }} as is_significant,
         {{ drift_verdict('tested.n_production', 'tested.ks_p_value', 'tested.ks_d',
                          var('drift_ks_d_warn'), var('drift_ks_d_critical')) }} as verdict,
         (select max(batch_at) from all_requests) as batch_at

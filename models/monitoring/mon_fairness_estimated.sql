@@ -12,12 +12,14 @@
     judged on it; the union holds them for every group with a few percent of traffic, and is
     made of closed windows once window k closes, so its verdict never changes after that.
     windows_in_union says how many count windows a row adds up; window_start is the union's start.
+    Per method (self_reported, bisg): sums weighted by group membership (int_group_windows), so with
+    BISG a group's estimated FPR is sum(w·flagged·(1 - p)) / sum(w·(1 - p)); the gap is per method.
 -#}
 {%- set union_windows = var('estimated_fpr_count_windows') -%}
 
 with cells as (
 
-    select * from {{ ref('mon_group_windows') }}
+    select * from {{ ref('int_group_windows') }}
 
 ),
 
@@ -44,9 +46,10 @@ count_unions as (
         target.window_index,
         min(min(cells.window_start)) over (partition by target.model_version, target.window_index) as window_start,
         target.window_end,
+        cells.method,
         cells.fairness_group,
         cast(sum(cells.n) as bigint) as n,
-        cast(sum(cells.positives) as bigint) as positives,
+        sum(cells.positives) as positives,
         sum(cells.expected_negatives) as expected_negatives,
         sum(cells.expected_false_positives) as expected_false_positives,
         cast(least(target.window_index + 1, {{ union_windows }}) as bigint) as windows_in_union
@@ -56,14 +59,14 @@ count_unions as (
         on cells.model_version = target.model_version
         and cells.window_kind = 'count'
         and cells.window_index between target.window_index - {{ union_windows - 1 }} and target.window_index
-    group by target.model_version, target.window_index, target.window_end, cells.fairness_group
+    group by target.model_version, target.window_index, target.window_end, cells.method, cells.fairness_group
 
 ),
 
 judged_cells as (
 
     select
-        model_version, window_kind, window_index, window_start, window_end, fairness_group,
+        model_version, window_kind, window_index, window_start, window_end, method, fairness_group,
         n, positives, expected_negatives, expected_false_positives,
         cast(1 as bigint) as windows_in_union
 
@@ -73,7 +76,7 @@ judged_cells as (
     union all
 
     select
-        model_version, window_kind, window_index, window_start, window_end, fairness_group,
+        model_version, window_kind, window_index, window_start, window_end, method, fairness_group,
         n, positives, expected_negatives, expected_false_positives,
         windows_in_union
 
@@ -91,12 +94,13 @@ estimated as (
         window_index,
         window_start,
         window_end,
+        method,
         fairness_group,
         n,
         positives,
         expected_negatives,
         expected_false_positives,
-        expected_false_positives / nullif(expected_negatives, 0) as estimated_fpr,
+        {{ monitoring_estimated_fpr('expected_false_positives', 'expected_negatives') }} as estimated_fpr,
         reference_fpr,
         expected_negatives >= {{ var('estimated_fpr_min_expected_negatives') }} as in_gap,
         windows_in_union
@@ -107,12 +111,7 @@ estimated as (
 
 gaps as (
 
-    select
-        *,
-        {{ monitoring_fpr_gap('estimated_fpr', 'estimated_fpr_gap') }}
-
-    from estimated
-    window per_window as (partition by model_version, window_kind, window_start, window_index)
+    {{ monitoring_fpr_gaps('estimated', 'estimated_fpr', 'estimated_fpr_gap') }}
 
 )
 

@@ -1,17 +1,18 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'window_kind', 'window_key'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'window_kind', 'window_key']),
     on_schema_change='append_new_columns',
 ) }}
 {#-
     Training vs production histograms per model version, window and input, for charts (and the
     PSI / KL / chi-square statistics of mon_drift_numeric and mon_drift_categorical).
-    Numeric inputs: the version's reference bins (mon_drift_reference_bins: its quantiles, open
+    Numeric inputs: the version's reference bins (int_drift_reference_bins: its quantiles, open
     ends), every bin in every window. Categorical inputs and the group column: every category of the
     reference in every window, plus any category production sent that the reference never had
     (is_unseen). Shares are raw (unsmoothed) fractions of the non-missing values of each side.
-    Incremental: only the windows holding requests numbered since the last run (mon_drift_requests
+    Incremental: only the windows holding requests numbered since the last run (int_drift_requests
     .batch_at) are recomputed, and replaced whole (macros/drift.sql); the deployment's counts are
     the sum of its day windows' (the ones kept and the ones recomputed), so no pass over every request.
 -#}
@@ -20,7 +21,7 @@
 
 with all_requests as (
 
-    select * from {{ ref('mon_drift_requests') }}
+    select * from {{ ref('int_drift_requests') }}
 
 ),
 
@@ -35,18 +36,13 @@ touched as (
 requests as (
 
     select * from all_requests
-    where {{ drift_in_touched_windows('all_requests', 'touched', changed_from=drift_changed_from(ref('mon_drift_requests'), since)) }}
+    where {{ drift_in_touched_windows('all_requests', 'touched', changed_from=drift_changed_from(ref('int_drift_requests'), since)) }}
 
 ),
 
 windows as (
 
-    select windows.*
-    from {{ ref('mon_drift_windows') }} as windows
-    inner join touched
-        on touched.model_version = windows.model_version
-        and touched.window_kind = windows.window_kind
-        and touched.window_key = windows.window_key
+    {{ drift_rows_in_touched(ref('int_drift_windows'), 'windows') }}
 
 ),
 
@@ -60,7 +56,7 @@ requests as (
 
 windows as (
 
-    select * from {{ ref('mon_drift_windows') }}
+    select * from {{ ref('int_drift_windows') }}
 
 ),
 
@@ -74,13 +70,13 @@ reference as (
 
 bins as (
 
-    select * from {{ ref('mon_drift_reference_bins') }}
+    select * from {{ ref('int_drift_reference_bins') }}
 
 ),
 
 reference_values as (
 
-    select * from {{ ref('mon_drift_reference_values') }}
+    select * from {{ ref('int_drift_reference_values') }}
 
 ),
 
@@ -158,7 +154,7 @@ numeric_cells as (
 
 -- categorical inputs and the group column ------------------------------------------------------
 
-{%- set categorical = [(lb.group_column, 'fairness_group')] %}
+{%- set categorical = [] if lb.group_column is none else [(lb.group_column, 'fairness_group')] %}
 {%- for name in lb.categorical_features %}{% do categorical.append((name, name)) %}{% endfor %}
 
 production_categorical as (

@@ -3,7 +3,13 @@
     interval the version's test-split rate implies at the window's size.
 
     Interval: exact binomial quantiles (scipy.stats.binom.interval) around the reference rate, with
-    the reference's own uncertainty. The reference rate p0 is measured on the test split (x of m
+    the reference's own uncertainty, per method (self_reported, bisg).
+
+    Weighted (BISG): a group's positives and requests are sums of membership weights w, its rate
+    r = sum(w·flagged) / sum(w), and the binomial test runs at the effective size the gate uses
+    (macro effective_size: least(Kish's (sum w)^2 / sum w^2, sum w), floored to whole trials, effective_n) with effective_positives =
+    r · effective_n. With weights 1 (self_reported) n_eff = n, effective_positives = positives and every
+    number below is the unweighted one exactly. The reference rate p0 is measured on the test split (x of m
     applicants), so it is itself uncertain: its Clopper–Pearson interval at the same level,
     [p_low, p_high] = [beta.ppf(a/2, x, m - x + 1), beta.ppf(1 - a/2, x + 1, m - x)], is taken as the
     plausible rates, and under them the window's count of positives of n scored requests should lie
@@ -22,7 +28,7 @@
 
 with cells as (
 
-    select * from {{ ref('mon_group_windows') }}
+    select * from {{ ref('int_group_windows') }}
 
 ),
 
@@ -36,20 +42,32 @@ joined as (
         window_index,
         window_start,
         window_end,
+        method,
         fairness_group,
         n,
+        weight,
         positives,
-        cast(positives as double) / n as rate,
+        positives / weight as rate,
+        n_eff,
+        effective_n,
+        {#- Multiply first: with weights 1, positives * n / n is positives exactly (the rate times n need not be). #}
+        positives * effective_n / weight as effective_positives,
         expected_rate,
         reference_n,
         coalesce(
             expected_rate is not null
             and reference_n >= {{ var('output_rate_min_reference_n') }}
-            and n >= {{ var('output_rate_min_n') }},
+            and n_eff >= {{ var('output_rate_min_n') }},
             false
         ) as tested
 
-    from referenced
+    from (
+        select
+            *,
+            {{ effective_size('weight', 'weight_squares') }} as n_eff,
+            cast(floor({{ effective_size('weight', 'weight_squares') }}) as bigint) as effective_n
+        from referenced
+    ) as effective
 
 ),
 
@@ -59,7 +77,7 @@ corrected as (
         *,
         {{ monitoring_window_alpha(var('output_rate_alpha'), 'window_kind', 'window_index') }} as window_alpha,
         cast(sum(case when tested then 1 else 0 end) over (
-            partition by model_version, window_kind, window_start, window_index
+            partition by model_version, method, window_kind, window_start, window_index
         ) as bigint) as tests_in_family
 
     from joined
@@ -100,8 +118,8 @@ intervals as (
 
     select
         *,
-        case when tested then {{ binom_ppf('alpha_per_test / 2', 'n', 'expected_rate_low') }} end as positives_low,
-        case when tested then {{ binom_ppf('1 - alpha_per_test / 2', 'n', 'expected_rate_high') }} end as positives_high
+        case when tested then {{ binom_ppf('alpha_per_test / 2', 'effective_n', 'expected_rate_low') }} end as positives_low,
+        case when tested then {{ binom_ppf('1 - alpha_per_test / 2', 'effective_n', 'expected_rate_high') }} end as positives_high
 
     from plausible_rates
 
@@ -115,10 +133,15 @@ final as (
         window_index,
         window_start,
         window_end,
+        method,
         fairness_group,
         n,
+        weight,
         positives,
         rate,
+        n_eff,
+        effective_n,
+        effective_positives,
         expected_rate,
         reference_n,
         reference_positives,
@@ -130,9 +153,9 @@ final as (
         alpha_per_test,
         cast(positives_low as bigint) as positives_low,
         cast(positives_high as bigint) as positives_high,
-        positives_low / n as ci_low,
-        positives_high / n as ci_high,
-        case when tested then positives < positives_low or positives > positives_high end as breach
+        positives_low / effective_n as ci_low,
+        positives_high / effective_n as ci_high,
+        case when tested then effective_positives < positives_low or effective_positives > positives_high end as breach
 
     from intervals
 

@@ -6,7 +6,7 @@
     Months on book = calendar months from the application's month to the month the outcome became
     known (outcome_at); every month from 0 to the last one observed in the cohort (over all its
     groups) has a row, so each curve is complete and ends at the same month for every group. The
-    model's own decisions only (mon_scored_requests: normal mode), so a curve is that version's.
+    model's own decisions only (int_scored_requests: normal mode), so a curve is that version's.
 -#}
 
 with outcomes as (
@@ -16,10 +16,10 @@ with outcomes as (
         fairness_group,
         cast(date_trunc('month', event_at) as date) as cohort_month,
         defaulted,
-        greatest(date_diff('month', date_trunc('month', event_at), date_trunc('month', outcome_at)), 0)
+        greatest({{ dbt.datediff("date_trunc('month', event_at)", "date_trunc('month', outcome_at)", 'month') }}, 0)
             as outcome_month_on_book
 
-    from {{ ref('mon_scored_requests') }}
+    from {{ ref('int_scored_requests') }}
     where defaulted is not null
 
 ),
@@ -53,7 +53,7 @@ months as (
         fairness_group,
         cohort_month,
         loans,
-        unnest(generate_series(0, months_observed)) as months_on_book
+        {{ integer_series(0, 'months_observed') }} as months_on_book
 
     from cohorts
 

@@ -1,4 +1,5 @@
-{#- The current loan book: the newest complete snapshot, role columns renamed, inputs typed. -#}
+{#- The current loan book: the newest complete snapshot, role columns renamed, inputs typed, BISG
+    proxies (when the contract declares them) under their staged names. -#}
 {%- set lb = var('loan_book') -%}
 
 with source as (
@@ -17,17 +18,18 @@ current_snapshot as (
 renamed as (
 
     select
-        cast({{ lb.id_column }} as varchar) as loan_id,
+        cast({{ lb.id_column }} as {{ dbt.type_string() }}) as loan_id,
         cast({{ lb.date_column }} as date) as application_date,
-        cast({{ lb.group_column }} as varchar) as fairness_group,
+        {{- fairness_group_column() }}
         case
-            when cast({{ lb.outcome_column }} as varchar) in (
+            when cast({{ lb.outcome_column }} as {{ dbt.type_string() }}) in (
                 {%- for value in lb.outcome_positive %}'{{ value }}'{{ ", " if not loop.last }}{% endfor -%}
             ) then 1
             else 0
         end as defaulted,
         {{- loan_input_columns() }}
-        cast(snapshot_id as varchar) as snapshot_id
+        {{- proxy_columns() }}
+        cast(snapshot_id as {{ dbt.type_string() }}) as snapshot_id
 
     from current_snapshot
 

@@ -1,8 +1,9 @@
-{#- Every scoring request the API logged, with the loan-book group column given its role name.
-    The one staging model left a view (the others are tables): mon_requests copies its rows
+{#- Every scoring request the API logged, with the loan-book group column given its role name and,
+    for a book with BISG proxies, the area and the surname's Census evidence (never the names).
+    The one staging model left a view (the others are tables): int_requests copies its rows
     incrementally, reading only the files received since its last run through this view's filter
     pushdown, and a table would copy the whole log (raw bodies included) on every build. A view that
-    reads files is not published (warehouse/publish.py): the snapshot's copy of these rows is mon_requests. -#}
+    reads files is not published (warehouse/publish.py): the snapshot's copy of these rows is int_requests. -#}
 {{ config(materialized='view') }}
 {%- set lb = var('loan_book') -%}
 
@@ -22,7 +23,7 @@ numbered as (
 
     select
         source.*,
-        row_number() over (partition by request_id, received_at) as copy_number
+        row_number() over (partition by request_id, received_at order by received_at) as copy_number
     from source
 
 ),
@@ -53,8 +54,9 @@ renamed as (
         idempotency_key,
         idempotency_fingerprint,
         unknown_categories,
-        cast({{ lb.group_column }} as varchar) as fairness_group,
+        {{- fairness_group_column() }}
         {{- loan_input_columns() }}
+        {{- logged_bisg_evidence_columns() }}
         raw_body,
         log_note
 

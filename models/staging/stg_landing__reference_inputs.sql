@@ -10,8 +10,8 @@ with source as (
 renamed as (
 
     select
-        cast(model_version as varchar) as model_version,
-        cast({{ lb.group_column }} as varchar) as fairness_group,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
+        {{- fairness_group_column() }}
         {{- loan_input_columns() }}
         true as is_reference
 

@@ -10,27 +10,19 @@ with features as (
 
 ),
 
-bucketed as (
-
-    select
-        *,
-        {{ hash_bucket('loan_id', 100) }} as split_bucket
-
-    from features
-
-),
+{%- set split_bucket = hash_bucket('loan_id', 100) %}
 
 split as (
 
     select
-        * exclude (split_bucket),
+        *,
         case
-            when split_bucket < {{ var('test_split_percent') }} then 'test'
-            when split_bucket < {{ var('test_split_percent') }} + {{ var('validation_split_percent') }} then 'validation'
+            when {{ split_bucket }} < {{ var('test_split_percent') }} then 'test'
+            when {{ split_bucket }} < {{ var('test_split_percent') }} + {{ var('validation_split_percent') }} then 'validation'
             else 'train'
         end as split
 
-    from bucketed
+    from features
 
 )
 

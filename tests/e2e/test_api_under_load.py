@@ -59,7 +59,7 @@ class Load(ClientLoad):
                 try:
                     response = client.post(f"{self.url}/v1/score", json=body)
                 except httpx.HTTPError as exc:
-                    self.record(type(exc).__name__)
+                    self.record_error(exc)
                 else:
                     ok = response.status_code == 200
                     self.record(str(response.status_code), response.json()["request_id"] if ok else None)
@@ -135,12 +135,12 @@ def test_build_and_compaction_while_the_api_is_under_load(load_paths: Paths, tmp
           f"compaction merged {compacted.source_files} files, dbt {len(result.run.results)} nodes")
     assert result.ok, result.run.output[-3000:]
     assert compacted.source_files > 1, "the compaction had files of the running API to merge"
-    assert load.statuses["200"] == load.sent, f"every request answered 200: {load.statuses}"
+    assert load.statuses["200"] == load.sent, f"every request answered 200: {load.statuses} {load.errors}"
     # The snapshot is what its build saw (the log is no view over the files any more): build once more
     # now that the load has stopped, and every logged row must be in it once.
     assert build(load_paths).ok
     with duckdb.connect(str(load_paths.snapshot), read_only=True) as con:
-        staged = con.execute("select count(*), count(distinct request_id) from mon_requests").fetchone()
+        staged = con.execute("select count(*), count(distinct request_id) from int_requests").fetchone()
     logged = landed_request_ids(landing)
     assert staged is not None
     assert staged[0] == staged[1] == sum(logged.values()) == len(logged), "the snapshot holds every row once"

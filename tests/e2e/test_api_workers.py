@@ -165,7 +165,7 @@ class KeyedLoad(ClientLoad):
                 try:
                     response = client.post(f"{self.url}/v1/score", json=body, headers={HEADER: key})
                 except httpx.HTTPError as exc:
-                    self.record(type(exc).__name__)
+                    self.record_error(exc)
                     client.close()
                     client = httpx.Client(timeout=60)
                 else:

@@ -84,6 +84,11 @@ def test_demo_runs_the_whole_path_and_ends_by_itself(demo_run: DemoRun) -> None:
     assert "200 of 200 scored" in out
     assert "mon_ops_hourly: 200 requests" in out
     assert "6/7 monitor:" in out, "the monitoring marts and checks ran"
+    assert "score_loans rebuilt with version 1: 0 failures" in out
+    snapshot = Path(demo_run.env["LENDGUARD_DATA_DIR"]) / "published" / "lendguard.duckdb"
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        scored = con.execute("select count(*), list(distinct model_version) from score_loans").fetchone()
+    assert scored == (E2E_BOOK, ["1"]), "the demo's loan book is scored by the champion it approved"
     page = Path(demo_run.env["LENDGUARD_DATA_DIR"]) / "dashboard.html"
     assert "data-panel='ops'" in page.read_text(), "the dashboard was written"
 
@@ -91,7 +96,7 @@ def test_demo_runs_the_whole_path_and_ends_by_itself(demo_run: DemoRun) -> None:
 def _logged_requests(snapshot: Path) -> tuple[int, int, int]:
     with duckdb.connect(str(snapshot), read_only=True) as con:
         requests, errors = con.execute("select sum(requests), sum(errors) from mon_ops_hourly").fetchone()
-        distinct = con.execute("select count(distinct request_id) from mon_requests").fetchone()[0]
+        distinct = con.execute("select count(distinct request_id) from int_requests").fetchone()[0]
     return int(requests), int(errors), int(distinct)
 
 
@@ -158,7 +163,7 @@ def test_build_deliver_approve_serve_replay_build_through_the_cli(demo_run: Demo
     assert errors == before[1] + 1
     assert distinct == before[2] + 301
     with duckdb.connect(str(snapshot), read_only=True) as con:
-        served_by = con.execute("select count(*) from mon_requests where model_version = '2'").fetchone()[0]
+        served_by = con.execute("select count(*) from int_requests where model_version = '2'").fetchone()[0]
     assert served_by >= 300, "the served process picked up the approved version"
 
     state = json.loads(ok(env, "status", "--json"))

@@ -4,6 +4,8 @@ one access-log line per request carrying its fields. Served without a model: no 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -35,3 +37,38 @@ def test_the_api_logs_json_lines_with_an_access_line_per_request(tmp_path: Path)
     assert [(r["method"], r["path"], r["status"]) for r in access if r["path"] in {"/", "/no-such-page"}] == [
         ("GET", "/", 200), ("GET", "/no-such-page", 404)]
     assert all(isinstance(r["duration_ms"], float) and r["client"].startswith("127.0.0.1:") for r in access)
+
+
+def test_an_idle_connection_outlives_a_client_pools_idle_time(tmp_path: Path) -> None:
+    """A client reusing a pooled connection after a pause is answered, not cut off: the server keeps an
+    idle connection open longer than uvicorn's 5 s default (which loses requests sent as it closes)."""
+    port = free_port()
+    server = start_server(serve_command(port), port=port, log_path=tmp_path / "api.log",
+                          env=deployment_env(tmp_path / "data"), ready_statuses=(200, 503))
+    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(request)
+            assert read_response(connection).startswith(b"HTTP/1.1 200")
+            time.sleep(6.5)  # idle past uvicorn's default keep-alive
+            connection.sendall(request)
+            assert read_response(connection).startswith(b"HTTP/1.1 200"), "the idle connection was closed"
+    finally:
+        server.stop()
+
+
+def read_response(connection: socket.socket) -> bytes:
+    """One HTTP/1.1 response off a raw connection: headers, then Content-Length bytes of body
+    (``b""`` if the server closed the connection)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from lendguard import cli
 from ml import registry
-from tests.support.deployment import copy_deployment, deployment_env
+from tests.support.deployment import SHARED_CANDIDATE, copy_deployment, deployment_env
 from warehouse import datasets, landing
 from warehouse.build import current_loan_book
 from warehouse.paths import Paths, get_paths
@@ -152,7 +152,7 @@ def test_approval_follows_the_dev_stages_and_a_decision_is_published_at_once(
     paths = trained_copy
     use(monkeypatch, paths)
     champion = registry.alias_version(paths, "champion")
-    assert cli.main(["train"]) == 0
+    assert cli.main(["train", "--candidates", SHARED_CANDIDATE]) == 0  # delivery is the point, not selection
     assert cli.main(["pipeline", "stage", "gate"]) == 0
     version = registry.alias_version(paths, "candidate")
     assert version is not None

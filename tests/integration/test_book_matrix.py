@@ -182,6 +182,6 @@ def test_a_declared_book_goes_from_import_to_monitoring(
     assert report.dbt_failures == []
     with connect_snapshot(paths) as con:
         logged = con.execute(
-            "select count(*) from mon_requests where model_version = ? and status_code = 200", [version]
+            "select count(*) from int_requests where model_version = ? and status_code = 200", [version]
         ).fetchone()
     assert logged == (2 * len(bodies),)

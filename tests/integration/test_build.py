@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta
 
@@ -14,6 +16,7 @@ import pytest
 from tests.support.deployment import SMALL_BOOK
 from warehouse import landing
 from warehouse.build import NoLoanBookError, build, current_loan_book, run_unit_tests
+from warehouse.importer import land_simulated
 from warehouse.paths import Paths
 from warehouse.prediction_log import prediction_log_schema
 from warehouse.project import project_vars
@@ -33,9 +36,19 @@ def test_the_dbt_unit_tests_pass(trained_copy: Paths) -> None:
     In a copy: dbt writes to the warehouse file, which another worker's dbt may have open."""
     run = run_unit_tests(trained_copy)
     assert run.returncode == 0, run.output[-3000:]
-    unit_tests = [r for r in run.results if r["unique_id"].startswith("unit_test.")]  # not the on-run-start hook
+    unit_tests = [r for r in run.results if r["unique_id"].startswith("unit_test.")]
     assert len(unit_tests) >= 6, "the unit tests were selected"
     assert all(r["status"] == "pass" for r in unit_tests)
+
+
+def test_the_warehouse_file_is_free_once_a_build_returns(paths: Paths) -> None:
+    """dbt runs in this process: it must let go of the warehouse, or every other process's build (and
+    ``lendguard sql``) would find it locked. Another process opens it for writing at once."""
+    land_simulated(paths, 2_000, seed=5)
+    build(paths)  # raises when dbt could not run; its tests' verdicts on so small a book do not matter here
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                             str(paths.warehouse)], capture_output=True, text=True, check=False)
+    assert opened.returncode == 0, opened.stderr
 
 
 def test_the_build_publishes_features_and_split(built_deployment: Paths) -> None:
@@ -110,8 +123,8 @@ def test_prediction_log_becomes_the_hourly_table(tmp_path, built_deployment: Pat
     assert hourly["latency_p50_ms"].to_numpy() == pytest.approx(expected["p50"].to_numpy())
 
 
-BUILT_UNDER_LOAD = ["path:models/staging", "path:models/features", "mon_requests"]
-"""What the loops touch, and mon_requests: the snapshot's copy of the prediction log (the staging
+BUILT_UNDER_LOAD = ["path:models/staging", "path:models/features", "int_requests"]
+"""What the loops touch, and int_requests: the snapshot's copy of the prediction log (the staging
 view over the log's files is not published)."""
 
 
@@ -169,6 +182,6 @@ def test_readers_and_writers_keep_working_during_a_build(trained_copy: Paths) ->
     assert reader_errors == []
     assert writer_errors == []
     with connect_snapshot(deployment) as con:
-        logged = {row[0] for row in con.execute("select request_id from mon_requests").fetchall()}
+        logged = {row[0] for row in con.execute("select request_id from int_requests").fetchall()}
     assert len(before_second) >= 5
     assert set(before_second) <= logged, "rows landed before (and during) the first build are in the second"

@@ -21,7 +21,7 @@ from lendguard import pipeline
 from ml import registry
 from ml.delivery.approval import GateRefusedError
 from ml.fairness import ThresholdPolicy
-from tests.support.deployment import untrained_copy
+from tests.support.deployment import SHARED_CANDIDATE, copy_deployment
 from tests.support.servers import free_port
 from warehouse.build import build
 from warehouse.paths import Paths
@@ -54,9 +54,11 @@ def test_the_fair_champion_passed_every_gate_check(trained_deployment: Paths) ->
 
 
 @pytest.fixture(scope="module")
-def delivery_deployment(tmp_path_factory: pytest.TempPathFactory, built_deployment: Paths) -> Paths:
-    """A deployment of its own (own MLflow store) over the same loan book."""
-    return untrained_copy(built_deployment, tmp_path_factory.mktemp("delivery"))
+def delivery_deployment(tmp_path_factory: pytest.TempPathFactory, untrained_book: Paths) -> Paths:
+    """A deployment of its own (own MLflow store) over the same loan book, no model yet. Its pipelines
+    train the candidate a full search selects on this book (``SHARED_CANDIDATE``): they test delivery,
+    not selection."""
+    return copy_deployment(untrained_book, tmp_path_factory.mktemp("delivery"))
 
 
 
@@ -79,7 +81,7 @@ def _make_unfair(paths: Paths, run_id: str) -> None:
 
 def test_an_unfair_model_is_stopped_by_the_gate_and_cannot_be_approved(delivery_deployment: Paths) -> None:
     paths = delivery_deployment
-    run = pipeline.start_run(paths, supersede=True)
+    run = pipeline.start_run(paths, supersede=True, candidates=[SHARED_CANDIDATE])
     pipeline.run_stage(paths, run, "train")
     pipeline.run_stage(paths, run, "thresholds")
     _make_unfair(paths, str(run.mlflow_run_id))
@@ -153,7 +155,7 @@ def test_the_whole_pipeline_with_approval(delivery_deployment: Paths) -> None:
         "LENDGUARD_DEV_MAX_P99_MS": str(NO_LATENCY_LIMIT_MS),
     })
     try:
-        run = pipeline.run_pipeline(paths, supersede=True, settings=settings)
+        run = pipeline.run_pipeline(paths, supersede=True, settings=settings, candidates=[SHARED_CANDIDATE])
     finally:
         receiver.shutdown()
     version = str(run.version)
@@ -209,7 +211,7 @@ def test_a_rejected_candidate_never_becomes_champion(delivery_deployment: Paths,
     paths = delivery_deployment
     monkeypatch.delenv("LENDGUARD_WEBHOOK_URL", raising=False)
     champion_before = registry.alias_version(paths, "champion")
-    run = pipeline.run_until(paths, "gate", supersede=True)
+    run = pipeline.run_until(paths, "gate", supersede=True, candidates=[SHARED_CANDIDATE])
     done = pipeline.decide(paths, str(run.version), approve=False, by="Grace Hopper", note="wait for Q3 data")
     assert done is not None
     assert done.status == pipeline.REJECTED

@@ -256,7 +256,7 @@ def test_shifted_inputs_alert_and_stable_traffic_does_not(tmp_path: Path, traine
     with connect_snapshot(deployment) as con:
         alerts = con.execute("select * from mon_drift_alerts where window_kind = 'count'").df()
         windows = con.execute(
-            "select window_index, window_start from mon_drift_windows where window_kind = 'count'"
+            "select window_index, window_start from int_drift_windows where window_kind = 'count'"
         ).df()
     starts = dict(zip(windows["window_start"], windows["window_index"], strict=True))
     alerts["window_index"] = alerts["window_start"].map(starts)

@@ -6,8 +6,8 @@ family's fitted model holds must be trusted), carry its PMML (also as the ``pmml
 SQL compiled from it with parity on every training row, pass the gate and the dev tests on the dev
 API, serve the same probabilities with both scoring engines, and be approved (``lendguard approve``).
 
-Each family gets its own copy of one built deployment (the session's simulated loan book, no model
-yet), so no family is gated against another's champion.
+Each family gets its own copy of the session's untrained book (its simulated loan book built, no
+model yet: the ``untrained_book`` fixture), so no family is gated against another's champion.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ml import registry
 from ml.candidates import FAMILIES, search_space
 from ml.scoring import ENGINES, FeatureScorer
 from tests.support.applications import application, inputs
-from tests.support.deployment import copy_deployment, deployment_env, untrained_copy
+from tests.support.deployment import copy_deployment, deployment_env
 from tests.support.servers import free_port
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import ApiSettings, get_settings
@@ -47,13 +47,6 @@ CHEAPEST = {family: next(c for c in search_space() if c.family == family)
 
 def test_every_family_that_can_be_built_is_declared_and_so_walked_here() -> None:
     assert set(CHEAPEST) == set(FAMILIES)
-
-
-@pytest.fixture(scope="module")
-def untrained_book(tmp_path_factory: pytest.TempPathFactory, built_deployment: Paths) -> Paths:
-    """The session's loan book, built in a deployment of its own with no registry yet."""
-    return untrained_copy(built_deployment, tmp_path_factory.mktemp("families"))
-
 
 
 @pytest.mark.parametrize("family", list(CHEAPEST))

@@ -32,12 +32,12 @@ from warehouse.simulator import simulate_traffic
 
 pytestmark = pytest.mark.slow
 
-MONITOR_SELECT = ["path:models/staging", "path:models/monitoring"]
+MONITOR_SELECT = ["path:models/staging", "path:models/intermediate/monitoring", "path:models/monitoring"]
 BOOKKEEPING = ("batch_at", "first_reported_at", "last_changed_at", "last_seen_at")
 """Columns that say when a row was computed or seen, not what it holds: they differ by construction."""
 COUNT_WINDOW_MARTS = {
     # mart: the columns that name one count window's row in it
-    "mon_drift_windows": ["model_version", "window_key"],
+    "int_drift_windows": ["model_version", "window_key"],
     "mon_drift_numeric": ["model_version", "window_key", "feature"],
     "mon_drift_categorical": ["model_version", "window_key", "feature"],
     "mon_positive_rates": ["model_version", "window_index", "fairness_group"],
@@ -97,7 +97,8 @@ def _land_outcomes(paths: Paths, tmp_path: Path, first: int, last: int, defaulte
 def _marts(paths: Paths) -> dict[str, pd.DataFrame]:
     with connect_snapshot(paths) as con:
         names = [row[0] for row in con.execute(
-            "select table_name from information_schema.tables where table_name like 'mon\\_%' escape '\\' "
+            "select table_name from information_schema.tables "
+            "where (table_name like 'mon\\_%' escape '\\' or table_name like 'int\\_%' escape '\\') "
             "and table_type in ('BASE TABLE', 'VIEW') order by 1"
         ).fetchall()]
         return {name: con.execute(f"select * from {name}").df() for name in names}
@@ -128,7 +129,7 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _closed_count_windows(marts: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The rows of every count window that holds all its requests (drift and output numberings)."""
-    drift = marts["mon_drift_windows"].query("window_kind == 'count'")
+    drift = marts["int_drift_windows"].query("window_kind == 'count'")
     size = drift["n_requests"].max()
     closed_drift = set(drift.loc[drift["n_requests"] == size, "window_key"])
     scored = marts["mon_positive_rates"].query("window_kind == 'count'")
@@ -145,7 +146,7 @@ def _closed_count_windows(marts: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
 
 def _assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataFrame]) -> None:
     """Every closed count window of ``before`` is in ``after`` exactly as it was."""
-    assert before["mon_drift_windows"].shape[0] >= 2, "the test needs closed windows"
+    assert before["int_drift_windows"].shape[0] >= 2, "the test needs closed windows"
     for name, rows in before.items():
         keys = COUNT_WINDOW_MARTS[name]
         later = after[name].query("window_kind == 'count'").merge(rows[keys], on=keys)[rows.columns]
@@ -154,7 +155,7 @@ def _assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataF
 
 def _assert_late_rows_land_in_reported_hours(marts: dict[str, pd.DataFrame], first_stamp: object) -> None:
     """Late rows landed in hour windows the first build reported: those say when they changed."""
-    windows = marts["mon_drift_windows"].query("window_kind == 'hour'")
+    windows = marts["int_drift_windows"].query("window_kind == 'hour'")
     revisited = windows[windows["first_reported_at"] == first_stamp]
     assert (revisited["last_changed_at"] > first_stamp).sum() > 0
     assert (windows["last_changed_at"] >= windows["first_reported_at"]).all()
@@ -171,7 +172,7 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     _land_outcomes(paths, tmp_path, 0, 200, defaulted=0)
     assert build(paths, select=MONITOR_SELECT).ok
     with connect_snapshot(paths) as con:
-        first_stamp = con.execute("select max(batch_at) from mon_requests").fetchone()[0]
+        first_stamp = con.execute("select max(batch_at) from int_requests").fetchone()[0]
     closed_first = _closed_count_windows(_marts(paths))
 
     # Later traffic that drifts, and late rows: received now, but their events are early in the
@@ -200,18 +201,18 @@ def test_an_incremental_monitoring_build_equals_a_full_refresh(tmp_path: Path, t
     rebuilt = _marts(paths)
 
     assert set(after_increment) == set(rebuilt)
-    assert {"mon_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "mon_requests",
-            "mon_scored_requests", "mon_group_windows"} <= set(rebuilt)
-    assert len(rebuilt["mon_requests"]) == 8_706
+    assert {"int_drift_requests", "mon_drift_numeric", "mon_feature_histograms", "int_requests",
+            "int_scored_requests", "int_group_windows"} <= set(rebuilt)
+    assert len(rebuilt["int_requests"]) == 8_706
     # No row the first build numbered was rewritten: late and back-dated rows came after them.
-    requests = after_increment["mon_requests"].set_index("request_id")
+    requests = after_increment["int_requests"].set_index("request_id")
     assert (requests.loc[requests.index.str.startswith("first-"), "batch_at"] == first_stamp).all()
     assert requests.loc["backdated-000000", "drift_count_index"] == requests["drift_count_index"].max()
     assert (rebuilt["mon_drift_numeric"]["window_kind"] == "count").sum() > 0
-    outcomes = rebuilt["mon_scored_requests"].set_index("request_id")["defaulted"]
+    outcomes = rebuilt["int_scored_requests"].set_index("request_id")["defaulted"]
     assert outcomes.notna().sum() == 400
     assert outcomes["first-000150"] == 1, "the outcome landed later wins"
-    deployment = rebuilt["mon_group_windows"].query("window_kind == 'deployment'")
+    deployment = rebuilt["int_group_windows"].query("window_kind == 'deployment'")
     assert deployment["n_with_outcome"].sum() == 400
     differences = {}
     for name, expected in rebuilt.items():
@@ -232,11 +233,11 @@ def _a_late_replica_file_joins_the_open_window(paths: Paths, version: str, built
     """Another replica's file, landed after the build that read rows received later than it: it joins
     the open count window; a rebuild from scratch would put it among them (README: Monitoring)."""
     closed_now = _closed_count_windows(built)
-    open_window = built["mon_requests"]["drift_count_index"].max()
+    open_window = built["int_requests"]["drift_count_index"].max()
     replica = simulate_traffic("stable", 300, seed=26, start=START + timedelta(days=1, hours=5))
     _land(paths, version, replica, "replica", received=START + timedelta(days=3, hours=1, minutes=5))
     assert build(paths, select=MONITOR_SELECT).ok
     after_replica = _marts(paths)
     _assert_unchanged(closed_now, after_replica)
-    requests = after_replica["mon_requests"]
+    requests = after_replica["int_requests"]
     assert (requests.loc[requests["request_id"].str.startswith("replica-"), "drift_count_index"] >= open_window).all()

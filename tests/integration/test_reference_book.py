@@ -127,7 +127,7 @@ def test_thresholds_are_chosen_on_the_deployed_model(delivered: tuple[Paths, str
     validation = load_split(paths, bundle.loan_book, "validation")
     predictions = validation.assign(
         probability=bundle.pipeline.predict_proba(validation[list(bundle.loan_book.feature_names)])[:, 1])
-    policies, _ = choose_thresholds(predictions, bundle.loan_book.group_not_provided)
+    policies, _ = choose_thresholds(predictions, bundle.loan_book)
     assert policies.to_dict() == bundle.policies.to_dict()
 
     fair, single = bundle.policies.policies[GROUP_THRESHOLDS], bundle.policies.policies[SINGLE_THRESHOLD]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import jpmml_mlflow.pmml
@@ -62,6 +63,18 @@ def test_champion_bundle_is_registered_with_its_paper_trail(trained_deployment: 
     version_tags = client.get_model_version(registry.MODEL_NAME, bundle.version).tags
     assert version_tags["gate_result"] == "passed"
     assert version_tags["approval"] == "approved"
+
+
+def test_the_model_declares_its_own_requirements_not_the_environment(trained_deployment: Paths) -> None:
+    """The logged model's requirements are its packages, pinned: what its classes and its loader
+    need, not whatever a probe process imported (MLflow's inference listed pytest under pytest)."""
+    bundle = registry.load_bundle(trained_deployment, "champion")
+    registry.connect(trained_deployment)
+    model = Path(mlflow.artifacts.download_artifacts(f"models:/{registry.MODEL_NAME}/{bundle.version}"))
+    listed = (model / "requirements.txt").read_text().split()
+    assert listed == registry.model_requirements(bundle.pipeline)
+    assert {line.split("==")[0] for line in listed} == {"scikit-learn", *registry.MODEL_RUNTIME_PACKAGES}
+    assert f"scikit-learn=={version('scikit-learn')}" in listed
 
 
 def test_online_features_equal_the_warehouse_features(trained_deployment: Paths) -> None:

@@ -18,6 +18,9 @@ class ClientLoad:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ok_ids: list[str] = field(default_factory=list)
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    errors: list[str] = field(default_factory=list)
+    """Each transport error as it happened: seconds since the start, its type and message."""
+    started: float = field(default_factory=time.monotonic)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, clients: int) -> ClientLoad:
@@ -43,6 +46,12 @@ class ClientLoad:
             self.statuses[outcome] += 1
             if request_id is not None:
                 self.ok_ids.append(request_id)
+
+    def record_error(self, error: Exception) -> None:
+        """A transport error, counted by type and kept with its message and time for the failure report."""
+        self.record(type(error).__name__)
+        with self.lock:
+            self.errors.append(f"{time.monotonic() - self.started:.2f}s {type(error).__name__}: {error}")
 
     def client(self, number: int) -> None:
         raise NotImplementedError

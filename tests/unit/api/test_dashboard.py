@@ -65,14 +65,17 @@ create table mon_feature_histograms as select * from (values
     reference_count, production_count, reference_share, production_share);
 create table mon_positive_rates as select *, timestamp '2026-01-01 10:00' as window_start,
     timestamp '2026-01-01 11:59' as window_end from (values
-    ('1', 'deployment', 0, 'Asian', 80, 10, 0.125, 0.2, 0.09, 0.33, true, false),
-    ('1', 'deployment', 0, 'White', 138, 40, 0.29, 0.2, 0.12, 0.28, true, true)
-) t(model_version, window_kind, window_index, fairness_group, n, positives, rate, expected_rate, ci_low, ci_high,
-    tested, breach);
+    ('1', 'deployment', 0, 'self_reported', 'Asian', 80, 80.0, 80.0, 10, 0.125, 0.2, 0.09, 0.33, true, false),
+    ('1', 'deployment', 0, 'self_reported', 'White', 138, 138.0, 138.0, 40, 0.29, 0.2, 0.12, 0.28, true, true),
+    ('1', 'deployment', 0, 'bisg', 'Asian', 120, 71.5, 40.2, 9.1, 0.127, 0.2, 0.08, 0.36, true, false)
+) t(model_version, window_kind, window_index, method, fairness_group, n, weight, n_eff, positives, rate,
+    expected_rate, ci_low, ci_high, tested, breach);
 create table mon_fairness_estimated as select * from (values
-    ('1', 'deployment', 0, 'Asian', 80, 0.10, 0.11, true, 0.05, 2),
-    ('1', 'deployment', 0, 'White', 138, 0.15, 0.12, true, 0.05, 2)
-) t(model_version, window_kind, window_index, fairness_group, n, estimated_fpr, reference_fpr, in_gap,
+    ('1', 'deployment', 0, 'self_reported', 'Asian', 80, 0.10, 0.11, true, 0.05, 2),
+    ('1', 'deployment', 0, 'self_reported', 'White', 138, 0.15, 0.12, true, 0.05, 2),
+    ('1', 'deployment', 0, 'bisg', 'Asian', 120, 0.09, 0.11, true, 0.07, 2),
+    ('1', 'deployment', 0, 'bisg', 'White', 218, 0.16, 0.12, true, 0.07, 2)
+) t(model_version, window_kind, window_index, method, fairness_group, n, estimated_fpr, reference_fpr, in_gap,
     estimated_fpr_gap, groups_in_gap);
 create table mon_alerts as select * from (values
     ('a1', 'drift_ks', 'credit_score', '1', 'deployment', timestamp '2026-01-01 10:00',
@@ -97,7 +100,7 @@ def published(paths: Paths) -> Paths:
 def test_view_model_reads_every_panel_and_fails_soft_on_missing_marts(published: Paths) -> None:
     view = load_dashboard(published, MLFLOW_UI, with_registry=False)
     assert view.version == "1", "no champion known: the latest version with traffic"
-    assert view.panel_rows == {"ops": 2, "drift": 3, "output": 2}
+    assert view.panel_rows == {"ops": 2, "drift": 3, "output": 3}
     assert [r["feature"] for r in view.drift.rows] == ["credit_score", "annual_income", "purpose"]
     assert view.feature == "credit_score", "the most drifted numeric input is shown first"
     assert view.features == ["credit_score", "purpose"]
@@ -106,9 +109,21 @@ def test_view_model_reads_every_panel_and_fails_soft_on_missing_marts(published:
     # mon_realised_quality and the delivery marts are absent: those parts say so, nothing raises.
     assert view.gaps["realised_fpr_gap"] is None
     assert "mon_realised_quality" in view.gaps["realised_missing"]
-    assert {r["fairness_group"] for r in view.fairness.rows} == {"Asian", "White"}
+    assert [r["fairness_group"] for r in view.fairness.rows] == ["Asian", "White", "Asian · BISG", "White · BISG"]
     assert load_dashboard(published, MLFLOW_UI, feature="purpose", with_registry=False).feature == "purpose"
     assert load_dashboard(published, MLFLOW_UI, feature="nope", with_registry=False).feature == "credit_score"
+
+
+def test_group_panels_name_the_method_and_show_the_weighted_numbers(published: Paths) -> None:
+    view = load_dashboard(published, MLFLOW_UI, with_registry=False)
+    assert view.gaps["methods"] == ["self_reported", "bisg"]
+    assert float(view.gaps["bisg_estimated_fpr_gap"]) == pytest.approx(0.07)
+    bisg = next(r for r in view.positive_rates.rows if r["method"] == "bisg")
+    assert (bisg["fairness_group"], float(bisg["weight"]), float(bisg["n_eff"])) == ("Asian · BISG", 71.5, 40.2)
+    html = render_page(view)
+    assert "Asian · BISG" in html
+    assert "estimated gap · BISG 0.07" in html
+    assert "effective n" in html
 
 
 def test_a_renamed_column_leaves_only_its_chart_without_data(paths: Paths) -> None:
@@ -148,7 +163,7 @@ def test_missing_snapshot_raises(paths: Paths) -> None:
 def test_page_marks_panels_and_parses(published: Paths) -> None:
     set_failover(published, by="oncall", reason="drift on credit_score")
     html = render_page(load_dashboard(published, MLFLOW_UI, with_registry=False))
-    for panel, rows in (("ops", 2), ("drift", 3), ("output", 2), ("alerts", 1)):
+    for panel, rows in (("ops", 2), ("drift", 3), ("output", 3), ("alerts", 1)):
         assert f"data-panel='{panel}' data-rows='{rows}'" in html
     assert "data-failover='active'" in html
     assert "drift on credit_score" in html

@@ -23,6 +23,7 @@ from lendguard.status import collect_status, print_status
 from tests.support.deployment import deployment_env
 from tests.support.servers import free_port
 from warehouse.errors import LendguardError
+from warehouse.freshness import LogFreshness
 from warehouse.paths import Paths, get_paths
 from warehouse.settings import get_settings
 from warehouse.simulator import SCENARIOS
@@ -58,7 +59,7 @@ def test_the_commands_the_docs_and_ci_use_exist() -> None:
         "simulate", "import", "build", "compact-log", "train", "pipeline", "pipeline run", "pipeline stage",
         "approve", "reject", "serve", "api-key", "api-key create", "scenarios", "replay", "monitor", "failover",
         "failover status", "failover set", "failover clear", "outcomes", "dashboard", "export-marts", "status", "demo",
-            "config", "dashboard serve", "doctor", "report", "reference-data", "reference-data load",
+            "config", "dashboard serve", "doctor", "report", "reference-data", "reference-data load", "upgrade",
     }
     assert {" ".join(path) for path in ALL_COMMANDS} == expected
 
@@ -179,6 +180,17 @@ def test_alert_lines_keep_bracketed_names(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "[annual_income]" in out
     assert "run-[1]" in out
+
+
+def test_a_dead_logger_shows_in_the_monitor_report(capsys: pytest.CaptureFixture[str]) -> None:
+    report = MonitorReport(monitor_run_id="run-2", started_at=datetime(2026, 1, 5, 10))
+    report.log_freshness = LogFreshness(status="error", newest_received_at=datetime(2026, 1, 4, 4),
+                                        age_seconds=30 * 3600, warn_after="1 hour", error_after="24 hour")
+    cli._print_monitor_report(report)
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps at its width
+    assert "prediction log: newest row received 30.0 h ago (error; warn after 1 hour, error after 24 hour)" in out
+    assert report.to_json()["prediction_log_freshness"] == {
+        "status": "error", "age_seconds": 30 * 3600, "newest_received_at": "2026-01-04T04:00:00"}
 
 
 def test_the_model_report_summary_is_a_table_and_a_path_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -217,6 +217,10 @@ def test_single_threshold_curve_agrees_with_the_policy() -> None:
     assert row["fpr__A"] == pytest.approx(fpr_of(flagged[g == "A"], y[g == "A"]))
     assert row["fpr"] == pytest.approx(fpr_of(flagged, y))
     assert row["fpr_gap"] == pytest.approx(abs(row["fpr__A"] - row["fpr__B"]))
+    without_groups = single_threshold_curve(p, y, None, **COSTS)  # a book without a group column
+    pd.testing.assert_frame_equal(without_groups.drop(columns="fpr_gap"),
+                                  curve.drop(columns=["fpr_gap", "fpr__A", "fpr__B"]))
+    assert without_groups["fpr_gap"].isna().all()
 
 
 # ----- the fairness it buys ----------------------------------------------------------------------

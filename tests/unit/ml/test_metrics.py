@@ -7,11 +7,23 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binom, binomtest
+from scipy.stats import beta, binom, binomtest
 from sklearn.metrics import roc_auc_score
 
-from ml.fairness import GROUP_THRESHOLDS, ThresholdPolicy
-from ml.metrics import OVERALL, POLICY_METRIC_COLUMNS, calibration_error, fpr_gap, fpr_interval, policy_metrics
+from ml.fairness import GROUP_THRESHOLDS, SINGLE_THRESHOLD, ThresholdPolicy
+from ml.metrics import (
+    BISG,
+    OVERALL,
+    POLICY_METRIC_COLUMNS,
+    SELF_REPORTED,
+    auc,
+    calibration_error,
+    effective_sample_size,
+    fpr_gap,
+    fpr_interval,
+    policy_metrics,
+    weighted_fpr_interval,
+)
 
 COSTS = {"cost_fn": 5, "cost_fp": 1}
 
@@ -169,3 +181,88 @@ def test_policy_metrics_counts_missing_groups_as_not_provided() -> None:
 def test_policy_metrics_refuses_the_reserved_group_name() -> None:
     with pytest.raises(ValueError, match="reserved"):
         policy_metrics([0, 1], [0.1, 0.9], [OVERALL, "A"], HAND_POLICY, **COSTS)
+
+
+# ----- probability-weighted (BISG) fairness --------------------------------------------------------
+# Four applicants under a single threshold of 0.5, weighted by their BISG probabilities of A and B:
+#   i  y  p    flagged  w_A  w_B
+#   1  0  0.7  yes      0.8  0.2
+#   2  0  0.2  no       0.5  0.5
+#   3  0  0.6  yes      0.1  0.9
+#   4  1  0.9  yes      0.6  0.4
+# A: repaid weight 0.8+0.5+0.1 = 1.4, FP weight 0.8+0.1 = 0.9, FPR 9/14; n 2.0; flagged weight 1.5.
+#    Kish 1.4² / (0.64+0.25+0.01) = 2.18 > 1.4, so n_eff = 1.4 (capped at Σw); k_eff = FPR·n_eff = 0.9.
+# B: repaid weight 0.2+0.5+0.9 = 1.6, FP weight 1.1, FPR 11/16; n 2.0; flagged weight 1.5.
+#    Kish 2.56 / 1.1 = 2.33 > 1.6, so n_eff = 1.6; k_eff = 1.1.
+WEIGHTED = pd.DataFrame({"y": [0, 0, 0, 1], "p": [0.7, 0.2, 0.6, 0.9],
+                         "A": [0.8, 0.5, 0.1, 0.6], "B": [0.2, 0.5, 0.9, 0.4]})
+SINGLE = ThresholdPolicy(kind=SINGLE_THRESHOLD, thresholds={}, default_threshold=0.5)
+
+
+def test_weighted_rates_on_a_hand_worked_table() -> None:
+    frame = policy_metrics(WEIGHTED["y"], WEIGHTED["p"], None, SINGLE, bisg=WEIGHTED[["A", "B"]], **COSTS)
+    assert frame["method"].tolist() == [BISG, BISG, BISG], "without groups the overall row is BISG's too"
+    rows = frame.set_index("group")
+    expected = {
+        #    n    defaults repaid fpr      tpr  positive_rate cost (5·FN + FP) n_eff      k_eff
+        "A": (2.0, 0.6, 1.4, 0.9 / 1.4, 1.0, 1.5 / 2.0, 0.9, 1.4, 0.9),
+        "B": (2.0, 0.4, 1.6, 1.1 / 1.6, 1.0, 1.5 / 2.0, 1.1, 1.6, 1.1),
+    }
+    for group, (n, defaults, repaid, fpr, tpr, rate, cost, n_eff, k_eff) in expected.items():
+        row = rows.loc[group]
+        assert (row["n"], row["defaults"], row["repaid"]) == pytest.approx((n, defaults, repaid), abs=1e-12)
+        assert row["fpr"] == pytest.approx(fpr, abs=1e-12)
+        assert row["tpr"] == pytest.approx(tpr, abs=1e-12)
+        assert row["positive_rate"] == pytest.approx(rate, abs=1e-12)
+        assert row["cost"] == pytest.approx(cost, abs=1e-12)
+        assert row["repaid_effective"] == pytest.approx(n_eff, abs=1e-12)
+        assert row["threshold"] == 0.5, "a single threshold is every group's"
+        interval = (beta.ppf(0.025, k_eff, n_eff - k_eff + 1), beta.ppf(0.975, k_eff + 1, n_eff - k_eff))
+        assert (row["fpr_ci_low"], row["fpr_ci_high"]) == pytest.approx(interval, abs=1e-12)
+    assert fpr_gap(frame) == pytest.approx(1.1 / 1.6 - 0.9 / 1.4, abs=1e-12)
+    assert rows.loc[OVERALL, "fpr"] == pytest.approx(2 / 3)
+
+
+def test_weighted_interval_closed_forms() -> None:
+    """No weighted false positive: the upper bound is 1 − (alpha/2)^(1/n_eff) (the beta(1, n) quantile);
+    all flagged: the lower bound is (alpha/2)^(1/n_eff). Kish's size, capped at Σw."""
+    assert effective_sample_size([0.3] * 5) == pytest.approx(1.5, abs=1e-12), "Kish says 5, the members 1.5"
+    assert effective_sample_size([2.0] * 4 + [1.0] * 4) == pytest.approx(144 / 20, abs=1e-12), "Kish: 12²/20"
+    n_eff = effective_sample_size([0.9, 0.6, 0.9, 0.6])  # Kish 3²/2.34 = 3.85 > Σw = 3
+    assert n_eff == pytest.approx(3.0, abs=1e-12)
+    assert weighted_fpr_interval(0.0, 3.0, n_eff) == pytest.approx((0.0, 1 - 0.025 ** (1 / 3)), abs=1e-12)
+    assert weighted_fpr_interval(3.0, 3.0, n_eff) == pytest.approx((0.025 ** (1 / 3), 1.0), abs=1e-12)
+    uneven = effective_sample_size([5.0, 1.0])  # weights above 1 (not probabilities): Kish 36/26 < Σw 6
+    assert weighted_fpr_interval(0.0, 6.0, uneven)[1] == pytest.approx(1 - 0.025 ** (26 / 36), abs=1e-12)
+    assert weighted_fpr_interval(3, 10, 10.0) == fpr_interval(3, 10), "whole weights: the exact interval"
+
+
+def test_zero_one_weights_reproduce_the_self_reported_numbers_exactly() -> None:
+    rng = np.random.default_rng(8)
+    n = 2_000
+    g = rng.choice(["A", "B", "C"], n, p=[0.6, 0.3, 0.1])
+    p = np.round(rng.beta(2, 5, n), 3)  # ties
+    y = (rng.random(n) < p).astype(int)
+    policy = ThresholdPolicy(kind=GROUP_THRESHOLDS, thresholds={"A": 0.3, "B": 0.25}, default_threshold=0.28)
+    one_hot = pd.get_dummies(pd.Series(g)).astype(float)
+    frame = policy_metrics(y, p, g, policy, bisg=one_hot, **COSTS)
+    reported = frame[frame["method"] == SELF_REPORTED].set_index("group").drop(columns=["method", "threshold"])
+    weighted = frame[frame["method"] == BISG].set_index("group").drop(columns=["method", "threshold"])
+    pd.testing.assert_frame_equal(weighted, reported.drop(index=OVERALL), check_exact=True)
+    assert (reported["repaid_effective"] == reported["repaid"]).all()
+    assert fpr_gap(frame, method=BISG) == fpr_gap(frame, method=SELF_REPORTED)
+
+
+def test_weighted_auc_equals_scikit_learn_with_sample_weights() -> None:
+    rng = np.random.default_rng(9)
+    p = np.round(rng.random(500), 2)
+    y = (rng.random(500) < p).astype(int)
+    w = rng.random(500)
+    assert auc(y, p, w) == pytest.approx(roc_auc_score(y, p, sample_weight=w), abs=1e-12)
+
+
+def test_weighted_metrics_need_groups_or_probabilities() -> None:
+    with pytest.raises(ValueError, match="groups, the BISG probabilities, or both"):
+        policy_metrics([0, 1], [0.1, 0.9], None, SINGLE, **COSTS)
+    with pytest.raises(ValueError, match="bisg has 1 rows for 2 applicants"):
+        policy_metrics([0, 1], [0.1, 0.9], None, SINGLE, bisg=pd.DataFrame({"A": [1.0]}), **COSTS)

@@ -188,6 +188,20 @@ def test_approval_request_needs_both_policies() -> None:
         candidate(fpr_by_policy={"group_thresholds": FPR["group_thresholds"]})
     with pytest.raises(ValueError, match="single_threshold"):
         candidate(cost_by_policy={"group_thresholds": 0.4})
+    with pytest.raises(ValueError, match="group_thresholds"):
+        candidate(fpr_by_policy={"single_threshold": FPR["single_threshold"]})
+
+
+def test_approval_request_of_a_book_without_a_group_shows_the_single_threshold() -> None:
+    """A book without a group column has no group thresholds: the request shows the one policy."""
+    message = candidate(fpr_by_policy={"single_threshold": FPR["single_threshold"]},
+                        cost_by_policy={"single_threshold": 0.4050}, deployed_policy="single_threshold",
+                        group_thresholds=False)
+    assert set(message.payload["fpr_by_group"]) == {"single_threshold"}
+    assert message.payload["fpr_gap"] == {"single_threshold": pytest.approx(0.09)}
+    assert "single_threshold (deployed)" in message.text
+    with pytest.raises(ValueError, match="single_threshold"):
+        candidate(fpr_by_policy={"group_thresholds": FPR["group_thresholds"]}, group_thresholds=False)
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,14 @@ def test_tpr_interval_is_clopper_pearson(k: int, n: int) -> None:
     assert row["tpr_ci_high"] == pytest.approx(high, abs=1e-12)
 
 
+def test_a_bisg_rows_tpr_interval_is_at_its_weighted_size() -> None:
+    """Defaults weighted 10.4 with TPR 0.5: Clopper–Pearson at n = 10.4, k = 5.2 (not whole numbers)."""
+    frame = pd.DataFrame({"tpr": [0.5], "defaults": [10.4], "method": ["bisg"]})
+    row = compute.with_tpr_intervals(frame, alpha=0.05).iloc[0]
+    assert row["tpr_ci_low"] == pytest.approx(beta.ppf(0.025, 5.2, 10.4 - 5.2 + 1), abs=1e-12)
+    assert row["tpr_ci_high"] == pytest.approx(beta.ppf(0.975, 5.2 + 1, 10.4 - 5.2), abs=1e-12)
+
+
 def test_tpr_interval_is_missing_without_defaults() -> None:
     frame = pd.DataFrame({"tpr": [float("nan")], "defaults": [0]})
     row = compute.with_tpr_intervals(frame, alpha=0.05).iloc[0]

@@ -55,8 +55,9 @@ class Page(HTMLParser):
 
 def _metrics(role: str, version: str, policy: str, fprs: tuple[float, ...]) -> pd.DataFrame:
     rows = [{"candidate_version": "5", "model_version": version, "role": role, "policy": policy,
-             "is_deployed_policy": policy == "group_thresholds", "group_name": group, "n": 1000, "defaults": 100,
-             "repaid": 900, "auc": 0.81, "fpr": fpr, "fpr_ci_low": fpr - 0.02, "fpr_ci_high": fpr + 0.02,
+             "is_deployed_policy": policy == "group_thresholds", "method": "self_reported", "group_name": group,
+             "n": 1000, "defaults": 100, "repaid": 900, "repaid_effective": 900, "auc": 0.81, "fpr": fpr,
+             "fpr_ci_low": fpr - 0.02, "fpr_ci_high": fpr + 0.02,
              "tpr": 0.63, "positive_rate": 0.3, "cost": 400.0, "cost_per_applicant": 0.4, "calibration_error": 0.012,
              "threshold": 0.2, "evaluated_at": pd.Timestamp("2026-12-04 10:00")}
             for group, fpr in zip((*GROUPS, OVERALL), (*fprs, float(np.mean(fprs))), strict=True)]

@@ -38,3 +38,13 @@ def test_chi_square_survival_is_scipys(con: duckdb.DuckDBPyConnection) -> None:
         "select lg_chi2_sf(x, df) from (select unnest($1) as x, unnest($2) as df)", [x, df]
     ).fetchall()
     assert [row[0] for row in got] == pytest.approx(stats.chi2.sf(x, df), abs=1e-15, rel=1e-12)
+
+
+def test_no_scipy_answer_is_null_not_an_error(con: duckdb.DuckDBPyConnection) -> None:
+    """A KS sample of 0 rows, chi-square with 0 degrees of freedom, a rate above 1: SciPy says NaN,
+    the SQL says NULL (DuckDB's default null handling refused a NULL result with an error)."""
+    row = con.execute("select lg_ks_2samp_pvalue(0.5, 0, 10), lg_chi2_sf(1.0, 0.0), lg_binom_ppf(0.5, 10, 1.5), "
+                      "lg_beta_ppf(0.5, 0.0, 1.0), lg_chi2_sf(3.0, 2.0)").fetchone()
+    assert row is not None
+    assert row[:4] == (None, None, None, None)
+    assert row[4] == pytest.approx(stats.chi2.sf(3.0, 2.0), abs=1e-15)

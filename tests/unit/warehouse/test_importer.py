@@ -118,3 +118,23 @@ def test_group_not_provided_fills_blanks(paths: Paths, book: pa.Table, tmp_path:
     raw = yaml.safe_load(SIMULATED_SCHEMA_PATH.read_text())
     first = duckdb.sql(f"select ethnicity from read_parquet('{snapshot}/*.parquet') where loan_id = 'L000000001'")
     assert first.fetchone()[0] == raw["columns"]["group"]["not_provided"]
+
+
+def test_a_book_with_proxies_and_no_group_lands_its_proxies_as_text(
+    paths: Paths, book: pa.Table, tmp_path: Path
+) -> None:
+    """The group column is not needed; the proxy columns are read and landed (a ZIP keeps its leading zero)."""
+    raw = yaml.safe_load(SIMULATED_SCHEMA_PATH.read_text())
+    raw["columns"].pop("group")
+    raw["proxies"] = {"surname": "last_name", "zip": {"name": "zip_code", "source": "ZIP"}}
+    schema_file = tmp_path / "proxies.yml"
+    schema_file.write_text(yaml.safe_dump(raw))
+    surnames = ["Garcia", "", "O'Brien-Smith"] * (book.num_rows // 3) + ["Nguyen"] * (book.num_rows % 3)
+    table = book.drop_columns(["ethnicity"]).append_column("last_name", pa.array(surnames))
+    table = table.append_column("ZIP", pa.array(["02139"] * book.num_rows))
+    import_loan_book(paths, _write_csv(table, tmp_path / "proxies.csv"), schema_file)
+    snapshot = landing.latest_snapshot(paths.landing, landing.LOANS)
+    landed = duckdb.sql(f"select * from read_parquet('{snapshot}/*.parquet') order by loan_id").fetch_arrow_table()
+    assert "ethnicity" not in landed.column_names
+    assert landed.column("zip_code").to_pylist()[:2] == ["02139", "02139"]
+    assert landed.column("last_name").to_pylist()[:3] == ["Garcia", None, "O'Brien-Smith"], "empty is missing"

@@ -48,7 +48,8 @@ COMPANIONS: dict[str, dict[str, str]] = {
 FREE_TEXT = {"LENDGUARD_DATA_DIR", "LENDGUARD_WAREHOUSE", "LENDGUARD_SNAPSHOT", "LENDGUARD_LANDING",
              "MLFLOW_TRACKING_URI", "LENDGUARD_API_HOST", "LENDGUARD_WRITER_ID", "LENDGUARD_API_KEYS_FILE",
              "LENDGUARD_SMTP_HOST", "LENDGUARD_SMTP_USER", "LENDGUARD_SMTP_PASSWORD", "LENDGUARD_WEBHOOK_TOKEN",
-             "LENDGUARD_ACTOR", "LENDGUARD_MODEL_ALIAS", "LENDGUARD_MLFLOW_UI_URL"}
+             "LENDGUARD_ACTOR", "LENDGUARD_MODEL_ALIAS", "LENDGUARD_MLFLOW_UI_URL",
+             "LENDGUARD_SPARK_MASTER"}
 """Settings no non-blank text can make invalid (a blank value means unset)."""
 
 
@@ -218,6 +219,9 @@ def test_paths_derive_from_the_data_dir_unless_set(tmp_path: Path) -> None:
     assert (moved.landing, moved.tracking_uri) == (tmp_path / "elsewhere", "http://mlflow.example:5000")
     env = moved.dbt_env()
     assert (env["LENDGUARD_LANDING"], env["LENDGUARD_WAREHOUSE"]) == (str(moved.landing), str(moved.warehouse))
+    assert env["LENDGUARD_ENGINE"] == "duckdb", "the engine names dbt's profile target"
+    on_spark = Paths.from_env({"LENDGUARD_DATA_DIR": str(tmp_path), "LENDGUARD_ENGINE": "spark"}).dbt_env()
+    assert (on_spark["LENDGUARD_ENGINE"], on_spark["LENDGUARD_DATA_DIR"]) == ("spark", str(tmp_path))
 
 
 def test_sections_built_in_code_are_validated_too() -> None:

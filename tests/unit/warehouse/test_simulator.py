@@ -19,9 +19,13 @@ from warehouse.simulator import (
     BLOCK_ROWS,
     DEFAULT_ONSET,
     GROUP_SHARES,
+    GROUPS,
     LOAN_COLUMNS,
+    PROXY_COLUMNS,
     SCENARIOS,
     TRAFFIC_COLUMNS,
+    TRUE_GROUP,
+    CensusProxies,
     Scenario,
     default_probability,
     simulate_loans,
@@ -449,3 +453,90 @@ def test_declared_directions_hold_for_the_true_risk() -> None:
             risks.append(default_probability(loans.set_column(loans.schema.get_field_index(name), name, column)))
         steps = sign * np.diff(np.vstack(risks), axis=0)
         assert (steps >= 0).all(), f"{name}: risk moves against the declared {feature.monotone}"
+
+
+# ----- BISG proxies (--proxies) --------------------------------------------------------------------
+_CENSUS = ("white", "black", "api", "native", "multiple", "hispanic")
+_BISG_GROUPS = {"white": "White", "black": "Black", "api": "Asian", "native": "Native American",
+                "multiple": "Two or more races", "hispanic": "Hispanic"}
+
+
+def _tiny_census() -> CensusProxies:
+    """Three surnames and two ZCTAs with known probabilities (and the row BISG keeps for the rest)."""
+    def table(key: str, rows: dict[str, list[float | None]]) -> pa.Table:
+        columns = {key: list(rows)} | {c: [v[i] for v in rows.values()] for i, c in enumerate(_CENSUS)}
+        return pa.table(columns)
+
+    surnames = table("name", {  # P(group | surname): white, black, api, native, multiple, hispanic
+        "GARCIA": [0.05, 0.01, 0.01, 0.01, 0.02, 0.90],
+        "SMITH": [0.70, 0.23, 0.01, 0.01, 0.03, 0.02],
+        "NGUYEN": [0.01, 0.00, 0.97, 0.00, 0.02, None],  # a suppressed cell counts 0
+        "ALL OTHER NAMES": [0.5, 0.1, 0.1, 0.1, 0.1, 0.1],
+    })
+    zctas = table("zcta5", {"02139": [0.25, 0.5, 0.5, 0.5, 0.5, 0.1], "94103": [0.75, 0.5, 0.5, 0.5, 0.5, 0.9]})
+    return CensusProxies.from_tables(surnames, zctas, _BISG_GROUPS)
+
+
+def test_proxies_are_drawn_from_the_census_tables_given_the_group() -> None:
+    """P(surname | Hispanic) ∝ P(Hispanic | surname) with uniform counts: 0.90 / 0.92 for GARCIA,
+    0.02 / 0.92 for SMITH, 0 for NGUYEN (suppressed) and for 'ALL OTHER NAMES' (never drawn);
+    P(zcta | Hispanic) is the table's: 0.1 and 0.9. Frequencies within 5 binomial standard errors."""
+    n = 40_000
+    drawn = _tiny_census().draw(np.full(n, GROUPS.index("Hispanic")), np.random.default_rng(1).random((n, 3)))
+    expected = {"Garcia": 0.90 / 0.92, "Smith": 0.02 / 0.92}
+    counts = {name: int((drawn["surname"] == name).sum()) for name in ("Garcia", "Smith", "Nguyen", "All Other Names")}
+    for name, share in expected.items():
+        assert abs(counts[name] - n * share) < 5 * np.sqrt(n * share * (1 - share)), counts
+    assert counts["Nguyen"] == counts["All Other Names"] == 0
+    assert abs(int((drawn["zcta5"] == "02139").sum()) - n * 0.1) < 5 * np.sqrt(n * 0.1 * 0.9)
+    assert set(drawn[TRUE_GROUP]) == {"Hispanic"}
+
+
+def test_not_provided_applicants_get_a_group_drawn_from_the_others_shares() -> None:
+    n = 50_000
+    drawn = _tiny_census().draw(np.full(n, GROUPS.index("Not provided")), np.random.default_rng(2).random((n, 3)))
+    white_share = GROUP_SHARES["White"] / (1 - GROUP_SHARES["Not provided"])
+    white = int((drawn[TRUE_GROUP] == "White").sum())
+    assert abs(white - n * white_share) < 5 * np.sqrt(n * white_share * (1 - white_share))
+    assert "Two or more races" not in set(drawn[TRUE_GROUP]), "no simulated group stands for it"
+
+
+def test_a_simulated_group_missing_from_bisg_groups_is_refused() -> None:
+    surnames = pa.table({"name": ["SMITH"], **{c: [1 / 6] for c in _CENSUS}})
+    zctas = pa.table({"zcta5": ["02139"], **{c: [1.0] for c in _CENSUS}})
+    with pytest.raises(ValueError, match=r"\['Asian'\] are not a value of the bisg_groups var"):
+        CensusProxies.from_tables(surnames, zctas, {**_BISG_GROUPS, "api": "Asian or Pacific Islander"})
+
+
+def test_proxies_leave_the_applicants_as_they_were() -> None:
+    """The proxies' randomness is a stream of its own: the same seed gives the same applicants, with or
+    without surnames; --omit-group drops the group column only."""
+    plain = _loans(3_000, seed=4)
+    census = _tiny_census()
+    with_proxies = pa.concat_tables(simulate_loans(3_000, 4, proxies=census, keep_truth=True))
+    assert with_proxies.select(plain.column_names).equals(plain)
+    assert with_proxies.column_names[-3:] == [*PROXY_COLUMNS, TRUE_GROUP]
+    reported = np.asarray(plain.column("ethnicity").to_pylist())
+    truth = np.asarray(with_proxies.column(TRUE_GROUP).to_pylist())
+    assert (truth[reported != "Not provided"] == reported[reported != "Not provided"]).all()
+    omitted = pa.concat_tables(simulate_loans(3_000, 4, proxies=census, omit_group=True))
+    assert "ethnicity" not in omitted.column_names
+    assert omitted.column_names == [c for c in plain.column_names if c != "ethnicity"] + list(PROXY_COLUMNS)
+    assert simulated_schema(proxies=True, omit_group=True).declared_columns[-2:] == PROXY_COLUMNS
+    with pytest.raises(ValueError, match="need proxies"):
+        simulate_loans(10, omit_group=True)
+
+
+def test_same_profiles_draws_the_same_applicants_without_group_differences() -> None:
+    """--same-profiles: the groups no longer differ in their features (one-way ANOVA of credit score,
+    income and history across groups), the applicants' groups are the default book's, and the
+    default book's groups do differ."""
+    default = _loans(20_000, seed=8)
+    same = pa.concat_tables(simulate_loans(20_000, 8, same_profiles=True))
+    assert same.column("ethnicity").equals(default.column("ethnicity"))
+    groups = np.asarray(same.column("ethnicity").to_pylist())
+    for column in ("credit_score", "annual_income", "credit_history_years"):
+        samples = [np.log(same.column(column).to_numpy()[groups == g].astype(float)) for g in GROUPS]
+        assert stats.f_oneway(*samples).pvalue > 0.01, column
+        differing = [np.log(default.column(column).to_numpy()[groups == g].astype(float)) for g in GROUPS]
+        assert stats.f_oneway(*differing).pvalue < 1e-10, column

@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     unique_key='request_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_appending_strategy(),
     on_schema_change='append_new_columns',
 ) }}
 {#-
@@ -17,16 +17,19 @@
     saw the row (what the incremental marts recompute from, and the windows' first_reported_at /
     last_changed_at). The only monitoring model that reads the log, and the only one that sorts
     every request: the staging view's de-duplication runs once per build, and both numberings share
-    one sort (mon_drift_requests and mon_scored_requests are views over this table).
+    one sort (int_drift_requests and int_scored_requests are views over this table).
     `dbt build --full-refresh` rebuilds it in receipt order.
+    A book with BISG proxies adds the logged evidence (macro logged_bisg_evidence_columns: the area
+    and the surname's Census row, never a name), which int_request_group_probabilities reads.
 -#}
 
 {%- set lb = var('loan_book') -%}
 {%- set inputs = lb.numeric_features + lb.categorical_features -%}
+{%- set evidence = logged_bisg_evidence_names() -%}
 {%- set columns = ['received_at', 'status_code', 'decision', 'mode', 'probability', 'threshold', 'latency_ms',
-                   'fairness_group', 'caller', 'occurred_at_refused'] + inputs -%}
+                   'fairness_group', 'caller', 'occurred_at_refused'] + inputs + evidence -%}
 {#- A table built before it held the inputs and the numberings is rebuilt whole (every row replaces itself). -#}
-{%- set incremental = drift_incremental_ready(['received_at', 'caller', 'occurred_at_refused', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs) -%}
+{%- set incremental = drift_incremental_ready(['received_at', 'caller', 'occurred_at_refused', 'drift_count_index', 'scored_count_index', 'batch_at'] + inputs + evidence) -%}
 
 with requests as (
 
@@ -79,7 +82,7 @@ final as (
         fairness_group,
         caller,
         occurred_at_refused,
-        {%- for name in inputs %}
+        {%- for name in inputs + evidence %}
         {{ name }},
         {%- endfor %}
         drift_count_index,

@@ -1,7 +1,8 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'window_key'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'window_key']),
     on_schema_change='append_new_columns',
 ) }}
 {#-
@@ -10,14 +11,14 @@
     Counts add up exactly, so the deployment's value counts are the sum of its days', and an
     incremental run needs no pass over every request for them. The inputs take a few thousand
     distinct values a day, so this is small next to the requests.
-    Incremental: only the days holding requests numbered since the last run (mon_drift_requests
+    Incremental: only the days holding requests numbered since the last run (int_drift_requests
     .batch_at) are recounted, and replaced whole.
 -#}
 {%- set since = drift_built_through() -%}
 
 with all_requests as (
 
-    select * from {{ ref('mon_drift_requests') }}
+    select * from {{ ref('int_drift_requests') }}
 
 ),
 
@@ -33,7 +34,7 @@ requests as (
 
     select * from all_requests
     where {{ drift_in_touched_windows('all_requests', 'touched', ['day'],
-                                      drift_changed_from(ref('mon_drift_requests'), since)) }}
+                                      drift_changed_from(ref('int_drift_requests'), since)) }}
 
 ),
 

@@ -3,13 +3,13 @@
     day windows span their whole unit; count and deployment windows span their first to last event.
     The drift marts take window_start / window_end from here, so all of them agree.
     first_reported_at / last_changed_at: the first build that held a row of the window, and the last
-    that added one (mon_requests.batch_at: a row is stamped by the build that first saw it). A closed
+    that added one (int_requests.batch_at: a row is stamped by the build that first saw it). A closed
     count window's last_changed_at stays; an hour or day window changes when a late row lands in it.
 -#}
 
 with requests as (
 
-    select * from {{ ref('mon_drift_requests') }}
+    select * from {{ ref('int_drift_requests') }}
 
 ),
 

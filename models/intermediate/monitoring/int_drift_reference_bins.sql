@@ -23,7 +23,7 @@ reference_long as (
     {% if not loop.last %}union all{% endif %}
     {%- else %}
     {#- A book without numeric inputs: no rows, same columns. #}
-    select model_version, cast(null as varchar) as feature, cast(null as double) as value
+    select model_version, cast(null as {{ dbt.type_string() }}) as feature, cast(null as double) as value
     from reference
     where false
     {%- endfor %}
@@ -97,8 +97,8 @@ labelled as (
         bin_index,
         bin_lower,
         bin_upper,
-        '(' || coalesce(cast(bin_lower as varchar), '-inf') || ', '
-            || coalesce(cast(bin_upper as varchar) || ']', 'inf)') as bin
+        '(' || coalesce(cast(bin_lower as {{ dbt.type_string() }}), '-inf') || ', '
+            || coalesce(cast(bin_upper as {{ dbt.type_string() }}) || ']', 'inf)') as bin
 
     from bins
 

@@ -3,7 +3,7 @@
     The requests drift is measured on: accepted (status 200) requests of model versions that have a
     drift reference (stg_landing__reference_inputs), with their window keys and their inputs
     normalised like the reference's (categorical: trimmed, missing -> var('missing_category')).
-    A view over mon_requests, which numbers their count windows (drift_count_index, per version in
+    A view over int_requests, which numbers their count windows (drift_count_index, per version in
     ingestion order, every var('monitor_count_window') of them) in the same
     sort as the output's: copying ten million requests into a second table cost more than
     filtering them again in each drift mart. batch_at stamps the rows the last run (re)numbered:
@@ -14,7 +14,7 @@
 
 with requests as (
 
-    select * from {{ ref('mon_requests') }}
+    select * from {{ ref('int_requests') }}
 
 ),
 

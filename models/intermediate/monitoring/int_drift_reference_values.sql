@@ -8,7 +8,8 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'feature'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'feature']),
     on_schema_change='append_new_columns',
 ) }}
 {#- Incremental: the distinct values already tabulated plus those of the days recounted since
@@ -24,7 +25,7 @@ with reference as (
 
 bins as (
 
-    select * from {{ ref('mon_drift_reference_bins') }}
+    select * from {{ ref('int_drift_reference_bins') }}
 
 ),
 
@@ -38,7 +39,7 @@ reference_counts as (
     {% if not loop.last %}union all{% endif %}
     {%- else %}
     {#- A book without numeric inputs: no rows, same columns. #}
-    select model_version, cast(null as varchar) as feature, cast(null as double) as value, cast(0 as bigint) as n_at
+    select model_version, cast(null as {{ dbt.type_string() }}) as feature, cast(null as double) as value, cast(0 as bigint) as n_at
     from reference
     where false
     {%- endfor %}
@@ -50,7 +51,7 @@ production_values as (
     {#- The distinct values production sent, from the daily value counts (far fewer rows than the
         requests; an incremental run reads only the days recounted since it last ran). #}
     select distinct model_version, feature, value, 0 as n_at
-    from {{ ref('mon_drift_value_counts_daily') }}
+    from {{ ref('int_drift_value_counts_daily') }}
     {%- if since %}
     where batch_at > cast('{{ since }}' as timestamp)
     union all
@@ -123,7 +124,7 @@ final as (
         cumulative.reference_le - cumulative.reference_at as reference_lt,
         cumulative.n_reference,
         binned.bin_index,
-        (select max(batch_at) from {{ ref('mon_drift_requests') }}) as batch_at
+        (select max(batch_at) from {{ ref('int_drift_requests') }}) as batch_at
 
     from cumulative
     inner join binned

@@ -1,39 +1,50 @@
 {{ config(
     materialized='incremental',
     unique_key=['model_version', 'window_kind', 'window_key'],
-    incremental_strategy='delete+insert',
+    incremental_strategy=incremental_replacing_strategy(),
+    partition_by=incremental_replacing_partitions(['model_version', 'window_kind', 'window_key']),
     on_schema_change='append_new_columns',
 ) }}
 {#-
-    Decisions per model version, window (hour, day, count, deployment) and group: counts, the
+    Decisions per model version, window (hour, day, count, deployment), method (self_reported,
+    bisg: how group membership is known, int_scored_requests) and group: weighted counts, the
     calibrated probabilities' expectations and, where outcomes have landed, the confusion matrix.
     mon_positive_rates, mon_fairness_estimated and mon_realised_quality read it, so all three
-    share the same windows. Count windows are mon_scored_requests.count_index; the deployment adds
+    share the same windows. Count windows are int_scored_requests.count_index; the deployment adds
     up its count windows (they partition its requests), so a full build and an incremental run sum
     the same partial aggregates. Every measure is a count or a sum, so partial aggregates add up.
     first_reported_at / last_changed_at: the first build that held a request of the window (of the
-    group) and the last that added one (mon_requests.batch_at); a closed count window's never moves.
-    Incremental: only the windows holding requests mon_requests (re)wrote since the last run
+    group) and the last that added one (int_requests.batch_at); a closed count window's never moves.
+    Incremental: only the windows holding requests int_requests (re)wrote since the last run
     (batch_at), or whose outcome landed since (outcome_landed_at, less the lookback), are
     recomputed, and replaced whole (delete+insert on the window), like the drift marts.
 -#}
-{#- Each measure: its SQL over requests, and whether it is a count (bigint) or a sum (double). -#}
+{#- Each measure: its SQL over requests, and whether it is a count (bigint) or a sum (double).
+    Every measure but n is weighted by the row's group membership (int_scored_requests.weight: 1 for
+    self_reported, the BISG probability for bisg), so a group's FPR is sum(w·FP) / sum(w·[repaid]);
+    with weights 1 each weighted sum is the count it was (integers, exact in a double). weight and
+    weight_squares (and their repaid / defaulted parts) give Kish's effective sample size
+    (sum w)^2 / sum w^2, which the intervals downstream use: equal to n when every weight is 1. -#}
 {%- set measures = [
     ('n', 'count(*)', 'bigint'),
-    ('positives', 'sum(flagged)', 'bigint'),
-    ('expected_positives', 'sum(probability)', 'double'),
-    ('expected_negatives', 'sum(1 - probability)', 'double'),
-    ('expected_false_positives', 'sum(case when flagged = 1 then 1 - probability else 0 end)', 'double'),
-    ('n_with_outcome', 'count(defaulted)', 'bigint'),
-    ('defaults', 'coalesce(sum(defaulted), 0)', 'bigint'),
-    ('true_positives', 'sum(case when defaulted = 1 and flagged = 1 then 1 else 0 end)', 'bigint'),
-    ('false_positives', 'sum(case when defaulted = 0 and flagged = 1 then 1 else 0 end)', 'bigint'),
-    ('false_negatives', 'sum(case when defaulted = 1 and flagged = 0 then 1 else 0 end)', 'bigint'),
-    ('true_negatives', 'sum(case when defaulted = 0 and flagged = 0 then 1 else 0 end)', 'bigint'),
+    ('weight', 'sum(weight)', 'double'),
+    ('weight_squares', 'sum(weight * weight)', 'double'),
+    ('positives', 'sum(weight * flagged)', 'double'),
+    ('expected_positives', 'sum(weight * probability)', 'double'),
+    ('expected_negatives', 'sum(weight * (1 - probability))', 'double'),
+    ('expected_false_positives', 'sum(case when flagged = 1 then weight * (1 - probability) else 0 end)', 'double'),
+    ('n_with_outcome', 'sum(case when defaulted is not null then weight else 0 end)', 'double'),
+    ('defaults', 'coalesce(sum(weight * defaulted), 0)', 'double'),
+    ('true_positives', 'sum(case when defaulted = 1 and flagged = 1 then weight else 0 end)', 'double'),
+    ('false_positives', 'sum(case when defaulted = 0 and flagged = 1 then weight else 0 end)', 'double'),
+    ('false_negatives', 'sum(case when defaulted = 1 and flagged = 0 then weight else 0 end)', 'double'),
+    ('true_negatives', 'sum(case when defaulted = 0 and flagged = 0 then weight else 0 end)', 'double'),
+    ('repaid_weight_squares', 'sum(case when defaulted = 0 then weight * weight else 0 end)', 'double'),
+    ('defaulted_weight_squares', 'sum(case when defaulted = 1 then weight * weight else 0 end)', 'double'),
 ] -%}
 {%- set kinds = ['hour', 'day', 'count'] -%}
 {%- set since = drift_built_through() -%}
-{%- set changed_from = drift_changed_from(ref('mon_scored_requests'), since, outcomes=true) if since else none -%}
+{%- set changed_from = drift_changed_from(ref('int_scored_requests'), since, outcomes=true) if since else none -%}
 
 with scored as (
 
@@ -42,7 +53,7 @@ with scored as (
         {{ dbt.date_trunc('hour', 'event_at') }} as hour_floor,
         {{ dbt.date_trunc('day', 'event_at') }} as day_floor
 
-    from {{ ref('mon_scored_requests') }}
+    from {{ ref('int_scored_requests') }}
 
 ),
 
@@ -74,6 +85,7 @@ touched as (
         {{ kind }}_floor as window_start,
         {{ dbt.dateadd(kind, 1, kind ~ '_floor') }} as window_end,
         {%- endif %}
+        method,
         fairness_group,
         min(batch_at) as first_reported_at,
         max(batch_at) as last_changed_at,
@@ -85,7 +97,7 @@ touched as (
     {%- if since %}
     where {{ drift_in_touched_windows('scored', 'touched', [kind], changed_from) }}
     {%- endif %}
-    group by model_version, {{ 'count_index' if kind == 'count' else kind ~ '_floor' }}, fairness_group
+    group by model_version, {{ 'count_index' if kind == 'count' else kind ~ '_floor' }}, method, fairness_group
 
 ),
 
@@ -97,7 +109,7 @@ count_windows_of_touched_versions as (
     {%- if since %}
     union all
     {# The count windows built before and not recomputed now, of the versions touched. #}
-    select {% for column in ['model_version', 'window_kind', 'window_key', 'window_index', 'window_start', 'window_end', 'fairness_group', 'first_reported_at', 'last_changed_at'] %}built.{{ column }}, {% endfor %}
+    select {% for column in ['model_version', 'window_kind', 'window_key', 'window_index', 'window_start', 'window_end', 'method', 'fairness_group', 'first_reported_at', 'last_changed_at'] %}built.{{ column }}, {% endfor %}
         {%- for name, expression, type in measures %}
         built.{{ name }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -122,6 +134,7 @@ deployment_windows as (
         cast(0 as bigint) as window_index,
         min(min(window_start)) over (partition by model_version) as window_start,
         max(max(window_end)) over (partition by model_version) as window_end,
+        method,
         fairness_group,
         min(first_reported_at) as first_reported_at,
         max(last_changed_at) as last_changed_at,
@@ -130,7 +143,7 @@ deployment_windows as (
         {%- endfor %}
 
     from count_windows_of_touched_versions
-    group by model_version, fairness_group
+    group by model_version, method, fairness_group
 
 ),
 
@@ -143,6 +156,7 @@ windows as (
         window_index,
         window_start,
         window_end,
+        method,
         fairness_group,
         {%- for name, expression, type in measures %}
         {{ name }},
