@@ -31,5 +31,5 @@ def stop_spark() -> None:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    if SparkContext._active_spark_context is not None:  # noqa: SLF001 - pyspark has no public "is one running"
+    if SparkContext._active_spark_context is not None:  # pyspark has no public "is one running"
         SparkSession.builder.getOrCreate().stop()
