@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo bisg-book test lint lock lock-spark clean
+.PHONY: setup demo bisg-book test test-quick lint lock lock-spark clean
 
 # requirements-spark.lock: the Spark engine (dbt-spark, a local pyspark; it needs Java 17), pinned to agree
 # with requirements.lock.
@@ -58,6 +58,15 @@ test: $(STAMP) $(BYTECODE)
 	$(BIN)/lint-imports  # import layers and cycles: [tool.importlinter] in pyproject.toml
 	$(BIN)/mypy  # types: [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# The inner loop: lint, import layers, types and the tests that need no shared trained deployment, no
+# Spark, no server process and no pipeline run (markers slow, e2e, spark; tests/conftest.py marks every
+# test of the shared deployment or Spark slow). `make test` (all of them) is what CI runs.
+test-quick: $(STAMP) $(BYTECODE)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 -m "not slow and not e2e and not spark"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
 {#-
     The monitoring statistics, one definition each, so every engine computes them with the same
     double-precision operations in the same order (DuckDB and Spark agree to 1e-9, checked by
-    tests/integration/test_spark_statistics.py on both engines against SciPy and closed forms).
+    tests/spark/test_statistics.py on both engines against SciPy and closed forms).
     Every argument is a SQL expression; the counts may be integers (each division here is by a
     double or casts first, so no engine divides integers).
     SciPy's distribution functions (p-values, quantiles) are in macros/binomial.sql and

@@ -42,9 +42,10 @@ LONG_MARKERS = ("e2e", "slow")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the modules for ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` (``make test``),
-    where a module is a work unit and units start in collection order: long modules before quick
-    ones (the last work a worker takes is short, so neither waits long for the other at the end);
+    """Mark ``slow`` every test that needs the shared trained deployment or Spark (``make test-quick``
+    leaves them out). Order the modules for ``pytest -n 2 --dist loadfile --no-loadscope-reorder``
+    (``make test``), where a module is a work unit and units start in collection order: long modules
+    before quick ones (the last work a worker takes is short, so neither waits long for the other at the end);
     among the long ones, those without the shared deployment first (while one worker builds it, the
     other has work that does not wait for it). The order within a module stays as written (some
     modules' tests build on the ones before)."""
@@ -52,6 +53,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     shared: set[str] = set()
     for item in items:
         module = item.nodeid.split("::")[0]
+        if (SHARED_FIXTURES | {"spark"}) & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
         if any(item.get_closest_marker(marker) for marker in LONG_MARKERS):
             long.add(module)
         if SHARED_FIXTURES & set(item.fixturenames):

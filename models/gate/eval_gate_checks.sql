@@ -86,7 +86,7 @@ fpr_gap as (
         cast({{ var('max_fpr_gap') }} as double) as limit_value,
         '<=' as comparison
     from candidate
-    -- BISG groups count by their effective size (Kish); self-reported ones by their repaid loans
+    -- BISG groups count by their effective size (Kish's, at most the sum of weights); self-reported ones by their repaid loans
     where candidate.group_name <> '__overall__'
         and candidate.method = (select method from overall)
         and candidate.repaid_effective >= {{ var('fpr_gap_min_repaid') }}
