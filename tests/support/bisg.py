@@ -18,6 +18,7 @@ import pyarrow as pa
 import yaml
 
 from api.proxies import SurnameTable
+from ml.metrics import effective_sample_size
 from ml.registry import ModelBundle, load_bundle
 from ml.scoring import FeatureScorer
 from warehouse import datasets, landing
@@ -182,8 +183,9 @@ def bisg_posterior(folder: Path, census_groups: Sequence[str], evidence: np.ndar
 def land_bisg_reference(paths: Paths, version: str, groups: list[str], posterior: np.ndarray,
                         flagged: np.ndarray, defaulted: np.ndarray, threshold: float) -> None:
     """Evaluation rows (method bisg, the single threshold deployed) of ``version`` from a reference
-    sample: per loan-book group, the BISG-weighted n, positive rate, repaid weight, its Kish effective
-    size and FPR, as the delivery's evaluation lands them."""
+    sample: per loan-book group, the BISG-weighted n, positive rate, repaid weight, its effective size
+    (``ml.metrics.effective_sample_size``: Kish's, at most the weights' sum) and FPR, as the delivery's
+    evaluation lands them."""
     evaluated_at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     rows = []
     for group in sorted(set(groups)):
@@ -193,7 +195,7 @@ def land_bisg_reference(paths: Paths, version: str, groups: list[str], posterior
             "candidate_version": version, "model_version": version, "role": "candidate", "run_id": "bisg-reference",
             "policy": "single_threshold", "is_deployed_policy": True, "method": "bisg", "group_name": group,
             "n": float(w.sum()), "defaults": float((w * defaulted).sum()), "repaid": float(repaid_w.sum()),
-            "repaid_effective": float(repaid_w.sum() ** 2 / (repaid_w ** 2).sum()),
+            "repaid_effective": effective_sample_size(repaid_w[repaid_w > 0]),
             "fpr": float((repaid_w * flagged).sum() / repaid_w.sum()),
             "positive_rate": float((w * flagged).sum() / w.sum()), "threshold": threshold,
             "evaluated_at": evaluated_at,
