@@ -15,6 +15,7 @@ from ml.delivery.deploy_prod import CHAMPION_SQL_DIALECTS, champion_macros
 from ml.export.pmml import export_pmml
 from ml.export.sql import compile_pmml, to_sql
 from ml.train import build_pipeline
+from tests.support.spark import start_local_spark, stop_spark
 from tests.unit.ml.export.support import MODELS, RELATION, edge_rows, loan_features
 from warehouse.loan_book import LoanBookSchema, simulated_schema
 
@@ -24,16 +25,13 @@ TOLERANCE = 1e-9
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession  # heavy: only when these tests run
-
-    session = (SparkSession.builder.master("local[1]").appName("lendguard-model-sql")
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.sql.session.timeZone", "UTC").config("spark.sql.ansi.enabled", "false")
-               .getOrCreate())
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """lendguard's own local session, the one dbt builds ``score_loans`` in (its settings: ANSI mode
+    as Spark 4 has it by default, UTC), not a session of this test's making."""
+    stop_spark()
+    session = start_local_spark(tmp_path_factory.mktemp("spark-model-sql"))
     yield session
-    session.stop()
+    stop_spark()
 
 
 @pytest.fixture(scope="module")
