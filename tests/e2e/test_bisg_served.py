@@ -23,8 +23,8 @@ from api.routes.score import BATCH_PATH
 from lendguard.processes import serve_command, start_server
 from ml import registry
 from ml.fairness import SINGLE_THRESHOLD
-from tests.e2e.test_cli_end_to_end import E2E_BOOK, deployment_environment, lendguard, ok
 from tests.support.bisg import make_steps, surnames_in_snapshot
+from tests.support.cli import E2E_BOOK, deployment_environment, lendguard, ok
 from tests.support.deployment import paths_for
 from tests.support.servers import free_port
 from warehouse.build import current_loan_book

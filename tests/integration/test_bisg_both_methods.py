@@ -14,7 +14,7 @@ import pytest
 
 from lendguard.pipeline import stop_dev_api
 from ml import registry
-from tests.e2e.test_cli_end_to_end import E2E_BOOK, deployment_environment, ok
+from tests.support.cli import E2E_BOOK, deployment_environment, ok
 from tests.support.deployment import paths_for
 from warehouse.build import current_loan_book
 from warehouse.paths import Paths

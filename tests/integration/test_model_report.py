@@ -19,7 +19,7 @@ from ml.report.content import ModelReport, declared_monotone
 from ml.report.page import ReportLink
 from ml.report.writer import write_report
 from tests.support.deployment import deployment_env
-from tests.unit.ml.test_report_page import SECTIONS, Page
+from tests.support.report_page import SECTIONS, Page
 from warehouse.build import current_loan_book
 from warehouse.paths import Paths, get_paths
 from warehouse.publish import connect_snapshot

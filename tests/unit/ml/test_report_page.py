@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from html.parser import HTMLParser
 from typing import Any
 
 import numpy as np
@@ -17,40 +16,11 @@ from ml.notify import ReportReference, approval_request
 from ml.report import compute
 from ml.report.content import ModelReport, Monotone, PolicyOutcome
 from ml.report.page import render
+from tests.support.report_page import SECTIONS, Page
 
 GROUPS = ("Asian", "Black", "White")
 RULES = {"max_fpr_gap": 0.05, "fpr_gap_min_repaid": 300.0, "fpr_ci_alpha": 0.05,
          "cost_false_negative": 5.0, "cost_false_positive": 1.0}
-
-
-class Page(HTMLParser):
-    """Section ids, each section's text, and every attribute that could fetch something."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.sections: dict[str, str] = {}
-        self.fetching: list[tuple[str, str]] = []
-        self.tags: list[str] = []
-        self._section: str | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        values = dict(attrs)
-        if tag == "section":
-            self._section = values["id"]
-            self.sections[str(self._section)] = ""
-        for name, value in attrs:
-            if name in {"src", "href", "xlink:href", "data"} and value and not value.startswith("#"):
-                self.fetching.append((tag, value))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "section":
-            self._section = None
-
-    def handle_data(self, data: str) -> None:
-        if self._section is not None:
-            self.sections[self._section] += data
 
 
 def _metrics(role: str, version: str, policy: str, fprs: tuple[float, ...]) -> pd.DataFrame:
@@ -96,10 +66,6 @@ def make_report(**changes: Any) -> ModelReport:
         monotone=Monotone({}, None), agreement=compute.agreement(p > 0.5, p > 0.6),
     )
     return dataclasses.replace(report, **changes)
-
-
-SECTIONS = ["policies", "gate", "groups", "cost-curve", "roc-calibration", "importance", "monotone", "champion",
-            "thresholds"]
 
 
 def test_every_section_is_there_with_its_numbers() -> None:

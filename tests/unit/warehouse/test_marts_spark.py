@@ -16,8 +16,8 @@ import pytest
 from api.dashboard.model import load_dashboard
 from lendguard import demo, status
 from lendguard.monitor import read_alerts
+from tests.support.dashboard import MARTS, MLFLOW_UI, publish_marts
 from tests.support.spark import stop_spark
-from tests.unit.api.test_dashboard import MARTS, MLFLOW_UI, publish_marts
 from warehouse.exports import export_marts
 from warehouse.failover import open_alert_ids
 from warehouse.marts import SPARK_DATABASE, MartMissingError, open_marts
