@@ -389,6 +389,15 @@ def landed(data_dir: Path, dataset: str, columns: str) -> list[tuple[Any, ...]]:
                            [[str(f) for f in files]]).fetchall()
 
 
+def land_new_rows(args: argparse.Namespace, data_dir: Path, n: int, *, prefix: str) -> dict[str, Any]:
+    """``--new-rows`` stable requests received after the ``n`` already landed (what an incremental run builds)."""
+    end = float(n) * args.interval
+    start = (np.datetime64("2026-01-05T08:00:00") + np.timedelta64(int(end), "s")).astype(str) + "+00:00"
+    landed = land_step(data_dir, "stable", args.new_rows, seed=args.seed + 10**9, onset=None,
+                       interval=args.interval, prefix=prefix, start=start)
+    return {"land_new": landed, "new_rows": args.new_rows}
+
+
 def scale(args: argparse.Namespace, base: Path) -> list[dict[str, Any]]:
     out = []
     for n in args.rows:
@@ -398,11 +407,7 @@ def scale(args: argparse.Namespace, base: Path) -> list[dict[str, Any]]:
                                 prefix="bench-scale")
         # --full-refresh: every incremental mart built from scratch (a first build, whatever the copy holds).
         row["build"] = run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT)
-        end = float(n) * args.interval
-        start = (np.datetime64("2026-01-05T08:00:00") + np.timedelta64(int(end), "s")).astype(str) + "+00:00"
-        row["land_new"] = land_step(data_dir, "stable", args.new_rows, seed=args.seed + 10**9, onset=None,
-                                    interval=args.interval, prefix="bench-new", start=start)
-        row["new_rows"] = args.new_rows
+        row |= land_new_rows(args, data_dir, n, prefix="bench-new")
         row["incremental"] = run_step(data_dir, "build", "--select", *MONITOR_SELECT)
         if args.full_refresh:  # the same rows rebuilt whole, for comparison with the incremental run
             row["full_refresh"] = run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT)
@@ -437,11 +442,7 @@ def engines(args: argparse.Namespace, base: Path) -> list[dict[str, Any]]:
         row["full_refresh"] = {engine: run_step(data_dir, "build", "--full-refresh", "--select", *MONITOR_SELECT,
                                                 engine=engine) for engine in ENGINES}
         if not args.skip_incremental:
-            end = float(n) * args.interval
-            start = (np.datetime64("2026-01-05T08:00:00") + np.timedelta64(int(end), "s")).astype(str) + "+00:00"
-            row["land_new"] = land_step(data_dir, "stable", args.new_rows, seed=args.seed + 10**9, onset=None,
-                                        interval=args.interval, prefix="bench-engines-new", start=start)
-            row["new_rows"] = args.new_rows
+            row |= land_new_rows(args, data_dir, n, prefix="bench-engines-new")
             row["incremental"] = {engine: run_step(data_dir, "build", "--select", *MONITOR_SELECT, engine=engine)
                                   for engine in ENGINES}
         row["loadavg_end"] = loadavg()
